@@ -1,0 +1,43 @@
+# Two commands for a fresh machine: `make up` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: up down status test unit bench venv infra topics logs
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+infra: venv
+	deploy/local/infra.sh up
+
+topics: infra
+	$(PY) -m platformkit.kafka_io
+
+## The platform locally: infrastructure, every service, a demo province, printed URLs.
+up: topics
+	deploy/local/platform.sh up
+
+down:
+	-deploy/local/platform.sh down
+	deploy/local/infra.sh down
+
+status:
+	deploy/local/infra.sh status; deploy/local/platform.sh status
+
+logs:
+	deploy/local/infra.sh logs
+
+## Every test, against the real broker and database (started if needed).
+test: infra
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+## Pure unit tests only (no broker, no database).
+unit: venv
+	$(PY) -m pytest -q tests/unit

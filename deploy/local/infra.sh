@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Local infrastructure without Docker: a real Apache Kafka broker (single-node KRaft, jars from
+# Maven Central) and the database (MONGO_URL if set, else mongod on the PATH, else FerretDB v1.24.2
+# built from the Go module proxy with its SQLite backend).
+#
+#   deploy/local/infra.sh up|down|status|logs
+#
+# Idempotent: `up` on a running stack only checks readiness. Data and logs live under var/ (ignored);
+# downloads and builds are cached under $CONGDOAN_CACHE (default ~/.cache/congdoan) so that a fresh
+# clone on the same machine starts in seconds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VAR="${CONGDOAN_VAR:-$ROOT/var}"
+CACHE="${CONGDOAN_CACHE:-$HOME/.cache/congdoan}"
+KAFKA_VERSION="3.9.1"
+FERRETDB_VERSION="v1.24.2"
+KAFKA_HOST="${KAFKA_HOST:-127.0.0.1}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+DB_HOST="${DB_HOST:-127.0.0.1}"
+DB_PORT="${DB_PORT:-27017}"
+KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
+FERRETDB_BIN="$CACHE/ferretdb-$FERRETDB_VERSION/ferretdb"
+
+log() { printf '[infra] %s\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+wait_port() { # host port name seconds
+  local i
+  for ((i = 0; i < $4 * 5; i++)); do
+    if port_open "$1" "$2"; then return 0; fi
+    sleep 0.2
+  done
+  log "$3 did not open $1:$2 within $4 s; see $VAR/log/"
+  return 1
+}
+
+pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+ensure_kafka_libs() {
+  if [[ -f "$KAFKA_LIBS/.complete" ]]; then return; fi
+  log "resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION from Maven Central into $KAFKA_LIBS"
+  mkdir -p "$KAFKA_LIBS"
+  mvn -q -B -f "$ROOT/deploy/local/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$KAFKA_LIBS" -DincludeScope=runtime
+  touch "$KAFKA_LIBS/.complete"
+}
+
+ensure_ferretdb() {
+  if [[ -x "$FERRETDB_BIN" ]]; then return; fi
+  log "building FerretDB $FERRETDB_VERSION from the Go module proxy (first time only, ~2 min)"
+  local work="$CACHE/ferretdb-$FERRETDB_VERSION"
+  mkdir -p "$work"
+  local dir
+  dir="$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  rm -rf "$work/src"
+  cp -r "$dir" "$work/src"
+  chmod -R u+w "$work/src"
+  # `go install` panics without this file: it is normally written by `go generate` from git.
+  echo "$FERRETDB_VERSION" >"$work/src/build/version/version.txt"
+  (cd "$work/src" && go build -o "$FERRETDB_BIN.tmp" ./cmd/ferretdb)
+  mv "$FERRETDB_BIN.tmp" "$FERRETDB_BIN"
+}
+
+kafka_up() {
+  if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then log "kafka already listening on $KAFKA_HOST:$KAFKA_PORT"; return; fi
+  ensure_kafka_libs
+  local dir="$VAR/kafka"
+  mkdir -p "$dir/data" "$VAR/log"
+  cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=6
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+# Views are rebuilt by replaying topics from the beginning: keep events (no time-based deletion).
+log.retention.ms=-1
+log.retention.bytes=-1
+PROPS
+  cat >"$dir/log4j.properties" <<'PROPS'
+log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server.KafkaServer=INFO
+log4j.logger.kafka.server.BrokerServer=INFO
+PROPS
+  local cp="$KAFKA_LIBS/*"
+  local jvm=(-Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true "-Dlog4j.configuration=file:$dir/log4j.properties")
+  if [[ ! -f "$dir/data/meta.properties" ]]; then
+    log "formatting KRaft storage"
+    java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$(java -cp "$cp" kafka.tools.StorageTool random-uuid)" \
+      -c "$dir/server.properties" --ignore-formatted >"$VAR/log/kafka-format.log" 2>&1
+  fi
+  log "starting kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT"
+  nohup java "${jvm[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties" >>"$VAR/log/kafka.log" 2>&1 &
+  echo $! >"$VAR/kafka.pid"
+  wait_port "$KAFKA_HOST" "$KAFKA_PORT" kafka 90
+}
+
+db_mode() {
+  if [[ -n "${MONGO_URL:-}" ]]; then echo external
+  elif command -v mongod >/dev/null 2>&1; then echo mongod
+  else echo ferretdb; fi
+}
+
+db_up() {
+  local mode; mode="$(db_mode)"
+  if [[ "$mode" == external ]]; then log "using MONGO_URL (external database)"; return; fi
+  if port_open "$DB_HOST" "$DB_PORT"; then log "database already listening on $DB_HOST:$DB_PORT"; return; fi
+  mkdir -p "$VAR/log" "$VAR/db"
+  if [[ "$mode" == mongod ]]; then
+    log "starting mongod on $DB_HOST:$DB_PORT"
+    nohup mongod --bind_ip "$DB_HOST" --port "$DB_PORT" --dbpath "$VAR/db" >>"$VAR/log/db.log" 2>&1 &
+  else
+    ensure_ferretdb
+    log "starting FerretDB $FERRETDB_VERSION (SQLite) on $DB_HOST:$DB_PORT"
+    # The SQLite URL must end with '/' and its folder must exist.
+    nohup "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$VAR/db/" \
+      --listen-addr="$DB_HOST:$DB_PORT" --state-dir="$VAR/db" --debug-addr=- --telemetry=disable --log-level=warn \
+      >>"$VAR/log/db.log" 2>&1 &
+  fi
+  echo $! >"$VAR/db.pid"
+  wait_port "$DB_HOST" "$DB_PORT" database 60
+}
+
+stop_pid() { # pidfile name
+  if pid_alive "$1"; then
+    local pid; pid="$(cat "$1")"
+    log "stopping $2 (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$1"
+}
+
+status() {
+  local k=down d=down
+  port_open "$KAFKA_HOST" "$KAFKA_PORT" && k=up
+  if [[ "$(db_mode)" == external ]]; then d="external ($MONGO_URL)"
+  elif port_open "$DB_HOST" "$DB_PORT"; then d="up ($(db_mode))"; fi
+  printf 'kafka     %-6s %s:%s\n' "$k" "$KAFKA_HOST" "$KAFKA_PORT"
+  printf 'database  %-6s %s:%s\n' "$d" "$DB_HOST" "$DB_PORT"
+  [[ "$k" == up && "$d" != down ]]
+}
+
+case "${1:-}" in
+  up) mkdir -p "$VAR"; kafka_up; db_up; status ;;
+  down) stop_pid "$VAR/kafka.pid" kafka; stop_pid "$VAR/db.pid" database ;;
+  status) status ;;
+  logs) tail -n "${2:-50}" "$VAR"/log/*.log ;;
+  prepare) ensure_kafka_libs; [[ "$(db_mode)" == ferretdb ]] && ensure_ferretdb; true ;;
+  *) echo "usage: $0 up|down|status|logs [lines]|prepare" >&2; exit 2 ;;
+esac

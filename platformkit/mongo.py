@@ -1,0 +1,46 @@
+"""Mongo client factory. A client is created lazily per process (after gunicorn forks: pymongo
+clients must not cross a fork) and shared by the threads of that process."""
+from __future__ import annotations
+
+import os
+import threading
+
+from pymongo import ASCENDING, MongoClient
+from pymongo.database import Database
+
+from . import config
+
+_lock = threading.Lock()
+_client: MongoClient | None = None
+_client_pid: int | None = None
+
+
+def client() -> MongoClient:
+    global _client, _client_pid
+    with _lock:
+        if _client is None or _client_pid != os.getpid():
+            _client = MongoClient(config.mongo_url(), serverSelectionTimeoutMS=5000,
+                                  connectTimeoutMS=5000, tz_aware=False)
+            _client_pid = os.getpid()
+        return _client
+
+
+def database(service: str) -> Database:
+    return client()[config.db_name(service)]
+
+
+def ensure_indexes(db: Database, spec: dict[str, list[tuple]]) -> None:
+    """spec: collection -> [(keys, options)], keys a field name or a list of (field, direction)."""
+    for coll, indexes in spec.items():
+        for keys, options in indexes:
+            if isinstance(keys, str):
+                keys = [(keys, ASCENDING)]
+            db[coll].create_index(keys, **options)
+
+
+def ping(db: Database) -> bool:
+    try:
+        db.command("ping")
+        return True
+    except Exception:  # noqa: BLE001 - readiness answers a yes/no question
+        return False

@@ -1,0 +1,60 @@
+"""Shared fixtures. Integration tests need the real broker and database: `make test` starts them
+(deploy/local/infra.sh up); if they are not reachable here, the session starts them itself."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+
+import pytest
+
+from platformkit import config, mongo
+from tests.support.infra import ROOT, Proc, unique_prefix
+
+
+def _port_open(hostport: str) -> bool:
+    host, port = hostport.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def infra():
+    kafka = config.kafka_bootstrap()[0]
+    if not _port_open(kafka) or (not os.environ.get("MONGO_URL") and not _port_open("127.0.0.1:27017")):
+        subprocess.run([str(ROOT / "deploy/local/infra.sh"), "up"], check=True)
+    return {"kafka": kafka, "mongo": config.mongo_url()}
+
+
+@pytest.fixture
+def isolated(infra, monkeypatch, tmp_path):
+    """A fresh topic prefix and database prefix for one test: its own topics, its own databases.
+    Child processes inherit them through the environment."""
+    prefix = unique_prefix()
+    monkeypatch.setenv("TOPIC_PREFIX", prefix + ".")
+    monkeypatch.setenv("DB_PREFIX", prefix + "_")
+    monkeypatch.setenv("TOPIC_PARTITIONS", "3")
+    yield {"prefix": prefix, "tmp": tmp_path}
+    client = mongo.client()
+    for name in client.list_database_names():
+        if name.startswith(prefix + "_"):
+            client.drop_database(name)
+
+
+@pytest.fixture
+def procs(isolated):
+    """Start real processes; every one is stopped at the end of the test."""
+    started: list[Proc] = []
+
+    def start(args: list[str], name: str, extra_env: dict[str, str] | None = None) -> Proc:
+        proc = Proc(args, {}, name, isolated["tmp"])
+        proc.start(extra_env)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()

@@ -1,0 +1,60 @@
+"""The app factory's contract on a tiny app (Flask test client; no network needed)."""
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from platformkit.auth import mint, require_in_scope
+from platformkit.web import Conflict, create_app
+
+
+class ThingIn(Schema):
+    name = fields.String(required=True)
+    size = fields.Integer(required=True)
+
+
+def make_app():
+    bp = Blueprint("things", __name__, url_prefix="/things")
+
+    @bp.route("/<unit>", methods=["POST"])
+    @bp.arguments(ThingIn)
+    @bp.response(201, ThingIn)
+    def create(body, unit):
+        require_in_scope(unit, ["root"], write=True)
+        if body["name"] == "dup":
+            raise Conflict("name taken", field="name")
+        return body
+
+    return create_app("things", [bp], ready=lambda: {"db": True, "kafka": False})
+
+
+def auth(unit="root", roles=("officer",)):
+    return {"Authorization": "Bearer " + mint("t", unit, roles)}
+
+
+def test_health_ready_metrics_openapi_docs():
+    client = make_app().test_client()
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json["checks"] == {"db": True, "kafka": False}
+    spec = client.get("/openapi.json").json
+    assert spec["openapi"].startswith("3.") and "/api/v1/things/{unit}" in spec["paths"]
+    assert client.get("/docs").status_code == 200
+    client.post("/api/v1/things/x", json={})
+    assert b"http_requests_total" in client.get("/metrics").data
+
+
+def test_errors_are_json_and_name_the_field():
+    client = make_app().test_client()
+    r = client.post("/api/v1/things/root", json={"name": "a", "size": "big"}, headers=auth())
+    assert r.status_code == 400 and "size" in r.json["errors"]
+    r = client.post("/api/v1/things/root", json={"name": "a", "size": 1})
+    assert r.status_code == 401
+    r = client.post("/api/v1/things/root", json={"name": "a", "size": 1}, headers=auth(roles=("viewer",)))
+    assert r.status_code == 403
+    r = client.post("/api/v1/things/other", json={"name": "a", "size": 1}, headers=auth("commune"))
+    assert r.status_code == 403
+    r = client.post("/api/v1/things/root", json={"name": "dup", "size": 1}, headers=auth())
+    assert r.status_code == 409 and r.json["errors"] == {"name": ["name taken"]}
+    r = client.post("/api/v1/things/root", json={"name": "ok", "size": 1}, headers={**auth(), "X-Request-Id": "abc"})
+    assert r.status_code == 201 and r.headers["X-Request-Id"] == "abc"
+    r = client.post("/api/v1/things/root", data=b"\xff\xfe", headers={**auth(), "Content-Type": "application/json"})
+    assert r.status_code == 400
