@@ -19,6 +19,8 @@ from flask import g, request
 DEV_SECRET = "dev-only-secret-change-me"
 ROLES = ("admin", "officer", "viewer", "service")
 WRITE_ROLES = {"admin", "officer", "service"}
+# The platform operator's scope: above every root unit (creates the roots, e.g. the confederation).
+PLATFORM_SCOPE = "*"
 
 
 class Unauthorized(Exception):
@@ -43,6 +45,8 @@ class Caller:
         ancestors, root first)."""
         if unit_id is None:
             return False
+        if self.unit_id == PLATFORM_SCOPE:
+            return True
         return self.unit_id == unit_id or self.unit_id in set(ancestors)
 
 
@@ -99,11 +103,19 @@ def require_write() -> Caller:
     return caller
 
 
-def require_in_scope(unit_id: str | None, ancestors: Iterable[str] = (), write: bool = False) -> Caller:
-    caller = require_write() if write else current_caller()
+def check_scope(caller: Caller, unit_id: str | None, ancestors: Iterable[str] = (), write: bool = False) -> Caller:
+    """Refuse (Forbidden) unless `unit_id` is inside the caller's subtree, and for a write unless
+    the caller has a role that may change data. Free of Flask, for service layers."""
+    if write and not caller.can_write():
+        raise Forbidden(f"roles {list(caller.roles)} may not change data")
     if not caller.covers(unit_id, ancestors):
         raise Forbidden(f"unit {unit_id} is outside the subtree of {caller.unit_id}")
     return caller
+
+
+def require_in_scope(unit_id: str | None, ancestors: Iterable[str] = (), write: bool = False) -> Caller:
+    """The same check for the caller of the current HTTP request."""
+    return check_scope(current_caller(), unit_id, ancestors, write)
 
 
 def main() -> None:

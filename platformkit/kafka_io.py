@@ -96,13 +96,22 @@ def ensure_topics(names: Iterable[str], partitions: int = DEFAULT_PARTITIONS,
         admin.close()
 
 
-def kafka_ready(timeout_ms: int = 3000) -> bool:
+_ready_cache: dict[str, float] = {}
+
+
+def kafka_ready(timeout_ms: int = 3000, cache_seconds: float = 5.0) -> bool:
+    """Can we reach the brokers (metadata answered)? A success is cached a few seconds so that a
+    busy readiness probe does not open an admin connection per call."""
+    if time.monotonic() - _ready_cache.get("ok", -1e9) < cache_seconds:
+        return True
     try:
-        admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap(),
-                                 request_timeout_ms=timeout_ms, api_version_auto_timeout_ms=timeout_ms)
+        admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap(), request_timeout_ms=timeout_ms)
+        admin.list_topics()
         admin.close()
+        _ready_cache["ok"] = time.monotonic()
         return True
     except Exception:  # noqa: BLE001 - readiness answers a yes/no question
+        log.warning("kafka not reachable for readiness", exc_info=True)
         return False
 
 

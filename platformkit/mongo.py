@@ -7,6 +7,7 @@ import threading
 
 from pymongo import ASCENDING, MongoClient
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from . import config
 
@@ -36,6 +37,15 @@ def ensure_indexes(db: Database, spec: dict[str, list[tuple]]) -> None:
             if isinstance(keys, str):
                 keys = [(keys, ASCENDING)]
             db[coll].create_index(keys, **options)
+
+
+def is_duplicate_key(exc: Exception) -> bool:
+    """A unique index refused the write. MongoDB says code 11000 (DuplicateKeyError); FerretDB 1.24
+    says so for inserts, but for findAndModify it answers InternalError with SQLite's message."""
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    return isinstance(exc, OperationFailure) and (
+        exc.code == 11000 or "UNIQUE constraint failed" in str(exc))
 
 
 def ping(db: Database) -> bool:

@@ -21,12 +21,13 @@ from typing import Any, Iterable
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import OperationFailure
 
 from . import metrics
 from .envelope import Envelope, from_dict
 from .faults import crash_point
 from .kafka_io import EventPublisher
+from .mongo import is_duplicate_key
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ def insert_with_events(coll: Collection, doc: dict[str, Any], events: list[Envel
     doc[PENDING] = bool(events)
     try:
         coll.insert_one(doc)
-    except DuplicateKeyError as exc:
-        raise AlreadyExists(str(exc.details.get("keyValue") if exc.details else exc)) from exc
+    except OperationFailure as exc:
+        if is_duplicate_key(exc):
+            raise AlreadyExists(str(exc.details.get("keyValue") if exc.details else exc)) from exc
+        raise
 
 
 def update_with_events(coll: Collection, _id: Any, expected_version: int, set_fields: dict[str, Any],
@@ -76,8 +79,10 @@ def update_with_events(coll: Collection, _id: Any, expected_version: int, set_fi
     try:
         new = coll.find_one_and_update({"_id": _id, "version": expected_version}, update,
                                        return_document=ReturnDocument.AFTER)
-    except DuplicateKeyError as exc:
-        raise AlreadyExists(str(exc.details.get("keyValue") if exc.details else exc)) from exc
+    except OperationFailure as exc:
+        if is_duplicate_key(exc):
+            raise AlreadyExists(str(exc.details.get("keyValue") if exc.details else exc)) from exc
+        raise
     if new is None:
         if coll.count_documents({"_id": _id}, limit=1) == 0:
             raise NotFound(str(_id))

@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 
 from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api, Blueprint
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
@@ -46,6 +46,15 @@ class Conflict(DomainError):
 
 class RuleViolated(DomainError):
     status, code = 422, "rule_violated"
+
+
+class ApiError(Schema):
+    """The JSON body of every error response (named so apart from flask-smorest's own Error)."""
+    status = fields.Integer()
+    code = fields.String()
+    message = fields.String()
+    errors = fields.Dict(metadata={"description": "field -> messages"})
+    request_id = fields.String(allow_none=True)
 
 
 def error_body(status: int, code: str, message: str, errors: dict | None = None) -> Response:

@@ -97,3 +97,26 @@ def read_topic(topic: str, min_count: int = 0, timeout: float = 30.0, bootstrap:
         return messages
     finally:
         consumer.close()
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gunicorn_args(app: str, port: int, workers: int = 1) -> list[str]:
+    return ["-m", "gunicorn", "-c", str(ROOT / "deploy/gunicorn.conf.py"), "-w", str(workers),
+            "-b", f"127.0.0.1:{port}", app]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    import requests
+
+    def up():
+        try:
+            return requests.get(url, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+    wait_until(up, timeout, message=url)

@@ -1,0 +1,245 @@
+"""The HTTP surface of membership: one blueprint per resource. Every endpoint authenticates the
+caller's token and the service layer keeps it inside its org-unit subtree."""
+from flask import request
+from flask_smorest import Blueprint
+
+from platformkit.auth import current_caller
+from platformkit.web import ApiError, InvalidInput
+
+from . import service
+from .schemas import (ActionIn, AdmitIn, CommitteeIn, ConfirmRatingIn, DissolveIn, DuesIn, DuesOut,
+                      ImportFile, ImportReport, LeaveIn, MemberOut, MemberPage, MemberQuery, MergeIn, MoveIn,
+                      ProfileIn, RatingIn, RenameIn, TransferIn, UnitIn, UnitOut, UnitPage, UnitQuery)
+
+units = Blueprint("units", __name__, url_prefix="/units",
+                  description="Org units as data: the hierarchy, CĐCS founding, committees, ratings")
+members = Blueprint("members", __name__, url_prefix="/members",
+                    description="Members' lifecycle: admission, approval, card, transfer, leaving, dues")
+
+ERRORS = {400: "invalid input, per field", 401: "no valid token", 403: "outside the caller's subtree or role",
+          404: "not found", 409: "conflict", 412: "stale version", 422: "a rule refused it"}
+
+
+def documented(bp, codes=(400, 401, 403, 404, 409, 412, 422)):
+    def deco(fn):
+        for code in codes:
+            fn = bp.alt_response(code, schema=ApiError, description=ERRORS[code])(fn)
+        return fn
+    return deco
+
+
+# ---------------------------------------------------------------- units
+@units.route("", methods=["POST"])
+@units.arguments(UnitIn)
+@units.response(201, UnitOut)
+@documented(units, (400, 401, 403, 404, 409, 422))
+def create_unit(body):
+    """Create a unit under a parent (a CĐCS with its founding record)"""
+    return service.create_unit(current_caller(), body)
+
+
+@units.route("/<unit_id>", methods=["GET"])
+@units.response(200, UnitOut)
+@documented(units, (401, 403, 404))
+def get_unit(unit_id):
+    """One unit"""
+    return service.read_unit(current_caller(), unit_id)
+
+
+@units.route("/<unit_id>/children", methods=["GET"])
+@units.arguments(UnitQuery, location="query")
+@units.response(200, UnitPage)
+@documented(units, (400, 401, 403, 404))
+def unit_children(q, unit_id):
+    """Direct children, cursor-paginated"""
+    return service.children(current_caller(), unit_id, q)
+
+
+@units.route("/<unit_id>/subtree", methods=["GET"])
+@units.arguments(UnitQuery, location="query")
+@units.response(200, UnitPage)
+@documented(units, (400, 401, 403, 404))
+def unit_subtree(q, unit_id):
+    """Every unit below, cursor-paginated"""
+    return service.subtree(current_caller(), unit_id, q)
+
+
+@units.route("/<unit_id>/ancestors", methods=["GET"])
+@units.response(200, UnitOut(many=True))
+@documented(units, (401, 403, 404))
+def unit_ancestors(unit_id):
+    """The chain above the unit, root first, as far up as the caller may see"""
+    return service.ancestors(current_caller(), unit_id)
+
+
+@units.route("/<unit_id>/rename", methods=["POST"])
+@units.arguments(RenameIn)
+@units.response(200, UnitOut)
+@documented(units)
+def rename_unit(body, unit_id):
+    """Rename, with an effective date"""
+    return service.rename_unit(current_caller(), unit_id, body)
+
+
+@units.route("/<unit_id>/move", methods=["POST"])
+@units.arguments(MoveIn)
+@units.response(200, UnitOut)
+@documented(units)
+def move_unit(body, unit_id):
+    """Move under another parent; its subtree and members follow"""
+    return service.move_unit(current_caller(), unit_id, body)
+
+
+@units.route("/<unit_id>/merge", methods=["POST"])
+@units.arguments(MergeIn)
+@units.response(200, UnitOut)
+@documented(units)
+def merge_unit(body, unit_id):
+    """Merge into another unit: child units and members follow, then the unit closes"""
+    return service.merge_unit(current_caller(), unit_id, body)
+
+
+@units.route("/<unit_id>/dissolve", methods=["POST"])
+@units.arguments(DissolveIn)
+@units.response(200, UnitOut)
+@documented(units)
+def dissolve_unit(body, unit_id):
+    """Dissolve an empty unit"""
+    return service.dissolve_unit(current_caller(), unit_id, body)
+
+
+@units.route("/<unit_id>/committee", methods=["PUT"])
+@units.arguments(CommitteeIn)
+@units.response(200, UnitOut)
+@documented(units)
+def consolidate_committee(body, unit_id):
+    """Record the executive committee (BCH) as consolidated (kiện toàn)"""
+    return service.committee(current_caller(), unit_id, body)
+
+
+@units.route("/<unit_id>/ratings", methods=["POST"])
+@units.arguments(RatingIn)
+@units.response(200, UnitOut)
+@documented(units)
+def propose_rating(body, unit_id):
+    """Propose a CĐCS's quality rating for a year"""
+    return service.propose_rating(current_caller(), unit_id, body)
+
+
+@units.route("/<unit_id>/ratings/<int:year>/confirm", methods=["POST"])
+@units.arguments(ConfirmRatingIn)
+@units.response(200, UnitOut)
+@documented(units)
+def confirm_rating(body, unit_id, year):
+    """Confirm a rating (the level above)"""
+    return service.confirm_rating(current_caller(), unit_id, year, body)
+
+
+@units.route("/<unit_id>/members", methods=["POST"])
+@units.arguments(AdmitIn)
+@units.response(201, MemberOut)
+@documented(units, (400, 401, 403, 404, 409, 422))
+def admit_member(body, unit_id):
+    """Admit a member into a CĐCS (awaits approval by the level above)"""
+    return service.admit(current_caller(), unit_id, body)
+
+
+@units.route("/<unit_id>/members", methods=["GET"])
+@units.arguments(MemberQuery, location="query")
+@units.response(200, MemberPage)
+@documented(units, (400, 401, 403, 404))
+def list_members(q, unit_id):
+    """Members in the unit's subtree; `q` searches names with or without diacritics"""
+    return service.list_members(current_caller(), unit_id, q)
+
+
+@units.route("/<unit_id>/members/import", methods=["POST"])
+@units.arguments(ImportFile, location="files")
+@units.response(200, ImportReport)
+@documented(units, (400, 401, 403, 404))
+def import_members(files, unit_id):
+    """Admit a group from a CSV or XLSX file; a per-row report of what was admitted or rejected"""
+    upload = request.files.get("file")
+    if upload is None:
+        raise InvalidInput("upload the file as multipart field 'file'", field="file")
+    return service.import_members(current_caller(), unit_id, upload.filename or "", upload.read())
+
+
+# ---------------------------------------------------------------- members
+@members.route("/<member_id>", methods=["GET"])
+@members.response(200, MemberOut)
+@documented(members, (401, 403, 404))
+def get_member(member_id):
+    """One member"""
+    return service.read_member(current_caller(), member_id)
+
+
+@members.route("/<member_id>", methods=["PATCH"])
+@members.arguments(ProfileIn)
+@members.response(200, MemberOut)
+@documented(members)
+def update_member(body, member_id):
+    """Update the profile"""
+    return service.update_profile(current_caller(), member_id, body)
+
+
+@members.route("/<member_id>/approve", methods=["POST"])
+@members.arguments(ActionIn)
+@members.response(200, MemberOut)
+@documented(members)
+def approve_member(body, member_id):
+    """Approve an admission (the level above the CĐCS)"""
+    return service.approve(current_caller(), member_id, body)
+
+
+@members.route("/<member_id>/card", methods=["POST"])
+@members.arguments(ActionIn)
+@members.response(200, MemberOut)
+@documented(members)
+def issue_card(body, member_id):
+    """Issue the union card with a unique member number"""
+    return service.issue_card(current_caller(), member_id, body)
+
+
+@members.route("/<member_id>/transfer", methods=["POST"])
+@members.arguments(TransferIn)
+@members.response(200, MemberOut)
+@documented(members)
+def transfer_member(body, member_id):
+    """Transfer to another CĐCS (also across provinces)"""
+    return service.transfer(current_caller(), member_id, body)
+
+
+@members.route("/<member_id>/leave", methods=["POST"])
+@members.arguments(LeaveIn)
+@members.response(200, MemberOut)
+@documented(members)
+def member_leaves(body, member_id):
+    """Leaving: resignation, removal from the rolls, death"""
+    return service.leave(current_caller(), member_id, body)
+
+
+@members.route("/<member_id>/reinstate", methods=["POST"])
+@members.arguments(ActionIn)
+@members.response(200, MemberOut)
+@documented(members)
+def reinstate_member(body, member_id):
+    """Reinstate a member who left"""
+    return service.reinstate(current_caller(), member_id, body)
+
+
+@members.route("/<member_id>/dues", methods=["POST"])
+@members.arguments(DuesIn)
+@members.response(200, DuesOut)
+@documented(members)
+def record_dues(body, member_id):
+    """Record a month's dues: the due amount follows the rule in force that month"""
+    return service.record_dues(current_caller(), member_id, body)
+
+
+@members.route("/<member_id>/dues", methods=["GET"])
+@members.response(200, DuesOut(many=True))
+@documented(members, (401, 403, 404))
+def list_dues(member_id):
+    """A member's dues, month by month"""
+    return service.member_dues(current_caller(), member_id)

@@ -1,0 +1,447 @@
+"""Membership rules: org units as data, CĐCS founding, executive committees, quality ratings,
+members' lifecycle and dues. Pure functions, no I/O: each takes the current state (plain dicts as
+stored) and a command, checks the rules, and returns the changes plus the events to publish.
+The service layer (service.py) loads, calls these, and saves in one single-document write."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from unidecode import unidecode
+
+from platformkit.envelope import Envelope, new_event
+from platformkit.web import Conflict, InvalidInput, RuleViolated
+
+SOURCE = "membership"
+
+UNIT_KINDS = ("central", "province", "sector_union", "commune", "district", "industrial_zone",
+              "cdcs", "cdcs_member", "department", "group")
+GRASSROOTS_KINDS = ("cdcs",)  # units that admit members (incl. nghiệp đoàn cơ sở: sector "informal")
+SECTORS = ("public_admin", "state_enterprise", "non_state", "cooperative", "informal")
+FOUNDING_METHODS = ("standard", "new_method")
+POSITIONS = ("chair", "vice_chair", "member")
+RATINGS = ("excellent", "good", "completed", "not_completed")
+GENDERS = ("female", "male", "other")
+LEAVE_REASONS = ("resigned", "removed", "deceased")
+CITIZEN_ID = re.compile(r"^[0-9]{12}$")
+MIN_FOUNDING_MEMBERS = 5
+MIN_FOUNDING_GROUP = 3
+MIN_MEMBER_AGE = 15
+
+
+def event(type_: str, subject: str, data: dict[str, Any], version: int) -> Envelope:
+    return new_event(SOURCE, type_, subject, data, version)
+
+
+# ---------------------------------------------------------------- names and identity
+def normalise_name(full_name: str) -> str:
+    """Full name as entered (NFC, single spaces): diacritics are kept."""
+    return " ".join(unicodedata.normalize("NFC", full_name).split())
+
+
+def search_key(text: str) -> str:
+    """'Nguyễn Thị Hà' -> 'nguyen thi ha': staff search without diacritics."""
+    return " ".join(unidecode(unicodedata.normalize("NFC", text)).lower().split())
+
+
+def check_citizen_id(value: str) -> str:
+    if not isinstance(value, str) or not CITIZEN_ID.match(value):
+        raise InvalidInput("citizen ID (CCCD) must be exactly 12 digits", field="citizen_id")
+    return value
+
+
+def age_on(born: date, on: date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+# ---------------------------------------------------------------- units
+def unit_path(unit: dict[str, Any]) -> list[str]:
+    return list(unit["ancestors"]) + [unit["_id"]]
+
+
+def require_active_unit(unit: dict[str, Any], field: str) -> None:
+    if unit.get("status") != "active":
+        raise RuleViolated(f"unit {unit['_id']} is {unit.get('status')}", field=field)
+
+
+def new_unit(unit_id: str, cmd: dict[str, Any], parent: dict[str, Any] | None) -> tuple[dict, list[Envelope]]:
+    kind, level = cmd["kind"], cmd["level"]
+    if parent is not None:
+        require_active_unit(parent, "parent_id")
+        if level <= parent["level"]:
+            raise RuleViolated(f"level {level} must be below the parent's level {parent['level']}", field="level")
+    ancestors = unit_path(parent) if parent else []
+    sector = cmd.get("sector")
+    if kind == "cdcs" and sector is None:
+        raise InvalidInput("a CĐCS needs its sector", field="sector")
+    if kind != "cdcs" and sector is not None and kind not in ("cdcs_member",):
+        raise InvalidInput("only a CĐCS has a sector", field="sector")
+    effective = cmd["effective_date"].isoformat()
+    doc = {
+        "_id": unit_id, "name": normalise_name(cmd["name"]), "code": cmd["code"], "kind": kind,
+        "level": level, "sector": sector, "parent_id": parent["_id"] if parent else None,
+        "ancestors": ancestors, "status": "active", "effective_date": effective,
+        "history": [{"change": "created", "on": effective}],
+    }
+    events = [event("membership.unit.created.v1", unit_id, {
+        "unit_id": unit_id, "parent_id": doc["parent_id"], "ancestors": ancestors, "name": doc["name"],
+        "code": doc["code"], "kind": kind, "level": level, "sector": sector, "effective_date": effective}, 1)]
+    founding = cmd.get("founding")
+    if kind == "cdcs":
+        if not founding:
+            raise InvalidInput("founding a CĐCS needs its founding record", field="founding")
+        doc["founding"], founding_event = found_cdcs(doc, founding)
+        events.append(founding_event)
+    elif founding:
+        raise InvalidInput("only a CĐCS is founded", field="founding")
+    return doc, events
+
+
+def found_cdcs(unit: dict[str, Any], founding: dict[str, Any]) -> tuple[dict, Envelope]:
+    if founding["method"] not in FOUNDING_METHODS:
+        raise InvalidInput(f"method must be one of {FOUNDING_METHODS}", field="founding.method")
+    if founding["founding_member_count"] < MIN_FOUNDING_MEMBERS:
+        raise RuleViolated(f"a CĐCS is founded with at least {MIN_FOUNDING_MEMBERS} members or applicants",
+                           field="founding.founding_member_count")
+    if len(founding["founding_group"]) < MIN_FOUNDING_GROUP:
+        raise RuleViolated(f"the founding group (ban vận động) has at least {MIN_FOUNDING_GROUP} workers",
+                           field="founding.founding_group")
+    decision_date = founding["decision_date"]
+    if decision_date.isoformat() > unit["effective_date"]:
+        pass  # recognition may come after the founding meeting; the unit operates from effective_date
+    record = {
+        "method": founding["method"], "founding_member_count": founding["founding_member_count"],
+        "founding_group": [normalise_name(n) for n in founding["founding_group"]],
+        "decision_no": founding["decision_no"], "decision_date": decision_date.isoformat(),
+    }
+    ev = event("membership.cdcs.founded.v1", unit["_id"], {
+        "unit_id": unit["_id"], "ancestors": unit["ancestors"], "sector": unit["sector"],
+        "method": record["method"], "founding_member_count": record["founding_member_count"],
+        "decision_no": record["decision_no"], "decision_date": record["decision_date"],
+        "effective_date": unit["effective_date"]}, 2)
+    return record, ev
+
+
+def rename_unit(unit: dict, name: str, effective: date) -> tuple[dict, list[Envelope]]:
+    require_active_unit(unit, "unit_id")
+    name = normalise_name(name)
+    changes = {"name": name}
+    ev = event("membership.unit.renamed.v1", unit["_id"], {
+        "unit_id": unit["_id"], "ancestors": unit["ancestors"], "old_name": unit["name"], "name": name,
+        "effective_date": effective.isoformat()}, unit["version"] + 1)
+    return changes, [ev]
+
+
+def move_unit(unit: dict, new_parent: dict, effective: date) -> tuple[dict, list[Envelope]]:
+    require_active_unit(unit, "unit_id")
+    require_active_unit(new_parent, "parent_id")
+    if new_parent["_id"] == unit["_id"] or unit["_id"] in new_parent["ancestors"]:
+        raise RuleViolated("a unit cannot move under itself or its own descendant", field="parent_id")
+    if new_parent["level"] >= unit["level"]:
+        raise RuleViolated(f"the new parent's level {new_parent['level']} must be above {unit['level']}",
+                           field="parent_id")
+    if new_parent["_id"] == unit["parent_id"]:
+        raise RuleViolated("the unit is already under that parent", field="parent_id")
+    ancestors = unit_path(new_parent)
+    changes = {"parent_id": new_parent["_id"], "ancestors": ancestors}
+    ev = event("membership.unit.moved.v1", unit["_id"], {
+        "unit_id": unit["_id"], "old_parent_id": unit["parent_id"], "parent_id": new_parent["_id"],
+        "old_ancestors": unit["ancestors"], "ancestors": ancestors, "effective_date": effective.isoformat(),
+    }, unit["version"] + 1)
+    return changes, [ev]
+
+
+def rebased_ancestors(descendant_ancestors: list[str], moved_unit_id: str, moved_new_ancestors: list[str]) -> list[str]:
+    """A descendant's ancestors after `moved_unit_id` moved: new prefix + the part below it."""
+    tail = descendant_ancestors[descendant_ancestors.index(moved_unit_id) + 1:]
+    return moved_new_ancestors + [moved_unit_id] + tail
+
+
+def check_merge(unit: dict, into: dict) -> None:
+    if unit["status"] not in ("active", "merging"):
+        raise RuleViolated(f"unit {unit['_id']} is {unit['status']}", field="unit_id")
+    require_active_unit(into, "into_unit_id")
+    if into["_id"] == unit["_id"] or unit["_id"] in into["ancestors"]:
+        raise RuleViolated("a unit cannot merge into itself or its own descendant", field="into_unit_id")
+    if unit["status"] == "merging" and unit.get("merging_into") != into["_id"]:
+        raise Conflict(f"unit is already merging into {unit.get('merging_into')}", field="into_unit_id")
+
+
+def close_merged_unit(unit: dict, into: dict, effective: date) -> tuple[dict, list[Envelope]]:
+    changes = {"status": "merged", "merged_into": into["_id"]}
+    ev = event("membership.unit.merged.v1", unit["_id"], {
+        "unit_id": unit["_id"], "into_unit_id": into["_id"], "ancestors": unit["ancestors"],
+        "into_ancestors": into["ancestors"], "effective_date": effective.isoformat()}, unit["version"] + 1)
+    return changes, [ev]
+
+
+def dissolve_unit(unit: dict, active_members: int, active_children: int, effective: date) -> tuple[dict, list[Envelope]]:
+    require_active_unit(unit, "unit_id")
+    if active_members:
+        raise RuleViolated(f"the unit still has {active_members} members: transfer them or merge the unit",
+                           field="unit_id")
+    if active_children:
+        raise RuleViolated(f"the unit still has {active_children} active child units", field="unit_id")
+    ev = event("membership.unit.dissolved.v1", unit["_id"], {
+        "unit_id": unit["_id"], "ancestors": unit["ancestors"], "effective_date": effective.isoformat()},
+        unit["version"] + 1)
+    return {"status": "dissolved", "dissolved_on": effective.isoformat()}, [ev]
+
+
+def consolidate_committee(unit: dict, term: str, on: date, positions: list[dict],
+                          members: dict[str, dict]) -> tuple[dict, list[Envelope]]:
+    """Kiện toàn BCH: the whole committee as it stands after the act, recorded in the history."""
+    require_active_unit(unit, "unit_id")
+    if unit["kind"] != "cdcs":
+        raise RuleViolated("only a CĐCS has an executive committee here", field="unit_id")
+    chairs = [p for p in positions if p["position"] == "chair"]
+    if len(chairs) != 1:
+        raise RuleViolated("the committee has exactly one chair", field="positions")
+    seen = set()
+    out = []
+    for i, p in enumerate(positions):
+        m = members.get(p["member_id"])
+        if m is None or m["unit_id"] != unit["_id"] or m["status"] != "active":
+            raise RuleViolated(f"{p['member_id']} is not an active member of this CĐCS",
+                               field=f"positions.{i}.member_id")
+        if p["member_id"] in seen:
+            raise InvalidInput(f"{p['member_id']} appears twice", field=f"positions.{i}.member_id")
+        seen.add(p["member_id"])
+        out.append({"member_id": p["member_id"], "full_name": m["full_name"], "position": p["position"]})
+    committee = {"term": term, "date": on.isoformat(), "positions": out}
+    ev = event("membership.committee.consolidated.v1", unit["_id"], {
+        "unit_id": unit["_id"], "ancestors": unit["ancestors"], **committee}, unit["version"] + 1)
+    return committee, [ev]
+
+
+def rating_eligible(unit: dict, year: int) -> bool:
+    """Rated only after 12 months operating, counted to the year's 30 November cut-off."""
+    founded = date.fromisoformat(unit["effective_date"])
+    cutoff = date(year, 11, 30)
+    return (cutoff.year - founded.year) * 12 + (cutoff.month - founded.month) - (cutoff.day < founded.day) >= 12
+
+
+def propose_rating(unit: dict, year: int, rating: str, by_unit: str) -> tuple[dict, list[Envelope]]:
+    require_active_unit(unit, "unit_id")
+    if unit["kind"] != "cdcs":
+        raise RuleViolated("only a CĐCS is rated", field="unit_id")
+    if not rating_eligible(unit, year):
+        raise RuleViolated(f"the CĐCS has not operated 12 months by 30/11/{year}", field="year")
+    current = (unit.get("ratings") or {}).get(str(year))
+    if current and current["status"] == "confirmed":
+        raise Conflict(f"the {year} rating is already confirmed", field="year")
+    entry = {"rating": rating, "status": "proposed", "proposed_by": by_unit}
+    return entry, [_rating_event(unit, year, entry)]
+
+
+def confirm_rating(unit: dict, year: int, rating: str | None, by_unit: str) -> tuple[dict, list[Envelope]]:
+    current = (unit.get("ratings") or {}).get(str(year))
+    if not current:
+        raise RuleViolated(f"no rating proposed for {year}", field="year")
+    if current["status"] == "confirmed":
+        raise Conflict(f"the {year} rating is already confirmed", field="year")
+    if by_unit not in unit["ancestors"]:
+        raise RuleViolated("the rating is confirmed by the level above", field="confirmed_by")
+    entry = {**current, "rating": rating or current["rating"], "status": "confirmed", "confirmed_by": by_unit}
+    return entry, [_rating_event(unit, year, entry)]
+
+
+def _rating_event(unit: dict, year: int, entry: dict) -> Envelope:
+    return event("membership.cdcs.rated.v1", unit["_id"], {
+        "unit_id": unit["_id"], "ancestors": unit["ancestors"], "sector": unit["sector"], "year": year,
+        "rating": entry["rating"], "status": entry["status"], "confirmed_by_unit_id": entry.get("confirmed_by")},
+        unit["version"] + 1)
+
+
+# ---------------------------------------------------------------- members
+def member_facts(member: dict, unit: dict) -> dict[str, Any]:
+    """The common fields of every member event (docs/events.md)."""
+    return {"member_id": member["_id"], "unit_id": unit["_id"], "ancestors": unit["ancestors"],
+            "full_name": member["full_name"], "gender": member["gender"],
+            "is_official": bool(member.get("is_official"))}
+
+
+def admit(member_id: str, cmd: dict, unit: dict, today: date) -> tuple[dict, list[Envelope]]:
+    """Kết nạp: the CĐCS executive decides; the member awaits approval by the level above."""
+    require_active_unit(unit, "unit_id")
+    if unit["kind"] not in GRASSROOTS_KINDS:
+        raise RuleViolated("members are admitted into a CĐCS", field="unit_id")
+    check_citizen_id(cmd["citizen_id"])
+    admitted_on = cmd.get("admitted_on") or today
+    if admitted_on > today:
+        raise InvalidInput("admission date is in the future", field="admitted_on")
+    if age_on(cmd["date_of_birth"], admitted_on) < MIN_MEMBER_AGE:
+        raise RuleViolated(f"a member is at least {MIN_MEMBER_AGE} years old", field="date_of_birth")
+    full_name = normalise_name(cmd["full_name"])
+    if not full_name:
+        raise InvalidInput("full name is required", field="full_name")
+    member = {
+        "_id": member_id, "full_name": full_name, "name_search": search_key(full_name),
+        "citizen_id": cmd["citizen_id"], "active_citizen_id": cmd["citizen_id"],
+        "date_of_birth": cmd["date_of_birth"].isoformat(), "gender": cmd["gender"],
+        "phone": cmd.get("phone"), "employer": cmd.get("employer"),
+        "is_official": bool(cmd.get("is_official", False)), "unit_id": unit["_id"],
+        "unit_path": unit_path(unit), "status": "admitted", "admitted_on": admitted_on.isoformat(),
+        "history": [{"change": "admitted", "on": admitted_on.isoformat(), "unit_id": unit["_id"]}],
+    }
+    ev = event("membership.member.admitted.v1", member_id, {
+        **member_facts(member, unit), "admitted_on": member["admitted_on"],
+        "date_of_birth": member["date_of_birth"], "method": cmd.get("method", "individual")}, 1)
+    return member, [ev]
+
+
+def approve(member: dict, unit: dict, approver_unit_id: str, on: date) -> tuple[dict, list[Envelope]]:
+    if member["status"] != "admitted":
+        raise RuleViolated(f"only an admitted member awaiting approval can be approved (status {member['status']})",
+                           field="status")
+    if approver_unit_id not in unit["ancestors"]:
+        raise RuleViolated("admission is approved by the level above the CĐCS", field="approved_by")
+    changes = {"status": "active", "approved_on": on.isoformat(), "approved_by": approver_unit_id}
+    ev = event("membership.member.approved.v1", member["_id"], {
+        **member_facts(member, unit), "approved_on": on.isoformat(), "approved_by_unit_id": approver_unit_id},
+        member["version"] + 1)
+    return changes, [ev]
+
+
+def issue_card(member: dict, unit: dict, member_number: str, on: date) -> tuple[dict, list[Envelope]]:
+    if member["status"] != "active":
+        raise RuleViolated("a card is issued to an approved, active member", field="status")
+    if member.get("member_number"):
+        raise Conflict(f"card {member['member_number']} was already issued", field="member_number")
+    changes = {"member_number": member_number, "card_issued_on": on.isoformat()}
+    ev = event("membership.member.card_issued.v1", member["_id"], {
+        **member_facts(member, unit), "member_number": member_number, "issued_on": on.isoformat()},
+        member["version"] + 1)
+    return changes, [ev]
+
+
+def transfer(member: dict, from_unit: dict, to_unit: dict, on: date, reason: str = "transfer") -> tuple[dict, list[Envelope]]:
+    if member["status"] not in ("active", "admitted"):
+        raise RuleViolated(f"a member who is {member['status']} cannot be transferred", field="status")
+    if to_unit["_id"] == from_unit["_id"]:
+        raise RuleViolated("the member is already in that CĐCS", field="to_unit_id")
+    require_active_unit(to_unit, "to_unit_id")
+    if to_unit["kind"] not in GRASSROOTS_KINDS:
+        raise RuleViolated("members are transferred into a CĐCS", field="to_unit_id")
+    changes = {"unit_id": to_unit["_id"], "unit_path": unit_path(to_unit)}
+    ev = event("membership.member.transferred.v1", member["_id"], {
+        **member_facts(member, to_unit), "from_unit_id": from_unit["_id"],
+        "from_ancestors": from_unit["ancestors"], "transferred_on": on.isoformat(), "reason": reason},
+        member["version"] + 1)
+    return changes, [ev]
+
+
+def leave(member: dict, unit: dict, reason: str, on: date) -> tuple[dict, list[Envelope]]:
+    if member["status"] == "left":
+        raise RuleViolated("the member has already left", field="status")
+    if reason not in LEAVE_REASONS:
+        raise InvalidInput(f"reason must be one of {LEAVE_REASONS}", field="reason")
+    changes = {"status": "left", "left_on": on.isoformat(), "left_reason": reason}
+    ev = event("membership.member.left.v1", member["_id"], {
+        **member_facts(member, unit), "left_on": on.isoformat(), "reason": reason}, member["version"] + 1)
+    return changes, [ev]
+
+
+def reinstate(member: dict, unit: dict, on: date) -> tuple[dict, list[Envelope]]:
+    if member["status"] != "left":
+        raise RuleViolated("only a member who left can be reinstated", field="status")
+    if member.get("left_reason") == "deceased":
+        raise RuleViolated("a deceased member cannot be reinstated", field="status")
+    require_active_unit(unit, "unit_id")
+    changes = {"status": "active", "reinstated_on": on.isoformat(), "active_citizen_id": member["citizen_id"]}
+    ev = event("membership.member.reinstated.v1", member["_id"], {
+        **member_facts(member, unit), "reinstated_on": on.isoformat()}, member["version"] + 1)
+    return changes, [ev]
+
+
+PROFILE_FIELDS = ("full_name", "gender", "phone", "employer", "is_official", "date_of_birth")
+
+
+def update_profile(member: dict, unit: dict, changes_in: dict) -> tuple[dict, list[Envelope]]:
+    changes: dict[str, Any] = {}
+    for key in PROFILE_FIELDS:
+        if key in changes_in:
+            value = changes_in[key]
+            if key == "full_name":
+                value = normalise_name(value)
+                if not value:
+                    raise InvalidInput("full name is required", field="full_name")
+                changes["name_search"] = search_key(value)
+            if key == "date_of_birth":
+                value = value.isoformat()
+            if member.get(key) != value:
+                changes[key] = value
+    if not changes:
+        return {}, []
+    after = {**member, **changes}
+    ev = event("membership.member.profile_updated.v1", member["_id"], {
+        **member_facts(after, unit), "changed": sorted(k for k in changes if k != "name_search")},
+        member["version"] + 1)
+    return changes, [ev]
+
+
+def member_number(province_code: str, year: int, seq: int) -> str:
+    """Unique card number: province code, year of issue, a province-wide sequence."""
+    return f"{province_code}{year % 100:02d}{seq:08d}"
+
+
+# ---------------------------------------------------------------- dues
+@dataclass(frozen=True)
+class DuesRule:
+    valid_from: date
+    rate_permille: int  # of the social-insurance salary
+
+
+# Versioned by date: 1% until 2025-06-30, 0.5% from 2025-07-01 (Trade Union Law 2024).
+DUES_RULES = (DuesRule(date(1900, 1, 1), 10), DuesRule(date(2025, 7, 1), 5))
+# Base salary (lương cơ sở) in force; dues are capped at 10% of it.
+BASE_SALARY = ((date(2019, 7, 1), 1_490_000), (date(2023, 7, 1), 1_800_000), (date(2024, 7, 1), 2_340_000))
+CAP_PERMILLE_OF_BASE = 100
+
+
+def in_force(table, on: date):
+    current = None
+    for row in table:
+        start = row.valid_from if isinstance(row, DuesRule) else row[0]
+        if start <= on:
+            current = row
+    if current is None:
+        raise RuleViolated(f"no rule in force on {on}", field="month")
+    return current
+
+
+def dues_due(month: date, salary: int, on_benefits: bool, unpaid_months: int) -> tuple[int, int, str | None]:
+    """(due in đồng, rate in permille, exemption reason or None) for one month."""
+    rule = in_force(DUES_RULES, month)
+    if on_benefits:
+        return 0, rule.rate_permille, "on_social_insurance_benefits"
+    if unpaid_months >= 1:
+        return 0, rule.rate_permille, "unpaid_leave"
+    base = in_force(BASE_SALARY, month)[1]
+    due = salary * rule.rate_permille // 1000
+    cap = base * CAP_PERMILLE_OF_BASE // 1000
+    return min(due, cap), rule.rate_permille, None
+
+
+def record_dues(member: dict, unit: dict, month: date, salary: int, paid: int, on_benefits: bool,
+                unpaid_months: int, existing: dict | None) -> tuple[dict, list[Envelope]]:
+    if member["status"] != "active":
+        raise RuleViolated("dues are recorded for active members", field="member_id")
+    if salary < 0:
+        raise InvalidInput("salary cannot be negative", field="salary")
+    if paid < 0:
+        raise InvalidInput("paid cannot be negative", field="paid")
+    due, rate, exempt = dues_due(month, salary, on_benefits, unpaid_months)
+    key = f"{member['_id']}:{month:%Y-%m}"
+    doc = {"_id": key, "member_id": member["_id"], "unit_id": unit["_id"], "unit_path": unit_path(unit),
+           "month": f"{month:%Y-%m}", "salary": salary, "rate_permille": rate, "due": due, "paid": paid,
+           "exempt_reason": exempt}
+    version = (existing or {}).get("version", 0) + 1
+    ev = event("membership.dues.recorded.v1", key, {
+        "member_id": member["_id"], "unit_id": unit["_id"], "ancestors": unit["ancestors"],
+        "month": doc["month"], "salary": salary, "rate_permille": rate, "due": due, "paid": paid,
+        "exempt_reason": exempt}, version)
+    return doc, [ev]
