@@ -16,7 +16,7 @@ from typing import Iterable
 import jwt
 from flask import g, request
 
-DEV_SECRET = "dev-only-secret-change-me"
+DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # >= 32 bytes for HS256
 ROLES = ("admin", "officer", "viewer", "service")
 WRITE_ROLES = {"admin", "officer", "service"}
 # The platform operator's scope: above every root unit (creates the roots, e.g. the confederation).

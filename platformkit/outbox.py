@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
@@ -28,6 +28,7 @@ from .envelope import Envelope, from_dict
 from .faults import crash_point
 from .kafka_io import EventPublisher
 from .mongo import is_duplicate_key
+from .write_claims import REV, claim_revision, clear_empty_flag, prune_claims, rev_filter
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def insert_with_events(coll: Collection, doc: dict[str, Any], events: list[Envel
     """Insert a new aggregate (version 1) with its events, in one write."""
     doc = dict(doc)
     doc.setdefault("version", 1)
+    doc[REV] = 0
     doc[OUTBOX] = _outbox_entries(events)
     doc[PENDING] = bool(events)
     try:
@@ -69,25 +71,55 @@ def insert_with_events(coll: Collection, doc: dict[str, Any], events: list[Envel
 def update_with_events(coll: Collection, _id: Any, expected_version: int, set_fields: dict[str, Any],
                        events: list[Envelope], extra_ops: dict[str, Any] | None = None) -> dict[str, Any]:
     """Apply `$set` (and other operators) to one aggregate at `expected_version`, bump its version
-    and append events to its outbox, all in one single-document write. Returns the new document."""
-    update: dict[str, Any] = {"$set": {**set_fields, "version": expected_version + 1}}
+    and append events to its outbox, all in one single-document write. Returns the new document.
+    The write is serialised with every other writer of the document by a revision claim
+    (see write_claims.py): FerretDB 1.24 does not apply a conditional update atomically."""
+    current = coll.find_one({"_id": _id}, {"version": 1, REV: 1})
+    if current is None:
+        raise NotFound(str(_id))
+    if current.get("version") != expected_version:
+        raise StaleVersion(str(_id))
+    rev = current.get(REV, 0)
+    if not claim_revision(coll, _id, rev + 1):
+        raise StaleVersion(str(_id))
+    update: dict[str, Any] = {"$set": {**set_fields, "version": expected_version + 1, REV: rev + 1}}
     for op, fields_ in (extra_ops or {}).items():
         update.setdefault(op, {}).update(fields_)
     if events:
         update["$set"][PENDING] = True
         update.setdefault("$push", {})[OUTBOX] = {"$each": _outbox_entries(events)}
     try:
-        new = coll.find_one_and_update({"_id": _id, "version": expected_version}, update,
+        new = coll.find_one_and_update({"_id": _id, "version": expected_version, **rev_filter(rev)}, update,
                                        return_document=ReturnDocument.AFTER)
     except OperationFailure as exc:
         if is_duplicate_key(exc):
             raise AlreadyExists(str(exc.details.get("keyValue") if exc.details else exc)) from exc
         raise
     if new is None:
-        if coll.count_documents({"_id": _id}, limit=1) == 0:
-            raise NotFound(str(_id))
         raise StaleVersion(str(_id))
     return new
+
+
+def _mark_published(coll: Collection, doc_id: Any, entries: list[dict], attempts: int = 20) -> None:
+    """Pull the published entries out of the outbox, as a claimed write so that a command writing
+    the same document at the same moment cannot be overwritten (nor overwrite this)."""
+    for _ in range(attempts):
+        current = coll.find_one({"_id": doc_id}, {REV: 1, OUTBOX: 1})
+        if current is None:
+            return
+        still = [e for e in entries if e in (current.get(OUTBOX) or [])]
+        if not still:
+            return
+        rev = current.get(REV, 0)
+        if not claim_revision(coll, doc_id, rev + 1):
+            time.sleep(0.01)
+            continue
+        remaining = [e for e in current.get(OUTBOX) or [] if e not in still]
+        res = coll.update_one({"_id": doc_id, **rev_filter(rev)},
+                              {"$set": {OUTBOX: remaining, PENDING: bool(remaining), REV: rev + 1}})
+        if res.matched_count:
+            return
+    raise RuntimeError(f"could not mark {doc_id} published after {attempts} attempts")
 
 
 class OutboxRelay:
@@ -123,22 +155,15 @@ class OutboxRelay:
                     oldest = entries[0]["time"]
                 to_send.extend(from_dict(e) for e in entries)
             if not to_send:
-                for doc in docs:  # flag left on by a crash after the pull: clear it
-                    coll.update_one({"_id": doc["_id"], OUTBOX: {"$size": 0}}, {"$set": {PENDING: False}})
+                for doc in docs:  # flag left on with an empty outbox: clear it (claimed write)
+                    _mark_published(coll, doc["_id"], [])
+                    clear_empty_flag(coll, doc["_id"])
                 continue
             crash_point("relay.before_publish")
             self.publisher.publish(topic, to_send)
             crash_point("relay.after_publish")
-            # $pull each published entry by the whole entry as read: FerretDB 1.24 matches $pull
-            # values by exact equality only (no {"id": ...} or $in condition), MongoDB matches it
-            # too. One bulk round trip for the whole batch.
-            ops: list[UpdateOne] = []
             for doc in docs:
-                entries = doc.get(OUTBOX) or []
-                ops.extend(UpdateOne({"_id": doc["_id"]}, {"$pull": {OUTBOX: e}}) for e in entries)
-                # Events appended by a command meanwhile keep the flag set.
-                ops.append(UpdateOne({"_id": doc["_id"], OUTBOX: {"$size": 0}}, {"$set": {PENDING: False}}))
-            coll.bulk_write(ops, ordered=True)
+                _mark_published(coll, doc["_id"], doc.get(OUTBOX) or [])
             published += len(to_send)
             metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(to_send))
         metrics.OUTBOX_PENDING.labels(self.service).set(pending_docs)
@@ -156,10 +181,14 @@ class OutboxRelay:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         log.info("outbox relay for %s started: %s", self.service, self.routes)
+        last_prune = 0.0
         while not self._stopping:
             try:
                 if self.run_once() == 0:
                     time.sleep(self.idle_sleep)
+                if time.monotonic() - last_prune > 60:
+                    prune_claims(self.db)
+                    last_prune = time.monotonic()
             except Exception:  # noqa: BLE001 - keep relaying; nothing is marked until acked
                 log.exception("relay pass failed; retrying")
                 time.sleep(1)

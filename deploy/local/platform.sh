@@ -8,7 +8,7 @@ RUN="$VAR/run"
 PY="$ROOT/.venv/bin/python"
 export PATH="$ROOT/.venv/bin:$PATH"
 export DB_PREFIX="${DB_PREFIX:-congdoan_}"
-export TOKEN_SECRET="${TOKEN_SECRET:-dev-only-secret-change-me}"
+export TOKEN_SECRET="${TOKEN_SECRET:-dev-only-secret-change-me-0123456789abcdef}"
 cd "$ROOT"
 mkdir -p "$RUN" "$VAR/log"
 

@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 from marshmallow import ValidationError
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -18,6 +18,7 @@ from platformkit import mongo
 from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
 from platformkit.outbox import (OUTBOX_INDEX, AlreadyExists, StaleVersion, insert_with_events,
                                 update_with_events)
+from platformkit.write_claims import claimed_update, next_sequence
 from platformkit.web import Conflict, InvalidInput, Missing, RuleViolated
 
 from . import domain
@@ -115,17 +116,27 @@ def move_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
 
 
 def _repath_subtree(unit: dict) -> None:
-    """Rewrite descendants' ancestors and members' unit paths after `unit` moved. Idempotent."""
+    """Rewrite descendants' ancestors and members' unit paths after `unit` moved. Idempotent: each
+    path is derived from the moved unit's current ancestors. Claimed writes, so that a member
+    command racing with the move is never overwritten."""
     d = db()
-    new_ancestors = unit["ancestors"]
-    d.members.update_many({"unit_id": unit["_id"]}, {"$set": {"unit_path": domain.unit_path(unit)}})
-    d.dues.update_many({"unit_id": unit["_id"]}, {"$set": {"unit_path": domain.unit_path(unit)}})
-    for desc in d.units.find({"ancestors": unit["_id"]}, {"ancestors": 1}):
-        rebased = domain.rebased_ancestors(desc["ancestors"], unit["_id"], new_ancestors)
-        d.units.update_one({"_id": desc["_id"]}, {"$set": {"ancestors": rebased}})
-        d.members.update_many({"unit_id": desc["_id"]}, {"$set": {"unit_path": rebased + [desc["_id"]]}})
-        d.dues.update_many({"unit_id": desc["_id"]}, {"$set": {"unit_path": rebased + [desc["_id"]]}})
-    d.units.update_one({"_id": unit["_id"]}, {"$unset": {"paths_dirty": ""}})
+    _repath_members(unit["_id"], domain.unit_path(unit))
+    for desc in list(d.units.find({"ancestors": unit["_id"]}, {"_id": 1})):
+        rebased: list[str] = []
+
+        def set_ancestors(doc, rebased=rebased):
+            rebased[:] = domain.rebased_ancestors(doc["ancestors"], unit["_id"], unit["ancestors"])
+            return None if doc["ancestors"] == rebased else {"$set": {"ancestors": list(rebased)}}
+        claimed_update(d.units, desc["_id"], set_ancestors)
+        _repath_members(desc["_id"], rebased + [desc["_id"]])
+    claimed_update(d.units, unit["_id"], lambda doc: {"$unset": {"paths_dirty": ""}} if doc.get("paths_dirty") else None)
+
+
+def _repath_members(unit_id: str, path: list[str]) -> None:
+    d = db()
+    for coll in (d.members, d.dues):
+        for doc in list(coll.find({"unit_id": unit_id, "unit_path": {"$ne": path}}, {"_id": 1})):
+            claimed_update(coll, doc["_id"], lambda x: None if x["unit_path"] == path else {"$set": {"unit_path": path}})
 
 
 def repair_paths() -> int:
@@ -154,8 +165,7 @@ def merge_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
         if into["kind"] not in domain.GRASSROOTS_KINDS and d.members.count_documents(
                 {"unit_id": unit_id, "status": {"$ne": "left"}}, limit=1):
             raise RuleViolated("the unit has members; merge it into a CĐCS that can take them", field="into_unit_id")
-        d.units.update_one({"_id": unit_id, "version": expected},
-                           {"$set": {"status": "merging", "merging_into": into["_id"]}})
+        update_with_events(d.units, unit_id, expected, {"status": "merging", "merging_into": into["_id"]}, [])
     for child in list(d.units.find({"parent_id": unit_id, "status": "active"}, {"outbox": 0})):
         changes, events = domain.move_unit(child, into, effective)
         moved = update_with_events(d.units, child["_id"], child["version"], {**changes, "paths_dirty": True}, events)
@@ -304,9 +314,7 @@ def issue_card(caller: Caller, member_id: str, cmd: dict) -> dict:
     if member["status"] != "active" or member.get("member_number"):
         domain.issue_card(member, unit, "", on)  # raises the rule's refusal, writes nothing
     province = _province_code(unit)
-    counter = db().counters.find_one_and_update({"_id": f"card:{province}:{on.year}"}, {"$inc": {"seq": 1}},
-                                                upsert=True, return_document=ReturnDocument.AFTER)
-    number = domain.member_number(province, on.year, counter["seq"])
+    number = domain.member_number(province, on.year, next_sequence(db(), f"card:{province}:{on.year}"))
     return _member_command(caller, member_id, cmd.get("version"), domain.issue_card, number, on,
                            extra_ops={"$push": {"history": {"change": "card_issued", "on": on.isoformat()}}})
 

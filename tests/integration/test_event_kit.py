@@ -135,3 +135,38 @@ def test_malformed_and_unprocessable_messages_go_to_dead_letters_and_consumer_go
     assert consumer.alive(), "the consumer keeps going"
     consumer.stop()
     assert consumer.wait_exit(30) == 0, "SIGTERM stops it cleanly"
+
+
+def test_concurrent_commands_and_relay_never_lose_a_write(isolated, procs):
+    """FerretDB 1.24 applies conditional updates non-atomically; the revision claims must make
+    every acknowledged command survive, while the relay pulls published events at the same time."""
+    import threading
+
+    from platformkit.outbox import StaleVersion
+    ensure_topics([config.topic(TOPIC)], partitions=3)
+    coll = mongo.database("things").things
+    insert_with_events(coll, {"_id": "counter", "n": 0, "done": []},
+                       [new_event("things", "things.thing.created.v1", "counter", {}, 1)])
+    procs(relay_args(), "relay")
+    acknowledged: list[int] = []
+
+    def command(i: int):
+        while True:
+            doc = coll.find_one({"_id": "counter"})
+            ev = new_event("things", "things.thing.counted.v1", "counter", {"i": i}, doc["version"] + 1)
+            try:
+                update_with_events(coll, "counter", doc["version"], {"n": doc["n"] + 1, "done": doc["done"] + [i]}, [ev])
+                acknowledged.append(i)
+                return
+            except StaleVersion:
+                continue
+
+    threads = [threading.Thread(target=command, args=(i,)) for i in range(12)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    final = coll.find_one({"_id": "counter"})
+    assert sorted(acknowledged) == list(range(12))
+    assert final["n"] == 12 and sorted(final["done"]) == list(range(12)) and final["version"] == 13
+    wait_until(lambda: coll.count_documents({PENDING: True}) == 0, 30, message="outbox drained")
+    published = {decode(m.value).data.get("i") for m in read_topic(config.topic(TOPIC), min_count=13)}
+    assert set(range(12)) <= published

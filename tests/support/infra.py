@@ -78,7 +78,7 @@ def read_topic(topic: str, min_count: int = 0, timeout: float = 30.0, bootstrap:
         deadline = time.monotonic() + timeout
         partitions = None
         while partitions is None:
-            partitions = consumer.partitions_for_topic(topic)
+            partitions = consumer.partitions_for_topic(topic) or None
             if partitions is None:
                 if time.monotonic() > deadline:
                     return []

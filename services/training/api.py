@@ -1,0 +1,260 @@
+"""HTTP API under /api/v1. Every endpoint authenticates the bearer token and checks that the unit
+concerned (a course's owner, a class's or session's organising unit) lies in the caller's subtree;
+the checks live in service.py next to the loads. List endpoints return only the caller's subtree."""
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+
+from . import service
+from .schemas import (AttendanceIn, AttendanceOut, CancelIn, CertificateOut, ClassIn, ClassOut, ClassQuery,
+                      CompletionIn, CompletionOut, CourseIn, CourseOut, CourseQuery, DatedIn, DisseminationIn,
+                      DisseminationOut, EnrolmentIn, EnrolmentOut, ProblemSchema, MemberEnrolmentQuery, PageQuery,
+                      WithdrawIn)
+
+ERRORS = {
+    400: "invalid input; `errors` names each field",
+    401: "missing or invalid bearer token",
+    403: "the unit is outside the caller's subtree, or the caller's role may not change data",
+    404: "not found",
+    409: "conflict (duplicate code, already enrolled, already assessed)",
+    412: "changed by someone else meanwhile; retry",
+    422: "a training rule refuses it; `errors` names the field",
+}
+
+
+def errors(bp: Blueprint, *codes: int):
+    """Documents the error responses of an endpoint (all share ProblemSchema)."""
+    def deco(fn):
+        for code in codes:
+            fn = bp.alt_response(code, schema=ProblemSchema, description=ERRORS[code])(fn)
+        return fn
+    return deco
+
+
+READ = (401, 403, 404)
+WRITE = (400, 401, 403, 404, 409, 412, 422)
+
+# ---------------------------------------------------------------- courses
+courses = Blueprint("courses", __name__, url_prefix="/courses",
+                    description="Course catalogue (đào tạo, bồi dưỡng, tập huấn): owned by a unit, usable below it")
+
+
+@courses.route("", methods=["POST"])
+@courses.arguments(CourseIn)
+@courses.response(201, CourseOut)
+@errors(courses, 400, 401, 403, 409, 422)
+def register_course(body):
+    """Register a course in the owner unit's catalogue"""
+    return service.register_course(body)
+
+
+@courses.route("", methods=["GET"])
+@courses.arguments(CourseQuery, location="query")
+@courses.response(200, CourseOut(many=True))
+@errors(courses, 400, 401, 403)
+def list_courses(query):
+    """Courses of the caller's subtree and of the units above it"""
+    return service.list_courses(query)
+
+
+@courses.route("/<course_id>", methods=["GET"])
+@courses.response(200, CourseOut)
+@errors(courses, *READ)
+def get_course(course_id):
+    """One course"""
+    return service.get_course(course_id)
+
+
+@courses.route("/<course_id>/retire", methods=["POST"])
+@courses.response(200, CourseOut)
+@errors(courses, *WRITE)
+def retire_course(course_id):
+    """Retire a course: no new classes of it"""
+    return service.retire_course(course_id)
+
+
+# ---------------------------------------------------------------- classes
+classes = Blueprint("classes", __name__, url_prefix="/classes",
+                    description="Classes: planned -> open -> running -> closed, or cancelled")
+
+
+@classes.route("", methods=["POST"])
+@classes.arguments(ClassIn)
+@classes.response(201, ClassOut)
+@errors(classes, 400, 401, 403, 409, 422)
+def plan_class(body):
+    """Plan a class of a course (status planned)"""
+    return service.plan_class(body)
+
+
+@classes.route("", methods=["GET"])
+@classes.arguments(ClassQuery, location="query")
+@classes.response(200, ClassOut(many=True))
+@errors(classes, 400, 401, 403)
+def list_classes(query):
+    """Classes organised in the caller's subtree"""
+    return service.list_classes(query)
+
+
+@classes.route("/<class_id>", methods=["GET"])
+@classes.response(200, ClassOut)
+@errors(classes, *READ)
+def get_class(class_id):
+    """One class (enrolments: /classes/{id}/enrolments)"""
+    return service.get_class(class_id)
+
+
+@classes.route("/<class_id>/open", methods=["POST"])
+@classes.response(200, ClassOut)
+@errors(classes, *WRITE)
+def open_class(class_id):
+    """Open enrolment (planned -> open)"""
+    return service.open_class(class_id)
+
+
+@classes.route("/<class_id>/start", methods=["POST"])
+@classes.response(200, ClassOut)
+@errors(classes, *WRITE)
+def start_class(class_id):
+    """Start the class (open -> running): attendance and completion from now on"""
+    return service.start_class(class_id)
+
+
+@classes.route("/<class_id>/close", methods=["POST"])
+@classes.arguments(DatedIn)
+@classes.response(200, ClassOut)
+@errors(classes, *WRITE)
+def close_class(body, class_id):
+    """Close the class (running -> closed) once every enrolment was assessed"""
+    return service.close_class(class_id, body)
+
+
+@classes.route("/<class_id>/cancel", methods=["POST"])
+@classes.arguments(CancelIn)
+@classes.response(200, ClassOut)
+@errors(classes, *WRITE)
+def cancel_class(body, class_id):
+    """Cancel the class (before any certificate was issued)"""
+    return service.cancel_class(class_id, body)
+
+
+# ---------------------------------------------------------------- enrolments
+enrolments = Blueprint("enrolments", __name__, url_prefix="",
+                       description="Enrolment of active members; capacity holds under concurrency")
+
+
+@enrolments.route("/classes/<class_id>/enrolments", methods=["POST"])
+@enrolments.arguments(EnrolmentIn)
+@enrolments.response(201, EnrolmentOut)
+@errors(enrolments, *WRITE)
+def enrol(body, class_id):
+    """Enrol an active member of the organising unit's subtree (class must be open, not full)"""
+    return service.enrol(class_id, body)
+
+
+@enrolments.route("/classes/<class_id>/enrolments", methods=["GET"])
+@enrolments.response(200, EnrolmentOut(many=True))
+@errors(enrolments, *READ)
+def list_enrolments(class_id):
+    """Enrolments of a class with attendance and outcome"""
+    return service.list_enrolments(class_id)
+
+
+@enrolments.route("/classes/<class_id>/enrolments/<member_id>/withdraw", methods=["POST"])
+@enrolments.arguments(WithdrawIn)
+@enrolments.response(200, EnrolmentOut)
+@errors(enrolments, *WRITE)
+def withdraw(body, class_id, member_id):
+    """Withdraw an enrolment not yet assessed (frees the seat)"""
+    return service.withdraw(class_id, member_id, body)
+
+
+@enrolments.route("/enrolments", methods=["GET"])
+@enrolments.arguments(MemberEnrolmentQuery, location="query")
+@enrolments.response(200, EnrolmentOut(many=True))
+@errors(enrolments, 400, 401)
+def member_enrolments(query):
+    """A member's training history visible to the caller"""
+    return service.member_enrolments(query["member_id"])
+
+
+# ---------------------------------------------------------------- attendance
+attendance = Blueprint("attendance", __name__, url_prefix="/classes",
+                       description="Attendance per class day (roll call)")
+
+
+@attendance.route("/<class_id>/attendance", methods=["POST"])
+@attendance.arguments(AttendanceIn)
+@attendance.response(200, AttendanceOut)
+@errors(attendance, *WRITE)
+def record_attendance(body, class_id):
+    """Record the roll call of one class day (replaces an earlier one for that day)"""
+    return service.record_attendance(class_id, body)
+
+
+# ---------------------------------------------------------------- completion
+completion = Blueprint("completion", __name__, url_prefix="/classes",
+                       description="Completion: attendance share and score decide; completed members get a certificate")
+
+
+@completion.route("/<class_id>/enrolments/<member_id>/completion", methods=["POST"])
+@completion.arguments(CompletionIn)
+@completion.response(200, CompletionOut)
+@errors(completion, *WRITE)
+def assess_completion(body, class_id, member_id):
+    """Assess one member: completed (certificate issued) or not_completed (reason attendance/score)"""
+    return service.assess_completion(class_id, member_id, body)
+
+
+# ---------------------------------------------------------------- certificates
+certificates = Blueprint("certificates", __name__, url_prefix="", description="Certificates issued on completion")
+
+
+@certificates.route("/certificates/<number>", methods=["GET"])
+@certificates.response(200, CertificateOut)
+@errors(certificates, *READ)
+def get_certificate(number):
+    """Look up a certificate by its number"""
+    return service.get_certificate(number)
+
+
+@certificates.route("/classes/<class_id>/certificates", methods=["GET"])
+@certificates.response(200, CertificateOut(many=True))
+@errors(certificates, *READ)
+def class_certificates(class_id):
+    """Certificates issued in a class"""
+    return service.class_certificates(class_id)
+
+
+# ---------------------------------------------------------------- dissemination sessions
+dissemination = Blueprint("dissemination", __name__, url_prefix="/dissemination-sessions",
+                          description="Sessions disseminating resolutions (quán triệt nghị quyết), members reached per unit")
+
+
+@dissemination.route("", methods=["POST"])
+@dissemination.arguments(DisseminationIn)
+@dissemination.response(201, DisseminationOut)
+@errors(dissemination, 400, 401, 403, 422)
+def record_dissemination(body):
+    """Record a dissemination session and the members reached in each unit of the organiser's subtree"""
+    return service.record_dissemination(body)
+
+
+@dissemination.route("", methods=["GET"])
+@dissemination.arguments(PageQuery, location="query")
+@dissemination.response(200, DisseminationOut(many=True))
+@errors(dissemination, 400, 401, 403)
+def list_dissemination(query):
+    """Sessions organised in the caller's subtree"""
+    return service.list_dissemination(query)
+
+
+@dissemination.route("/<session_id>", methods=["GET"])
+@dissemination.response(200, DisseminationOut)
+@errors(dissemination, *READ)
+def get_dissemination(session_id):
+    """One dissemination session"""
+    return service.get_dissemination(session_id)
+
+
+BLUEPRINTS = [courses, classes, enrolments, attendance, completion, certificates, dissemination]

@@ -1,0 +1,247 @@
+"""Request and response schemas: they validate input (400 naming the field, before anything is
+written) and describe the API in /openapi.json. The domain re-checks its own rules."""
+from __future__ import annotations
+
+import re
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from . import domain
+
+CODE = validate.Regexp(re.compile(domain.CODE_PATTERN.pattern, re.IGNORECASE), error="2-40 characters: capital letters, digits, '.', '_' or '-'")
+ID = validate.Length(min=1, max=100)
+
+
+def _date_str(**kw):
+    """Dates are stored and returned as ISO strings."""
+    return fields.String(metadata={"format": "date", **kw.pop("metadata", {})}, **kw)
+
+
+class ProblemSchema(Schema):
+    status = fields.Integer()
+    code = fields.String()
+    message = fields.String()
+    request_id = fields.String(allow_none=True)
+    errors = fields.Dict(metadata={"description": "field name -> messages"})
+
+
+class PageQuery(Schema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    unit_id = fields.String(validate=ID, metadata={"description": "only this unit's subtree (within yours)"})
+
+
+# ---------------------------------------------------------------- courses
+
+class CourseIn(Schema):
+    code = fields.String(required=True, validate=CODE)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    description = fields.String(validate=validate.Length(max=4000))
+    topic = fields.String(required=True, validate=validate.OneOf(domain.TOPICS))
+    audience = fields.String(required=True, validate=validate.OneOf(domain.AUDIENCES))
+    format = fields.String(load_default="in_person", validate=validate.OneOf(domain.FORMATS))
+    duration_days = fields.Integer(required=True, strict=True,
+                                   validate=validate.Range(min=1, max=domain.MAX_DURATION_DAYS))
+    min_attendance_percent = fields.Integer(
+        load_default=domain.DEFAULT_MIN_ATTENDANCE_PERCENT, strict=True,
+        validate=validate.Range(*domain.MIN_ATTENDANCE_PERCENT_RANGE),
+        metadata={"description": "share of class days a member must attend to complete"})
+    owner_unit_id = fields.String(required=True, validate=ID)
+
+
+class CourseOut(Schema):
+    id = fields.String(attribute="_id")
+    code = fields.String()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    topic = fields.String()
+    audience = fields.String()
+    format = fields.String()
+    duration_days = fields.Integer()
+    min_attendance_percent = fields.Integer()
+    owner_unit_id = fields.String()
+    owner_ancestors = fields.List(fields.String())
+    status = fields.String()
+    version = fields.Integer()
+
+
+class CourseQuery(PageQuery):
+    topic = fields.String(validate=validate.OneOf(domain.TOPICS))
+    status = fields.String(validate=validate.OneOf(("active", "retired")))
+
+
+# ---------------------------------------------------------------- classes
+
+class ClassIn(Schema):
+    course_id = fields.String(required=True, validate=ID)
+    code = fields.String(required=True, validate=CODE,
+                         metadata={"description": "unique; certificate numbers are derived from it"})
+    name = fields.String(validate=validate.Length(min=1, max=300))
+    organising_unit_id = fields.String(required=True, validate=ID)
+    start_date = fields.Date(required=True)
+    days = fields.List(fields.Date(), validate=validate.Length(min=1, max=domain.MAX_DURATION_DAYS),
+                       metadata={"description": "the class days; default: consecutive days from start_date"})
+    capacity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=domain.MAX_CAPACITY))
+    format = fields.String(validate=validate.OneOf(domain.FORMATS))
+    location = fields.String(validate=validate.Length(max=300))
+
+
+class ClassOut(Schema):
+    id = fields.String(attribute="_id")
+    code = fields.String()
+    name = fields.String()
+    course_id = fields.String()
+    course_code = fields.String()
+    topic = fields.String()
+    audience = fields.String()
+    format = fields.String()
+    min_attendance_percent = fields.Integer()
+    organising_unit_id = fields.String()
+    organising_ancestors = fields.List(fields.String())
+    location = fields.String(allow_none=True)
+    days = fields.List(_date_str())
+    start_date = _date_str()
+    end_date = _date_str()
+    capacity = fields.Integer()
+    seats_taken = fields.Integer()
+    status = fields.String(metadata={"enum": list(domain.CLASS_STATUSES)})
+    certificates_issued = fields.Integer(attribute="certificate_seq")
+    closed_on = _date_str(allow_none=True)
+    cancelled_on = _date_str(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
+    version = fields.Integer()
+
+
+class ClassQuery(PageQuery):
+    status = fields.String(validate=validate.OneOf(domain.CLASS_STATUSES))
+    course_id = fields.String(validate=ID)
+    topic = fields.String(validate=validate.OneOf(domain.TOPICS))
+
+
+class DatedIn(Schema):
+    on = fields.Date(metadata={"description": "date of the act; default today"})
+
+
+class CancelIn(DatedIn):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+
+
+# ---------------------------------------------------------------- enrolments, attendance, completion
+
+class EnrolmentIn(DatedIn):
+    member_id = fields.String(required=True, validate=ID)
+
+
+class WithdrawIn(DatedIn):
+    reason = fields.String(validate=validate.Length(max=1000))
+
+
+class EnrolmentOut(Schema):
+    class_id = fields.String()
+    member_id = fields.String()
+    full_name = fields.String(allow_none=True)
+    unit_id = fields.String()
+    ancestors = fields.List(fields.String())
+    is_official = fields.Boolean()
+    status = fields.String(metadata={"enum": list(domain.ENROLMENT_STATUSES)})
+    enrolled_on = _date_str()
+    attended = fields.List(_date_str())
+    score = fields.Float(allow_none=True)
+    grade = fields.String(allow_none=True)
+    certificate_no = fields.String(allow_none=True)
+    assessed_on = _date_str(allow_none=True)
+    withdrawn_on = _date_str(allow_none=True)
+    reason = fields.String(allow_none=True)
+
+
+class MemberEnrolmentQuery(Schema):
+    member_id = fields.String(required=True, validate=ID)
+
+
+class AttendanceIn(Schema):
+    date = fields.Date(required=True)
+    present = fields.List(fields.String(validate=ID), required=True,
+                          validate=validate.Length(max=domain.MAX_CAPACITY),
+                          metadata={"description": "members present that day; every other enrolled member "
+                                                   "is recorded absent"})
+
+
+class AttendanceOut(Schema):
+    class_id = fields.String()
+    date = _date_str()
+    present = fields.List(fields.String())
+    absent = fields.List(fields.String())
+    version = fields.Integer()
+
+
+class CompletionIn(DatedIn):
+    score = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=0, max=10),
+                         metadata={"description": "final score on the 10-point scale; pass mark 5"})
+
+
+class CompletionOut(EnrolmentOut):
+    required_days = fields.Integer()
+    days_count = fields.Integer()
+    version = fields.Integer()
+
+
+class CertificateOut(Schema):
+    certificate_no = fields.String()
+    member_id = fields.String()
+    full_name = fields.String(allow_none=True)
+    unit_id = fields.String()
+    class_id = fields.String()
+    class_code = fields.String()
+    course_id = fields.String()
+    course_code = fields.String()
+    class_name = fields.String()
+    topic = fields.String()
+    organising_unit_id = fields.String()
+    grade = fields.String()
+    score = fields.Float()
+    issued_on = _date_str()
+
+
+# ---------------------------------------------------------------- dissemination
+
+class ReachedIn(Schema):
+    unit_id = fields.String(required=True, validate=ID)
+    members_reached = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+class DisseminationIn(Schema):
+    organising_unit_id = fields.String(required=True, validate=ID)
+    topic = fields.String(required=True, validate=validate.Length(min=1, max=500),
+                          metadata={"description": "the resolution or document disseminated"})
+    document_ref = fields.String(validate=validate.Length(max=200))
+    held_on = fields.Date(required=True)
+    format = fields.String(load_default="in_person", validate=validate.OneOf(domain.FORMATS))
+    audience = fields.String(load_default="members", validate=validate.OneOf(domain.AUDIENCES))
+    reached = fields.List(fields.Nested(ReachedIn), required=True, validate=validate.Length(min=1, max=5000))
+
+    @validates_schema
+    def _unique_units(self, data, **_kw):
+        ids = [r["unit_id"] for r in data.get("reached", [])]
+        if len(set(ids)) != len(ids):
+            raise ValidationError("a unit is listed twice", "reached")
+
+
+class ReachedOut(Schema):
+    unit_id = fields.String()
+    ancestors = fields.List(fields.String())
+    members_reached = fields.Integer()
+
+
+class DisseminationOut(Schema):
+    id = fields.String(attribute="_id")
+    organising_unit_id = fields.String()
+    organising_ancestors = fields.List(fields.String())
+    topic = fields.String()
+    document_ref = fields.String(allow_none=True)
+    held_on = _date_str()
+    format = fields.String()
+    audience = fields.String()
+    reached = fields.List(fields.Nested(ReachedOut))
+    members_reached = fields.Integer()
+    units_reached = fields.Integer()
+    version = fields.Integer()

@@ -1,0 +1,323 @@
+"""The service layer: load the aggregate, check the caller's subtree, let the domain decide, save
+the new state and its events in ONE single-document write.
+
+Courses and classes are changed by concurrent commands, so they are saved through store.py (the
+change document with its events is the unit of commit; see there why `update_with_events` on the
+aggregate loses writes on FerretDB). A command that lost a race is re-run on the fresh state: the
+second of two enrolments for the last seat sees a full class and is refused (422). Dissemination
+sessions are only ever inserted: `insert_with_events` on the session document is enough."""
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any, Callable
+
+from pymongo.database import Database
+
+from platformkit import auth, mongo
+from platformkit.auth import Caller, Forbidden
+from platformkit.envelope import new_event
+from platformkit.membership_view import INDEXES as VIEW_INDEXES
+from platformkit.outbox import OUTBOX_INDEX, AlreadyExists, insert_with_events
+from platformkit.web import Conflict, Missing
+
+from . import domain
+from .store import HIDDEN, AggregateStore
+from .view import UNITS, member_with_ancestors, unit_ancestors
+
+SERVICE = "training"
+COURSES = "courses"
+CLASSES = "classes"
+SESSIONS = "dissemination_sessions"
+COMMITTED = {"version": {"$gte": 1}}  # version 0: a creation not committed (yet)
+
+INDEXES = {
+    COURSES: [([("owner_unit_id", 1), ("code", 1)], {"name": "owner_code", "unique": True}),
+              ("owner_ancestors", {"name": "owner_ancestors"})],
+    CLASSES: [("code", {"name": "code", "unique": True}),
+              ("organising_unit_id", {"name": "organiser"}),
+              ("organising_ancestors", {"name": "organiser_ancestors"}),
+              ("enrolments.member_id", {"name": "enrolled_member"}),
+              ("enrolments.certificate_no", {"name": "certificate_no"})],
+    SESSIONS: [("organising_unit_id", {"name": "organiser"}),
+               ("organising_ancestors", {"name": "organiser_ancestors"}), *OUTBOX_INDEX],
+    **AggregateStore.indexes(COURSES),
+    **AggregateStore.indexes(CLASSES),
+    **VIEW_INDEXES,
+}
+
+
+def database() -> Database:
+    return mongo.database(SERVICE)
+
+
+def ensure_indexes(db: Database | None = None) -> None:
+    mongo.ensure_indexes(db if db is not None else database(), INDEXES)
+
+
+def courses_store(db: Database | None = None) -> AggregateStore:
+    return AggregateStore(db if db is not None else database(), COURSES, "course")
+
+
+def classes_store(db: Database | None = None) -> AggregateStore:
+    return AggregateStore(db if db is not None else database(), CLASSES, "class", list_field="enrolments")
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _envelopes(subject: str, version: int, raised: list[domain.Raised]):
+    return [new_event(SERVICE, r.type, subject, r.data, version) for r in raised]
+
+
+def _create(store: AggregateStore, state: dict, raised: list[domain.Raised]) -> dict:
+    return store.create(state, lambda v: _envelopes(state["_id"], v, raised))
+
+
+def _command(store: AggregateStore, _id: str, check: Callable[[dict], Any],
+             decide: Callable[[dict], tuple[dict, list[domain.Raised]]]) -> dict:
+    return store.command(_id, check, decide, lambda v, raised: _envelopes(_id, v, raised))
+
+
+def _today(body: dict) -> date:
+    return body.get("on") or date.today()
+
+
+def _caller_ancestors(db: Database, caller: Caller) -> list[str]:
+    return unit_ancestors(db, caller.unit_id) or []
+
+
+def _subtree(unit_field: str, ancestors_field: str, unit_id: str) -> dict:
+    return {"$or": [{unit_field: unit_id}, {ancestors_field: unit_id}]}
+
+
+def _scope_filter(db: Database, unit_field: str, ancestors_field: str, unit_id: str | None) -> dict:
+    """List filter: the caller's subtree, or the subtree of `unit_id` when it lies inside it."""
+    caller = auth.current_caller()
+    if unit_id:
+        auth.require_in_scope(unit_id, unit_ancestors(db, unit_id) or [])
+        return _subtree(unit_field, ancestors_field, unit_id)
+    return _subtree(unit_field, ancestors_field, caller.unit_id)
+
+
+def _page(cursor, query: dict) -> list[dict]:
+    return list(cursor.sort("_id", 1).skip(query.get("offset", 0)).limit(query.get("limit", 100)))
+
+
+# ---------------------------------------------------------------- courses
+
+def _check_course_read(db: Database, course: dict) -> None:
+    """A course is visible to its owner's subtree and to units below the owner that use it
+    (catalogue flows downward): the caller covers the owner, or the owner is above the caller."""
+    caller = auth.current_caller()
+    if caller.covers(course["owner_unit_id"], course["owner_ancestors"]):
+        return
+    if course["owner_unit_id"] in _caller_ancestors(db, caller):
+        return
+    raise Forbidden(f"course {course['_id']} is outside the reach of {caller.unit_id}")
+
+
+def _check_course_write(course: dict) -> None:
+    auth.require_in_scope(course["owner_unit_id"], course["owner_ancestors"], write=True)
+
+
+def register_course(body: dict) -> dict:
+    db = database()
+    ancestors = unit_ancestors(db, body["owner_unit_id"])
+    auth.require_in_scope(body["owner_unit_id"], ancestors or [], write=True)
+    course, raised = domain.register_course(_new_id(), body, ancestors)
+    try:
+        return _create(courses_store(db), course, raised)
+    except AlreadyExists as exc:
+        raise Conflict(f"unit {course['owner_unit_id']} already has a course coded {course['code']}", "code") from exc
+
+
+def get_course(course_id: str) -> dict:
+    db = database()
+    course = courses_store(db).load(course_id)
+    _check_course_read(db, course)
+    return course
+
+
+def list_courses(query: dict) -> list[dict]:
+    db = database()
+    caller = auth.current_caller()
+    if query.get("unit_id"):
+        flt = _scope_filter(db, "owner_unit_id", "owner_ancestors", query["unit_id"])
+    else:  # the caller's subtree plus the catalogues of the units above it
+        flt = {"$or": [{"owner_unit_id": caller.unit_id}, {"owner_ancestors": caller.unit_id},
+                       {"owner_unit_id": {"$in": _caller_ancestors(db, caller)}}]}
+    for key in ("topic", "status"):
+        if query.get(key):
+            flt[key] = query[key]
+    return _page(db[COURSES].find({**flt, **COMMITTED}, HIDDEN), query)
+
+
+def retire_course(course_id: str) -> dict:
+    return _command(courses_store(), course_id, _check_course_write, domain.retire_course)
+
+
+# ---------------------------------------------------------------- classes
+
+def _check_class_read(cls: dict) -> None:
+    auth.require_in_scope(cls["organising_unit_id"], cls["organising_ancestors"])
+
+
+def _check_class_write(cls: dict) -> None:
+    auth.require_in_scope(cls["organising_unit_id"], cls["organising_ancestors"], write=True)
+
+
+def plan_class(body: dict) -> dict:
+    db = database()
+    ancestors = unit_ancestors(db, body["organising_unit_id"])
+    auth.require_in_scope(body["organising_unit_id"], ancestors or [], write=True)
+    try:
+        course = courses_store(db).load(body["course_id"])
+    except Missing:
+        course = None
+    cls, raised = domain.plan_class(_new_id(), body, course, ancestors)
+    try:
+        return _create(classes_store(db), cls, raised)
+    except AlreadyExists as exc:
+        raise Conflict(f"class code {cls['code']} is taken", "code") from exc
+
+
+def get_class(class_id: str) -> dict:
+    cls = classes_store().load(class_id)
+    _check_class_read(cls)
+    return cls
+
+
+def list_classes(query: dict) -> list[dict]:
+    db = database()
+    flt = _scope_filter(db, "organising_unit_id", "organising_ancestors", query.get("unit_id"))
+    for key in ("status", "course_id", "topic"):
+        if query.get(key):
+            flt[key] = query[key]
+    return _page(db[CLASSES].find({**flt, **COMMITTED}, {**HIDDEN, "enrolments": 0}), query)
+
+
+def _class_command(class_id: str, decide) -> dict:
+    return _command(classes_store(), class_id, _check_class_write, decide)
+
+
+def open_class(class_id: str) -> dict:
+    return _class_command(class_id, domain.open_class)
+
+
+def start_class(class_id: str) -> dict:
+    return _class_command(class_id, domain.start_class)
+
+
+def close_class(class_id: str, body: dict) -> dict:
+    return _class_command(class_id, lambda c: domain.close_class(c, _today(body)))
+
+
+def cancel_class(class_id: str, body: dict) -> dict:
+    return _class_command(class_id, lambda c: domain.cancel_class(c, _today(body), body["reason"]))
+
+
+def _enrolment_out(cls: dict, member_id: str) -> dict:
+    entry = domain.find_enrolment(cls, member_id)
+    return {**entry, "class_id": cls["_id"]}
+
+
+def enrol(class_id: str, body: dict) -> dict:
+    db = database()
+    member_id = body["member_id"]
+    member, ancestors = member_with_ancestors(db, member_id)
+    cls = _class_command(class_id, lambda c: domain.enrol(c, member, ancestors, member_id, _today(body)))
+    return _enrolment_out(cls, member_id)
+
+
+def withdraw(class_id: str, member_id: str, body: dict) -> dict:
+    cls = _class_command(class_id, lambda c: domain.withdraw(c, member_id, _today(body), body.get("reason")))
+    return _enrolment_out(cls, member_id)
+
+
+def list_enrolments(class_id: str) -> list[dict]:
+    cls = get_class(class_id)
+    return [{**e, "class_id": cls["_id"]} for e in cls["enrolments"]]
+
+
+def member_enrolments(member_id: str) -> list[dict]:
+    """A member's training history: enrolments in classes the caller may see, or of a member in
+    the caller's subtree (a commune union sees its members' places in a province class)."""
+    caller = auth.current_caller()
+    out = []
+    for cls in database()[CLASSES].find({"enrolments.member_id": member_id, **COMMITTED}, HIDDEN).sort("start_date", 1):
+        entry = domain.find_enrolment(cls, member_id)
+        if caller.covers(cls["organising_unit_id"], cls["organising_ancestors"]) or \
+                caller.covers(entry["unit_id"], entry["ancestors"]):
+            out.append({**entry, "class_id": cls["_id"]})
+    return out
+
+
+def record_attendance(class_id: str, body: dict) -> dict:
+    cls = _class_command(class_id, lambda c: domain.record_attendance(c, body["date"], body["present"]))
+    d = body["date"].isoformat()
+    present = sorted({e["member_id"] for e in cls["enrolments"] if d in e["attended"]})
+    absent = sorted(e["member_id"] for e in cls["enrolments"]
+                    if e["status"] == "enrolled" and d not in e["attended"])
+    return {"class_id": class_id, "date": d, "present": present, "absent": absent, "version": cls["version"]}
+
+
+def assess_completion(class_id: str, member_id: str, body: dict) -> dict:
+    cls = _class_command(class_id, lambda c: domain.assess_completion(c, member_id, body["score"], _today(body)))
+    days = len(cls["days"])
+    return {**_enrolment_out(cls, member_id), "days_count": days, "version": cls["version"],
+            "required_days": domain.required_days(days, cls["min_attendance_percent"])}
+
+
+def _certificate(cls: dict, e: dict) -> dict:
+    return {"certificate_no": e["certificate_no"], "member_id": e["member_id"], "full_name": e.get("full_name"),
+            "unit_id": e["unit_id"], "class_id": cls["_id"], "class_code": cls["code"],
+            "class_name": cls["name"], "course_id": cls["course_id"], "course_code": cls["course_code"],
+            "topic": cls["topic"], "organising_unit_id": cls["organising_unit_id"], "grade": e["grade"],
+            "score": e["score"], "issued_on": e["assessed_on"]}
+
+
+def get_certificate(number: str) -> dict:
+    cls = database()[CLASSES].find_one({"enrolments.certificate_no": number, **COMMITTED}, HIDDEN)
+    entry = cls and next((e for e in cls["enrolments"] if e.get("certificate_no") == number), None)
+    if not entry:
+        raise Missing(f"certificate {number} not found")
+    caller = auth.current_caller()
+    if not (caller.covers(cls["organising_unit_id"], cls["organising_ancestors"])
+            or caller.covers(entry["unit_id"], entry["ancestors"])):
+        raise Forbidden(f"certificate {number} is outside the subtree of {caller.unit_id}")
+    return _certificate(cls, entry)
+
+
+def class_certificates(class_id: str) -> list[dict]:
+    cls = get_class(class_id)
+    return [_certificate(cls, e) for e in cls["enrolments"] if e.get("certificate_no")]
+
+
+# ---------------------------------------------------------------- dissemination sessions
+
+def record_dissemination(body: dict) -> dict:
+    db = database()
+    org = body["organising_unit_id"]
+    ancestors = unit_ancestors(db, org)
+    auth.require_in_scope(org, ancestors or [], write=True)
+    ids = [r["unit_id"] for r in body["reached"]]
+    known = {d["_id"]: d["ancestors"] for d in db[UNITS].find({"_id": {"$in": ids}}, {"ancestors": 1})}
+    session, raised = domain.record_dissemination(_new_id(), body, ancestors, {i: known.get(i) for i in ids})
+    insert_with_events(db[SESSIONS], session, _envelopes(session["_id"], 1, raised))
+    return {**session, "version": 1}
+
+
+def get_dissemination(session_id: str) -> dict:
+    doc = database()[SESSIONS].find_one({"_id": session_id}, HIDDEN)
+    if doc is None:
+        raise Missing(f"dissemination session {session_id} not found")
+    auth.require_in_scope(doc["organising_unit_id"], doc["organising_ancestors"])
+    return doc
+
+
+def list_dissemination(query: dict) -> list[dict]:
+    db = database()
+    flt = _scope_filter(db, "organising_unit_id", "organising_ancestors", query.get("unit_id"))
+    return _page(db[SESSIONS].find(flt, HIDDEN), query)

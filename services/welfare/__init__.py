@@ -1,0 +1,1 @@
+"""Welfare (chăm lo, phúc lợi): programmes and budgets, support cases, micro-loans."""

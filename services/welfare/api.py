@@ -1,0 +1,165 @@
+"""HTTP API of welfare under /api/v1: programmes, cases (request, approve, reject, disburse) and
+micro-loans (position as of a date, repayments). Views only translate HTTP <-> service calls;
+every service function checks the token's scope against the unit it touches (and its ancestors),
+and list endpoints return the caller's subtree only.
+
+Statuses: 400 invalid input (field named, nothing written), 401 no token, 403 outside the token's
+subtree or a read-only role, 404 unknown id, 409 wrong status or Idempotency-Key reused for another
+request, 412 stale `version`, 422 rule violated (budget, beneficiary left, the CĐCS approving its
+own case: only a level above the case's CĐCS approves or rejects).
+"""
+from flask_smorest import Blueprint
+
+from . import schemas as s
+from . import service
+
+ERRORS = {
+    400: "Invalid input: `errors` names each field; nothing was written.",
+    401: "Missing or invalid bearer token.",
+    403: "The unit is outside the token's subtree, or the role may not write.",
+    404: "No such resource.",
+    409: "The case is not in a status that allows this, or the Idempotency-Key was used for "
+         "another request.",
+    412: "The `version` given is not the current one: reload and retry.",
+    422: "A business rule refuses it: `errors` names the field (amount over the remaining budget, "
+         "funding source not in the programme, beneficiary left, approving unit not above the CĐCS...).",
+}
+
+
+def documents(bp: Blueprint, *codes: int):
+    """Document the error answers an endpoint can give (all share the ErrorOut shape)."""
+    def deco(fn):
+        for code in codes:
+            fn = bp.alt_response(code, schema=s.ErrorOut, description=ERRORS[code])(fn)
+        return fn
+    return deco
+
+
+programmes = Blueprint("programmes", __name__, url_prefix="/programmes",
+                       description="Welfare programmes (Tết Sum vầy, Mái ấm Công đoàn, Quỹ Trợ vốn ...) "
+                                   "and their budgets.")
+cases = Blueprint("cases", __name__, url_prefix="/cases",
+                  description="Support cases: a beneficiary member, an amount and its funding split, "
+                              "approved by the level above the CĐCS, then disbursed.")
+loans = Blueprint("loans", __name__, url_prefix="/loans",
+                  description="Micro-loans (cases of a micro_loan programme): schedule, repayments, "
+                              "outstanding balance, overdue status as of a date.")
+
+
+@programmes.route("", methods=["POST"])
+@programmes.arguments(s.ProgrammeIn)
+@programmes.response(201, s.ProgrammeOut)
+@documents(programmes, 400, 401, 403, 422)
+def create_programme(body):
+    """Create a programme owned by a unit in the caller's subtree."""
+    return service.create_programme(body)
+
+
+@programmes.route("", methods=["GET"])
+@programmes.arguments(s.ProgrammeListArgs, location="query")
+@programmes.response(200, s.ProgrammeList)
+@documents(programmes, 400, 401)
+def list_programmes(args):
+    """Programmes owned by the caller's unit or a unit below it."""
+    return service.list_programmes(args)
+
+
+@programmes.route("/<programme_id>", methods=["GET"])
+@programmes.response(200, s.ProgrammeOut)
+@documents(programmes, 401, 403, 404)
+def get_programme(programme_id):
+    return service.get_programme(programme_id)
+
+
+@cases.route("", methods=["POST"])
+@cases.arguments(s.IdempotencyHeader, location="headers")
+@cases.arguments(s.CaseIn)
+@cases.response(201, s.CaseOut, description="Created.")
+@cases.alt_response(200, schema=s.CaseOut, success=True,
+                    description="A retry with the same Idempotency-Key: the case created first.")
+@documents(cases, 400, 401, 403, 409, 422)
+def request_case(headers, body):
+    """Request support for a member (known here and not left) under a programme covering its CĐCS."""
+    case, created = service.request_case(body, headers.get("idempotency_key"))
+    return case, (201 if created else 200)
+
+
+@cases.route("", methods=["GET"])
+@cases.arguments(s.CaseListArgs, location="query")
+@cases.response(200, s.CaseList)
+@documents(cases, 400, 401)
+def list_cases(args):
+    """Cases of the caller's subtree."""
+    return service.list_cases(args)
+
+
+@cases.route("/<case_id>", methods=["GET"])
+@cases.response(200, s.CaseOut)
+@documents(cases, 401, 403, 404)
+def get_case(case_id):
+    return service.get_case(case_id)
+
+
+@cases.route("/<case_id>/approve", methods=["POST"])
+@cases.arguments(s.ApproveIn)
+@cases.response(200, s.CaseOut)
+@documents(cases, 400, 401, 403, 404, 409, 412, 422)
+def approve_case(body, case_id):
+    """Approve a requested case: the caller's unit must be above the case's CĐCS; the amount is
+    reserved from the programme's remaining budget (422 if it does not fit)."""
+    return service.approve_case(case_id, body)
+
+
+@cases.route("/<case_id>/reject", methods=["POST"])
+@cases.arguments(s.RejectIn)
+@cases.response(200, s.CaseOut)
+@documents(cases, 400, 401, 403, 404, 409, 412, 422)
+def reject_case(body, case_id):
+    """Reject a requested case with a reason (same approving rule as approve)."""
+    return service.reject_case(case_id, body)
+
+
+@cases.route("/<case_id>/disburse", methods=["POST"])
+@cases.arguments(s.IdempotencyHeader, location="headers")
+@cases.arguments(s.DisburseIn)
+@cases.response(200, s.CaseOut, description="Disbursed now, or earlier by a request with the same "
+                                            "Idempotency-Key (never paid twice).")
+@documents(cases, 400, 401, 403, 404, 409, 412, 422)
+def disburse_case(headers, body, case_id):
+    """Record that an approved case was paid or handed over; a micro-loan's schedule starts here."""
+    case, _ = service.disburse_case(case_id, body, headers.get("idempotency_key"))
+    return case
+
+
+@loans.route("", methods=["GET"])
+@loans.arguments(s.LoanListArgs, location="query")
+@loans.response(200, s.LoanList)
+@documents(loans, 400, 401)
+def list_loans(args):
+    """Disbursed micro-loans of the caller's subtree with their position as of `as_of`."""
+    return service.list_loans(args)
+
+
+@loans.route("/<case_id>", methods=["GET"])
+@loans.arguments(s.LoanArgs, location="query")
+@loans.response(200, s.LoanOut)
+@documents(loans, 400, 401, 403, 404)
+def get_loan(args, case_id):
+    """Schedule, repayments, outstanding balance and overdue status as of `as_of`."""
+    return service.get_loan(case_id, args.get("as_of"))
+
+
+@loans.route("/<case_id>/repayments", methods=["POST"])
+@loans.arguments(s.IdempotencyHeader, location="headers")
+@loans.arguments(s.RepaymentIn)
+@loans.response(201, s.LoanOut, description="Recorded; the loan as of the payment day.")
+@loans.alt_response(200, schema=s.LoanOut, success=True,
+                    description="A retry with the same Idempotency-Key: recorded once, earlier.")
+@documents(loans, 400, 401, 403, 404, 409, 412, 422)
+def record_repayment(headers, body, case_id):
+    """Record a (partial, late) repayment; it settles the oldest instalments first."""
+    loan, created = service.record_repayment(case_id, body, headers.get("idempotency_key"))
+    return loan, (201 if created else 200)
+
+
+BLUEPRINTS = [programmes, cases, loans]

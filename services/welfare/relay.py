@@ -1,0 +1,18 @@
+"""`python -m services.welfare.relay`: publishes the outbox of programmes and cases to
+welfare.events (Kafka key = aggregate id, so one case's events stay in order)."""
+from platformkit import config
+from platformkit.kafka_io import ensure_topics
+from platformkit.relay import run_relay
+
+from .service import CASES, PROGRAMMES, SERVICE
+
+TOPIC = "welfare.events"
+
+
+def main() -> None:
+    ensure_topics([config.topic(TOPIC)])
+    run_relay(SERVICE, {PROGRAMMES: TOPIC, CASES: TOPIC})
+
+
+if __name__ == "__main__":
+    main()

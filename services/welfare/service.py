@@ -1,0 +1,467 @@
+"""Welfare service layer: load aggregates, check the caller's scope, run the domain, write ONE
+document with its events (outbox). No business rule lives here; the few multi-step procedures
+(budget reservation, idempotent retries) are about storage without transactions.
+
+Scope checks happen here rather than in the views because the unit to check (a case's CĐCS, a
+programme's owner) is known only once the aggregate is loaded; the API calls these functions
+inside the request, so `require_in_scope` reads the request's token.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from uuid import uuid4
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from platformkit import membership_view, mongo
+from platformkit.auth import Caller, current_caller, require_in_scope, require_write
+from platformkit.envelope import new_event
+from platformkit.outbox import (OUTBOX, OUTBOX_INDEX, PENDING, AlreadyExists, StaleVersion,
+                                insert_with_events, update_with_events)
+from platformkit.web import Conflict, Missing, RuleViolated
+
+from . import domain
+
+SERVICE = "welfare"
+PROGRAMMES = "programmes"
+CASES = "cases"
+LEDGER = "budget_ledger"
+CLAIMS = "claims"
+# A claim older than this is taken to belong to a request that died half-way; a re-run finishes it.
+CLAIM_LEASE_SECONDS = 30
+# Vietnam keeps UTC+7 all year; "today" for a default date is the Vietnamese day.
+VN = timezone(timedelta(hours=7))
+# Internal fields never shown to callers.
+HIDDEN = {OUTBOX, PENDING, "idempotency_key", "request_fingerprint", "disbursement_key"}
+
+INDEXES: dict[str, list[tuple]] = {
+    PROGRAMMES: [*OUTBOX_INDEX, ("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
+                 ([("year", ASCENDING), ("kind", ASCENDING)], {"name": "year_kind"})],
+    CASES: [*OUTBOX_INDEX, ("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
+            ("programme_id", {"name": "programme"}), ("member_id", {"name": "member"}),
+            ("status", {"name": "status"}),
+            # Idempotency-Key of the POST that created the case / paid it: a retry finds the first
+            # result, and two racing retries cannot both insert. Sparse: most documents have none
+            # (a unique non-sparse index would treat every missing key as the same null on MongoDB).
+            ("idempotency_key", {"name": "idempotency_key", "unique": True, "sparse": True}),
+            ("disbursement_key", {"name": "disbursement_key", "unique": True, "sparse": True})],
+    # The budget ledger: one entry per reservation, `_id` = programme id + sequence number, so two
+    # appends after the same tail cannot both land (see _reserve); `entry_key` reserves a case once.
+    LEDGER: [([("programme_id", ASCENDING), ("seq", DESCENDING)], {"name": "tail"}),
+             ("entry_key", {"name": "entry_key", "unique": True, "sparse": True})],
+    **membership_view.INDEXES,
+}
+
+
+def database() -> Database:
+    return mongo.database(SERVICE)
+
+
+def ensure_schema(db: Database | None = None) -> None:
+    mongo.ensure_indexes(db if db is not None else database(), INDEXES)
+
+
+def today() -> date:
+    return datetime.now(VN).date()
+
+
+def public(doc: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in doc.items() if k not in HIDDEN and k != "_id"}
+    out["id"] = doc["_id"]
+    return out
+
+
+def _envelopes(subject: str, version: int, events: list[domain.Event]):
+    return [new_event(domain.SOURCE, e.type, subject, e.data, version) for e in events]
+
+
+def _changes(old: dict, new: dict) -> dict[str, Any]:
+    """Only the fields the command changed: a concurrent writer of other fields (the consumer
+    refreshing `ancestors` after a unit move) is never overwritten with what we read."""
+    return {k: v for k, v in new.items() if k != "_id" and old.get(k) != v}
+
+
+def _unit(db: Database, unit_id: str) -> domain.Unit | None:
+    doc = db[membership_view.UNITS].find_one({"_id": unit_id})
+    if doc is None:
+        return None
+    return domain.Unit(unit_id=unit_id, ancestors=list(doc.get("ancestors") or []), kind=doc.get("kind"),
+                       level=doc.get("level"), status=doc.get("status") or "active")
+
+
+def _current_ancestors(db: Database, doc: dict) -> list[str]:
+    """A unit may have moved since the document was written: scope follows today's tree."""
+    ancestors = membership_view.unit_ancestors(db, doc["unit_id"])
+    return doc["ancestors"] if ancestors is None else ancestors
+
+
+def _subtree(caller: Caller) -> dict[str, Any]:
+    return {"$or": [{"unit_id": caller.unit_id}, {"ancestors": caller.unit_id}]}
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _scoped_key(caller: Caller, key: str | None) -> str | None:
+    # Keys are chosen by clients; scoping by the token's subject keeps two clients' keys apart.
+    return f"{caller.subject}|{key}" if key else None
+
+
+def _check_pin(doc: dict, version: int | None) -> None:
+    if version is not None and version != doc["version"]:
+        raise StaleVersion(f"{doc['_id']} is at version {doc['version']}, not {version};")
+
+
+# ---------------------------------------------------------------- programmes
+
+def create_programme(body: dict[str, Any]) -> dict:
+    db = database()
+    owner = _unit(db, body["unit_id"])
+    if owner is None:
+        current_caller()  # authenticate before saying anything about units
+        raise RuleViolated(f"unit {body['unit_id']} is unknown here (not yet received from membership)",
+                           field="unit_id")
+    require_in_scope(owner.unit_id, owner.ancestors, write=True)
+    cmd = domain.NewProgramme(name=body["name"], kind=body["kind"], year=body["year"], budget=body["budget"],
+                              funding_sources=body["funding_sources"], description=body.get("description", ""))
+    pid = "prg-" + uuid4().hex
+    state, events = domain.create_programme(pid, owner, cmd)
+    state["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    insert_with_events(db[PROGRAMMES], state, _envelopes(pid, 1, events))
+    return public(domain.with_budget_position({**state, "version": 1}, 0))
+
+
+def _load(db: Database, coll: str, _id: str, what: str) -> dict:
+    doc = db[coll].find_one({"_id": _id})
+    if doc is None:
+        current_caller()
+        raise Missing(f"{what} {_id} not found")
+    return doc
+
+
+def get_programme(programme_id: str) -> dict:
+    db = database()
+    doc = _load(db, PROGRAMMES, programme_id, "programme")
+    require_in_scope(doc["unit_id"], _current_ancestors(db, doc))
+    return public(_programme_now(db, doc))
+
+
+def list_programmes(args: dict[str, Any]) -> dict:
+    caller = current_caller()
+    query: dict[str, Any] = _subtree(caller)
+    for key in ("year", "kind", "unit_id"):
+        if args.get(key) is not None:
+            query[key] = args[key]
+    db = database()
+    cur = (db[PROGRAMMES].find(query).sort([("year", DESCENDING), ("_id", ASCENDING)])
+           .skip(args["offset"]).limit(args["limit"]))
+    return {"items": [public(_programme_now(db, d)) for d in cur], "limit": args["limit"],
+            "offset": args["offset"]}
+
+
+# ---------------------------------------------------------------- cases
+
+def request_case(body: dict[str, Any], idempotency_key: str | None) -> tuple[dict, bool]:
+    """Returns (case, created). A retry with the same Idempotency-Key and body returns the first
+    case (created=False); the same key with another body is a 409."""
+    db = database()
+    caller = require_write()
+    key = _scoped_key(caller, idempotency_key)
+    fingerprint = _fingerprint(body)
+    if key:
+        first = db[CASES].find_one({"idempotency_key": key})
+        if first is not None:
+            return _replay(db, first, fingerprint), False
+    programme = db[PROGRAMMES].find_one({"_id": body["programme_id"]})
+    if programme is None:
+        raise RuleViolated(f"programme {body['programme_id']} not found", field="programme_id")
+    programme = _programme_now(db, programme)
+    view = db[membership_view.MEMBERS].find_one({"_id": body["member_id"]})
+    member = unit = None
+    if view is not None:
+        member = domain.Member(member_id=view["_id"], unit_id=view["unit_id"], status=view.get("status"),
+                               full_name=view.get("full_name", ""))
+        unit = _unit(db, member.unit_id)
+        # the beneficiary's unit decides whose case this is: the caller must cover it
+        require_in_scope(member.unit_id, unit.ancestors if unit else [], write=True)
+    loan = body.get("loan") or {}
+    cmd = domain.NewCase(
+        programme_id=body["programme_id"], member_id=body["member_id"], hardship_type=body["hardship_type"],
+        amount=body["amount"], form=body["form"],
+        funding=[domain.FundingShare(s["source"], s["amount"]) for s in body["funding"]],
+        requested_on=body.get("requested_on") or today(), note=body.get("note", ""),
+        loan_term_months=loan.get("term_months") if body.get("loan") is not None else None)
+    case_id = "case-" + uuid4().hex
+    state, events = domain.request_case(case_id, programme, member, unit, cmd)
+    state.update(requested_by=caller.subject, requested_by_unit_id=caller.unit_id,
+                 request_fingerprint=fingerprint)
+    if key:
+        state["idempotency_key"] = key
+    try:
+        insert_with_events(db[CASES], state, _envelopes(case_id, 1, events))
+    except AlreadyExists:
+        first = db[CASES].find_one({"idempotency_key": key}) if key else None
+        if first is None:
+            raise
+        return _replay(db, first, fingerprint), False  # a racing retry inserted it first
+    return public({**state, "version": 1}), True
+
+
+def _replay(db: Database, first: dict, fingerprint: str) -> dict:
+    require_in_scope(first["unit_id"], _current_ancestors(db, first), write=True)
+    if first.get("request_fingerprint") != fingerprint:
+        raise Conflict("this Idempotency-Key was used for a different request", field="Idempotency-Key")
+    return public(first)
+
+
+def get_case(case_id: str) -> dict:
+    db = database()
+    doc = _load(db, CASES, case_id, "case")
+    require_in_scope(doc["unit_id"], _current_ancestors(db, doc))
+    return public(doc)
+
+
+def list_cases(args: dict[str, Any]) -> dict:
+    caller = current_caller()
+    query: dict[str, Any] = _subtree(caller)
+    for key in ("programme_id", "status", "member_id", "unit_id", "programme_kind"):
+        if args.get(key) is not None:
+            query[key] = args[key]
+    cur = (database()[CASES].find(query).sort([("requested_on", DESCENDING), ("_id", ASCENDING)])
+           .skip(args["offset"]).limit(args["limit"]))
+    return {"items": [public(d) for d in cur], "limit": args["limit"], "offset": args["offset"]}
+
+
+def _approver(db: Database, caller: Caller, case: dict) -> domain.Approver:
+    unit = _unit(db, caller.unit_id)
+    level = unit.level if unit and unit.level is not None else None
+    if level is None and caller.unit_id in case["ancestors"]:
+        level = case["ancestors"].index(caller.unit_id) + 1  # root is level 1 (central)
+    return domain.Approver(unit_id=caller.unit_id, level=level, subject=caller.subject)
+
+
+def _load_case_in_scope(db: Database, case_id: str, write: bool = True) -> tuple[dict, Caller]:
+    case = _load(db, CASES, case_id, "case")
+    ancestors = _current_ancestors(db, case)
+    caller = require_in_scope(case["unit_id"], ancestors, write=write)
+    return {**case, "ancestors": ancestors}, caller
+
+
+def _reserved(db: Database, programme_id: str) -> tuple[int, int]:
+    """(sequence number, reserved total) at the tail of a programme's budget ledger."""
+    tail = db[LEDGER].find_one({"programme_id": programme_id}, sort=[("seq", DESCENDING)])
+    return (tail["seq"], tail["reserved"]) if tail else (0, 0)
+
+
+def _programme_now(db: Database, programme: dict) -> dict:
+    return domain.with_budget_position(programme, _reserved(db, programme["_id"])[1])
+
+
+def _reserve(db: Database, case: dict) -> None:
+    """Take the case's amount out of its programme's budget, at most once per case.
+
+    Why a ledger and not `update_one({remaining: {$gte: amount}}, {$inc: ...})`: FerretDB 1.24
+    (SQLite) reads, modifies and rewrites a document without holding it, so racing conditional
+    updates all "succeed" and overspend (measured: 10 of 10). A unique insert is atomic there as in
+    MongoDB: each reservation appends entry `seq + 1` after the tail it read, carrying the new
+    total; two appends after the same tail collide on `_id` and the loser reads the tail again.
+    `entry_key` makes a re-run after a crash find its reservation instead of taking it twice."""
+    key = f"reserve:{case['_id']}"
+    programme = db[PROGRAMMES].find_one({"_id": case["programme_id"]})
+    if programme is None:
+        raise RuleViolated(f"programme {case['programme_id']} not found", field="programme_id")
+    for _ in range(200):
+        if db[LEDGER].find_one({"entry_key": key}, {"_id": 1}):
+            return  # reserved by an earlier attempt that did not finish: just finish now
+        seq, reserved = _reserved(db, programme["_id"])
+        domain.check_budget(domain.with_budget_position(programme, reserved), case["amount"])
+        try:
+            db[LEDGER].insert_one({
+                "_id": f"{programme['_id']}#{seq + 1:010d}", "programme_id": programme["_id"], "seq": seq + 1,
+                "entry_key": key, "case_id": case["_id"], "delta": case["amount"],
+                "reserved": reserved + case["amount"], "budget": programme["budget"],
+                "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds")})
+            return
+        except DuplicateKeyError:
+            continue  # another reservation landed after the tail we read: read it again
+    raise Conflict("the programme's budget is busy; retry", field="programme_id")
+
+
+def _claim(db: Database, claim_id: str, facts: dict[str, Any]) -> tuple[dict, bool]:
+    """Take the one-time right to do a step on a case (decide it, pay it, record repayment n).
+    Same reason as the ledger: a unique insert is the only write FerretDB applies atomically, so two
+    racing commands cannot both pass the version check of update_with_events and both write.
+    Returns (claim, taken_now). A claim older than the lease belongs to a request that died after
+    claiming: its re-run (same facts) may finish the step."""
+    claim = {"_id": claim_id, **facts, "owner": uuid4().hex, "at": time.time()}
+    try:
+        db[CLAIMS].insert_one(claim)
+        return claim, True
+    except DuplicateKeyError:
+        return db[CLAIMS].find_one({"_id": claim_id}) or claim, False
+
+
+def _stale(claim: dict) -> bool:
+    return time.time() - claim["at"] > CLAIM_LEASE_SECONDS
+
+
+def _decide(db: Database, case: dict, decision: str, caller: Caller) -> tuple[dict, bool]:
+    claim, taken = _claim(db, f"decision:{case['_id']}", {"decision": decision, "unit_id": caller.unit_id})
+    if not taken and not (claim["decision"] == decision and _stale(claim)):
+        raise Conflict(f"case {case['_id']} is already being {claim['decision']}", field="status")
+    return claim, taken
+
+
+def approve_case(case_id: str, body: dict[str, Any]) -> dict:
+    db = database()
+    case, caller = _load_case_in_scope(db, case_id)
+    _check_pin(case, body.get("version"))
+    new, events = domain.approve_case(case, _approver(db, caller, case), body.get("approved_on") or today())
+    claim, taken = _decide(db, case, "approved", caller)
+    try:
+        _reserve(db, case)
+    except (RuleViolated, Conflict):
+        if taken:  # give the decision back: the budget refused it, nothing is written
+            db[CLAIMS].delete_one({"_id": claim["_id"], "owner": claim["owner"]})
+        raise
+    saved = update_with_events(db[CASES], case_id, case["version"], _changes(case, new),
+                               _envelopes(case_id, case["version"] + 1, events))
+    return public(saved)
+
+
+def reject_case(case_id: str, body: dict[str, Any]) -> dict:
+    db = database()
+    case, caller = _load_case_in_scope(db, case_id)
+    _check_pin(case, body.get("version"))
+    new, events = domain.reject_case(case, _approver(db, caller, case), body["reason"],
+                                     body.get("rejected_on") or today())
+    _decide(db, case, "rejected", caller)
+    saved = update_with_events(db[CASES], case_id, case["version"], _changes(case, new),
+                               _envelopes(case_id, case["version"] + 1, events))
+    return public(saved)
+
+
+def disburse_case(case_id: str, body: dict[str, Any], idempotency_key: str | None) -> tuple[dict, bool]:
+    """Returns (case, paid_now). A retry with the same key returns the disbursed case (False)."""
+    db = database()
+    case, caller = _load_case_in_scope(db, case_id)
+    key = _scoped_key(caller, idempotency_key)
+    if key and case["status"] == "disbursed" and case.get("disbursement_key") == key:
+        return public(case), False
+    _check_pin(case, body.get("version"))
+    new, events = domain.disburse_case(case, body.get("disbursed_on") or today(), caller.unit_id, key)
+    claim, taken = _claim(db, f"disbursement:{case_id}", {"key": key})
+    if not taken and not (claim.get("key") == key and _stale(claim)):
+        raise Conflict(f"case {case_id} is already being disbursed", field="status")
+    try:
+        saved = update_with_events(db[CASES], case_id, case["version"], _changes(case, new),
+                                   _envelopes(case_id, case["version"] + 1, events))
+    except AlreadyExists:
+        raise Conflict("this Idempotency-Key already paid another case", field="Idempotency-Key")
+    return public(saved), True
+
+
+# ---------------------------------------------------------------- loans
+
+def _loan_case(db: Database, case_id: str, write: bool) -> tuple[dict, Caller]:
+    case, caller = _load_case_in_scope(db, case_id, write=write)
+    if not case.get("loan"):
+        raise Missing(f"case {case_id} is not a micro-loan")
+    return case, caller
+
+
+def loan_view(case: dict, as_of: date) -> dict:
+    base = {"id": case["_id"], "case_id": case["_id"], "programme_id": case["programme_id"],
+            "member_id": case["member_id"], "unit_id": case["unit_id"], "case_status": case["status"],
+            "version": case["version"], "principal": case["loan"]["principal"],
+            "term_months": case["loan"]["term_months"]}
+    if case["status"] != "disbursed":
+        return {**base, "as_of": as_of.isoformat(), "status": "not_disbursed", "repaid_total": 0,
+                "outstanding": 0, "due_to_date": 0, "overdue_amount": 0, "days_overdue": 0,
+                "instalments": [], "repayments": []}
+    pos = domain.loan_position(case["loan"], as_of)
+    repayments = [{k: v for k, v in r.items() if k != "key"} for r in case["loan"]["repayments"]]
+    return {**base, **pos.__dict__, "disbursed_on": case["loan"]["disbursed_on"], "repayments": repayments}
+
+
+def get_loan(case_id: str, as_of: date | None) -> dict:
+    db = database()
+    case, _ = _loan_case(db, case_id, write=False)
+    return loan_view(case, as_of or today())
+
+
+def list_loans(args: dict[str, Any]) -> dict:
+    caller = current_caller()
+    query: dict[str, Any] = {**_subtree(caller), "programme_kind": "micro_loan", "status": "disbursed"}
+    for key in ("programme_id", "member_id", "unit_id"):
+        if args.get(key) is not None:
+            query[key] = args[key]
+    as_of = args.get("as_of") or today()
+    cur = database()[CASES].find(query).sort("_id", ASCENDING).skip(args["offset"]).limit(args["limit"])
+    items = [loan_view(c, as_of) for c in cur]
+    if args.get("status"):
+        # computed as of a date, so filtered after reading the page (the page may come back shorter)
+        items = [i for i in items if i["status"] == args["status"]]
+    for item in items:
+        item.pop("instalments", None)
+    return {"items": items, "limit": args["limit"], "offset": args["offset"]}
+
+
+def record_repayment(case_id: str, body: dict[str, Any], idempotency_key: str | None) -> tuple[dict, bool]:
+    """Repayment n of a loan is claimed before it is written, so two racing repayments cannot both
+    become number n (the second reads the loan again and becomes n + 1)."""
+    db = database()
+    paid_on = body.get("paid_on") or today()
+    for _ in range(100):
+        case, caller = _loan_case(db, case_id, write=True)
+        key = _scoped_key(caller, idempotency_key)
+        repayments = (case["loan"].get("repayments") or []) if case["status"] == "disbursed" else []
+        if key:
+            for r in repayments:
+                if r.get("key") == key:
+                    if (r["amount"], r["paid_on"]) != (body["amount"], paid_on.isoformat()):
+                        raise Conflict("this Idempotency-Key was used for a different repayment",
+                                       field="Idempotency-Key")
+                    return loan_view(case, paid_on), False
+        _check_pin(case, body.get("version"))
+        new, events = domain.repay_loan(case, body["amount"], paid_on, key)
+        seq = len(repayments) + 1
+        claim, taken = _claim(db, f"repayment:{case_id}:{seq}", {"amount": body["amount"], "key": key,
+                                                                   "paid_on": paid_on.isoformat()})
+        if not taken:
+            if _stale(claim):  # its request died after claiming: record that repayment, then ours
+                old = domain.repay_loan(case, claim["amount"], date.fromisoformat(claim["paid_on"]), claim["key"])
+                update_with_events(db[CASES], case_id, case["version"], _changes(case, old[0]),
+                                   _envelopes(case_id, case["version"] + 1, old[1]))
+            else:
+                time.sleep(0.02)  # repayment `seq` is being written by someone else
+            continue
+        saved = update_with_events(db[CASES], case_id, case["version"], _changes(case, new),
+                                   _envelopes(case_id, case["version"] + 1, events))
+        return loan_view(saved, paid_on), True
+    raise Conflict("the loan is busy; retry", field="loan")
+
+
+# ---------------------------------------------------------------- consumer side
+
+def refresh_ancestors_after_move(db: Database, moved_unit_id: str) -> None:
+    """After `membership.unit.moved`, programmes and cases of the moved unit and of every unit
+    below it take the units' new ancestors from the view (already rewritten), so subtree lists and
+    scope follow the new tree. Derived from the view: idempotent under redelivery. Touches
+    `ancestors` only, never `version`: it races with no command."""
+    units = [moved_unit_id] + [d["_id"] for d in db[membership_view.UNITS].find({"ancestors": moved_unit_id},
+                                                                                 {"_id": 1})]
+    for unit_id in units:
+        ancestors = membership_view.unit_ancestors(db, unit_id)
+        if ancestors is None:
+            continue
+        for coll in (PROGRAMMES, CASES):
+            db[coll].update_many({"unit_id": unit_id}, {"$set": {"ancestors": ancestors}})
+
