@@ -68,7 +68,8 @@ class ConsumerLoop:
     def __init__(self, group_id: str, topics: list[str], handler: BatchHandler, *,
                  max_batch: int = 500, poll_timeout_ms: int = 500,
                  publisher: EventPublisher | None = None, auto_offset_reset: str = "earliest",
-                 on_idle: Callable[[], None] | None = None):
+                 on_idle: Callable[[], None] | None = None,
+                 after_batch: Callable[[], None] | None = None):
         self.group_id = group_id
         self.topics = topics
         self.handler = handler
@@ -78,6 +79,7 @@ class ConsumerLoop:
         self.publisher = publisher or EventPublisher()
         self.auto_offset_reset = auto_offset_reset
         self.on_idle = on_idle
+        self.after_batch = after_batch
         self._stopping = False
         self.consumer: KafkaConsumer | None = None
 
@@ -116,6 +118,8 @@ class ConsumerLoop:
                         self.on_idle()
                     continue
                 self.process_batch(records)
+                if self.after_batch:
+                    self.after_batch()
         finally:
             self.consumer.close(autocommit=False)
             self.publisher.close()

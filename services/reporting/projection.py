@@ -53,10 +53,9 @@ def state_key(env: Envelope) -> str | None:
         return f"rating:{d['unit_id']}:{d['year']}"
     if base in ("membership.unit.merged", "membership.unit.dissolved", "membership.cdcs.founded"):
         return f"cdcs:{d['unit_id']}"
-    if base.startswith("welfare.loan.") or base == "welfare.case.disbursed":
-        return f"welfare:{env.subject}"
-    if base.startswith("training.enrolment.") or base == "training.certificate.issued":
-        return f"enrolment:{env.subject}"
+    if env.source == "training":
+        from .projection_training import training_state_key
+        return training_state_key(env)
     return None
 
 

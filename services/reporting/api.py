@@ -1,0 +1,123 @@
+"""The HTTP surface of reporting: views, drill-down, series, ratings, exports, targets, the
+indicator catalogue. Every endpoint checks the caller's token against reporting's hierarchy."""
+from flask import Response
+from flask_smorest import Blueprint
+
+from platformkit.auth import current_caller
+from platformkit.web import ApiError
+
+from . import exports, service
+from .indicators import CATALOGUE
+from .schemas import (ChildrenView, IndicatorOut, Me, PeriodQuery, RatingsView, SeriesQuery, SeriesView, TargetIn,
+                      TargetOut, UnitView, YearQuery)
+
+views = Blueprint("views", __name__, url_prefix="/views", description="Rolled-up attainment views")
+targets = Blueprint("targets", __name__, url_prefix="/targets", description="Targets assigned downward")
+catalogue = Blueprint("catalogue", __name__, url_prefix="", description="Indicators and the caller")
+
+ERRORS = {400: "invalid input, per field", 401: "no valid token", 403: "outside the caller's subtree",
+          404: "unit not known to reporting", 422: "a rule refused it"}
+
+
+def documented(bp, codes=(400, 401, 403, 404)):
+    def deco(fn):
+        for code in codes:
+            fn = bp.alt_response(code, schema=ApiError, description=ERRORS[code])(fn)
+        return fn
+    return deco
+
+
+@views.route("/<unit_id>", methods=["GET"])
+@views.arguments(PeriodQuery, location="query")
+@views.response(200, UnitView)
+@documented(views)
+def unit_view(q, unit_id):
+    """A unit's own figures for a period: actual, target, % of plan per indicator"""
+    return service.unit_view(current_caller(), unit_id, q)
+
+
+@views.route("/<unit_id>/children", methods=["GET"])
+@views.arguments(PeriodQuery, location="query")
+@views.response(200, ChildrenView)
+@documented(views)
+def children_view(q, unit_id):
+    """Drill-down: the unit's total and its children side by side"""
+    return service.children_view(current_caller(), unit_id, q)
+
+
+@views.route("/<unit_id>/series", methods=["GET"])
+@views.arguments(SeriesQuery, location="query")
+@views.response(200, SeriesView)
+@documented(views, (400, 401, 403, 404, 422))
+def series_view(q, unit_id):
+    """Month by month values of one indicator"""
+    return service.series_view(current_caller(), unit_id, q)
+
+
+@views.route("/<unit_id>/ratings", methods=["GET"])
+@views.arguments(YearQuery, location="query")
+@views.response(200, RatingsView)
+@documented(views)
+def ratings_view(q, unit_id):
+    """Share of the subtree's CĐCS at each confirmed quality rating, overall and by sector"""
+    return service.ratings_view(current_caller(), unit_id, q["year"])
+
+
+def _download(body: bytes, mimetype: str, name: str) -> Response:
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@views.route("/<unit_id>/export.csv", methods=["GET"])
+@views.arguments(PeriodQuery, location="query")
+@views.response(200, description="CSV (UTF-8 with BOM): unit rows, indicator columns, actual / target / %")
+@documented(views)
+def export_csv(q, unit_id):
+    """Export the drill-down view as CSV"""
+    view = service.children_view(current_caller(), unit_id, q)
+    return _download(exports.to_csv(view), "text/csv; charset=utf-8", f"chi-tieu-{view['unit']['code'] or unit_id}-{q['period']}.csv")
+
+
+@views.route("/<unit_id>/export.xlsx", methods=["GET"])
+@views.arguments(PeriodQuery, location="query")
+@views.response(200, description="XLSX workbook: unit rows, indicator columns, actual / target / %")
+@documented(views)
+def export_xlsx(q, unit_id):
+    """Export the drill-down view as an Excel workbook"""
+    view = service.children_view(current_caller(), unit_id, q)
+    return _download(exports.to_xlsx(view), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                     f"chi-tieu-{view['unit']['code'] or unit_id}-{q['period']}.xlsx")
+
+
+@targets.route("/<unit_id>", methods=["PUT"])
+@targets.arguments(TargetIn)
+@targets.response(200, TargetOut)
+@documented(targets, (400, 401, 403, 404, 422))
+def set_target(body, unit_id):
+    """Assign (or change) a unit's target for a year and indicator; by a level above the unit"""
+    return service.set_target(current_caller(), unit_id, body)
+
+
+@targets.route("/<unit_id>", methods=["GET"])
+@targets.arguments(YearQuery, location="query")
+@targets.response(200, TargetOut(many=True))
+@documented(targets)
+def list_targets(q, unit_id):
+    """Targets of the unit and its children for a year"""
+    return service.list_targets(current_caller(), unit_id, q["year"])
+
+
+@catalogue.route("/indicators", methods=["GET"])
+@catalogue.response(200, IndicatorOut(many=True))
+@documented(catalogue, (401,))
+def indicators():
+    """The indicator catalogue"""
+    current_caller()
+    return list(CATALOGUE.values())
+
+
+@catalogue.route("/me", methods=["GET"])
+@catalogue.response(200, Me)
+@documented(catalogue, (401,))
+def me():
+    """Who the token names, and the unit the dashboard should open"""
+    return service.me(current_caller())

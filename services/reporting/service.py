@@ -1,0 +1,107 @@
+"""Reporting service layer: which generation is live, scope checks against reporting's own
+hierarchy (built from membership events), targets."""
+from __future__ import annotations
+
+from platformkit import mongo
+from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
+from platformkit.mongo import is_duplicate_key
+from platformkit.web import RuleViolated
+from platformkit.write_claims import claimed_update
+
+from . import views
+from .indicators import CATALOGUE
+from .periods import parse
+from .store import Generation, active_generation
+
+SERVICE = "reporting"
+
+
+def db():
+    return mongo.database(SERVICE)
+
+
+def live() -> Generation:
+    return Generation(db(), active_generation(db()))
+
+
+def setup() -> None:
+    d = db()
+    d.targets.create_index([("unit", 1), ("year", 1)], name="unit_year")
+    live().setup()
+
+
+def scoped_unit(caller: Caller, unit_id: str, gen: Generation | None = None) -> dict:
+    unit = views.unit_info(gen or live(), unit_id)
+    check_scope(caller, unit["_id"], unit.get("ancestors", []))
+    return unit
+
+
+def codes_from(q: dict) -> list[str] | None:
+    raw = q.get("indicators")
+    return [c for c in raw.split(",") if c] if raw else None
+
+
+def unit_view(caller: Caller, unit_id: str, q: dict) -> dict:
+    gen = live()
+    scoped_unit(caller, unit_id, gen)
+    return views.unit_view(gen, db().targets, unit_id, parse(q["period"]), codes_from(q))
+
+
+def children_view(caller: Caller, unit_id: str, q: dict) -> dict:
+    gen = live()
+    scoped_unit(caller, unit_id, gen)
+    return views.children_view(gen, db().targets, unit_id, parse(q["period"]), codes_from(q))
+
+
+def series_view(caller: Caller, unit_id: str, q: dict) -> dict:
+    gen = live()
+    scoped_unit(caller, unit_id, gen)
+    if q["first"] > q["last"]:
+        raise RuleViolated("first month is after the last", field="first")
+    return views.series_view(gen, unit_id, q["indicator"], q["first"], q["last"])
+
+
+def ratings_view(caller: Caller, unit_id: str, year: int) -> dict:
+    gen = live()
+    scoped_unit(caller, unit_id, gen)
+    return views.ratings_view(gen, unit_id, year)
+
+
+def me(caller: Caller) -> dict:
+    gen = live()
+    if caller.unit_id == PLATFORM_SCOPE:
+        root = gen.units.find_one({"parent_id": None, "provisional": {"$ne": True}}) or gen.units.find_one({"parent_id": None})
+        unit = views._unit_out(root) if root else None
+    else:
+        doc = gen.units.find_one({"_id": caller.unit_id})
+        unit = views._unit_out(doc) if doc else None
+    return {"subject": caller.subject, "roles": list(caller.roles), "unit": unit}
+
+
+def set_target(caller: Caller, unit_id: str, body: dict) -> dict:
+    """A target is assigned to a unit by a level above it (its parent or higher)."""
+    unit = views.unit_info(live(), unit_id)
+    check_scope(caller, unit["_id"], unit.get("ancestors", []), write=True)
+    if caller.unit_id != PLATFORM_SCOPE and caller.unit_id not in unit.get("ancestors", []):
+        raise Forbidden("targets are assigned by the level above the unit")
+    ind = CATALOGUE[body["indicator"]]
+    if ind.kind == "ratio" and body["value"] > 100:
+        raise RuleViolated("a ratio's target is a percentage (0-100)", field="value")
+    key = f"{unit_id}|{body['indicator']}|{body['year']}"
+    fields = {"unit": unit_id, "parent_id": unit.get("parent_id"), "year": body["year"],
+              "indicator": body["indicator"], "value": body["value"], "assigned_by": caller.unit_id}
+    coll = db().targets
+    try:
+        coll.insert_one({"_id": key, **fields, "version": 1, "rev": 0})
+    except Exception as exc:  # noqa: BLE001
+        if not is_duplicate_key(exc):
+            raise
+        claimed_update(coll, key, lambda d: {"$set": fields, "$inc": {"version": 1}})
+    return coll.find_one({"_id": key})
+
+
+def list_targets(caller: Caller, unit_id: str, year: int) -> list[dict]:
+    gen = live()
+    scoped_unit(caller, unit_id, gen)
+    kids = [c["_id"] for c in views.children_ids(gen, unit_id)]
+    return list(db().targets.find({"unit": {"$in": [unit_id] + kids}, "year": year}).sort("unit", 1))

@@ -1,0 +1,1 @@
+"""Deterministic synthetic data: a province's worth of events for tests, demos and benchmarks."""

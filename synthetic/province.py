@@ -1,0 +1,266 @@
+"""A deterministic (seeded) province as a stream of CloudEvents envelopes, in the shapes of
+docs/events.md: the hierarchy, CĐCS founding, a year of members' lifecycle, dues, committees,
+ratings, training classes and certificates, dissemination, welfare disbursements and loans.
+
+    Province(seed=7, communes=150, cdcs=22000, members=2_500_000).events()   # the real size
+    Province(seed=7, communes=2, cdcs=6, members=300).events()               # a test's size
+
+Business dates increase with the stream, so "the state after every event up to month M" is the
+stock at the end of M. Each aggregate's events carry increasing aggregate versions.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Iterator
+
+from platformkit.envelope import Envelope, new_event
+
+from .names import person
+
+SECTORS = ["non_state", "non_state", "non_state", "public_admin", "public_admin", "state_enterprise",
+           "cooperative", "informal"]
+WELFARE_KINDS = ["tet_gift", "tet_gift", "tet_gift", "hardship_visit", "hardship_visit", "workers_month",
+                 "housing_repair", "housing_new", "death_support", "micro_loan"]
+AMOUNTS = {"tet_gift": 500_000, "hardship_visit": 1_000_000, "workers_month": 300_000, "housing_repair": 25_000_000,
+           "housing_new": 50_000_000, "death_support": 10_000_000, "micro_loan": 20_000_000}
+
+
+@dataclass
+class Member:
+    id: str
+    unit: str
+    name: str
+    gender: str
+    official: bool
+    status: str = "admitted"
+    version: int = 0
+
+
+@dataclass
+class Unit:
+    id: str
+    parent: str | None
+    ancestors: list[str]
+    kind: str
+    level: int
+    name: str
+    sector: str | None = None
+    version: int = 0
+    members: list[str] = field(default_factory=list)
+
+
+class Province:
+    def __init__(self, seed: int = 7, communes: int = 3, cdcs: int = 9, members: int = 400,
+                 year: int = 2025, code: str = "HCM", with_other_province: bool = True,
+                 activity: float = 1.0):
+        self.rng = random.Random(seed)
+        self.n_communes, self.n_cdcs, self.n_members = communes, cdcs, members
+        self.year, self.code = year, code
+        self.with_other_province = with_other_province
+        self.activity = activity
+        self.units: dict[str, Unit] = {}
+        self.members: dict[str, Member] = {}
+        self.cdcs_ids: list[str] = []
+        self.class_seq = 0
+        self.case_seq = 0
+        self.dues_versions: dict[str, int] = {}
+
+    # ---------------------------------------------------------------- helpers
+    def _day(self, progress: float) -> date:
+        """A business date `progress` (0..1) through the year, Jan 5 .. Nov 25."""
+        start = date(self.year, 1, 5)
+        return start + timedelta(days=int(progress * 324))
+
+    def _ev(self, type_: str, subject: str, data: dict, version: int, on: date) -> Envelope:
+        return new_event(type_.split(".")[0], type_, subject, data, version, time=f"{on.isoformat()}T09:00:00.000Z")
+
+    def _unit(self, uid: str, parent: str | None, kind: str, level: int, name: str, sector=None) -> Envelope:
+        anc = (self.units[parent].ancestors + [parent]) if parent else []
+        u = Unit(uid, parent, anc, kind, level, name, sector, version=1)
+        self.units[uid] = u
+        return self._ev("membership.unit.created.v1", uid, {
+            "unit_id": uid, "parent_id": parent, "ancestors": anc, "name": name, "code": uid, "kind": kind,
+            "level": level, "sector": sector, "effective_date": f"{self.year - 2}-06-01"}, 1, date(self.year, 1, 2))
+
+    def _member_data(self, m: Member) -> dict:
+        u = self.units[m.unit]
+        return {"member_id": m.id, "unit_id": m.unit, "ancestors": u.ancestors, "full_name": m.name,
+                "gender": m.gender, "is_official": m.official}
+
+    def _member_ev(self, m: Member, happened: str, on: date, **extra) -> Envelope:
+        m.version += 1
+        return self._ev(f"membership.member.{happened}.v1", m.id, {**self._member_data(m), **extra}, m.version, on)
+
+    # ---------------------------------------------------------------- the stream
+    def events(self) -> Iterator[Envelope]:
+        yield from self.hierarchy()
+        steps = self.n_members
+        for i in range(steps):
+            progress = i / max(steps, 1)
+            yield from self.step(i, progress)
+        yield from self.year_end()
+
+    def hierarchy(self) -> Iterator[Envelope]:
+        yield self._unit("VN", None, "central", 1, "Tổng Liên đoàn Lao động Việt Nam")
+        yield self._unit(self.code, "VN", "province", 2, f"LĐLĐ {self.code}")
+        if self.with_other_province:
+            yield self._unit("HN", "VN", "province", 2, "LĐLĐ Hà Nội")
+        for c in range(self.n_communes):
+            yield self._unit(f"{self.code}-X{c:03d}", self.code, "commune", 3, f"Công đoàn phường {c + 1}")
+        for s in range(self.n_cdcs):
+            commune = f"{self.code}-X{s % self.n_communes:03d}"
+            sector = self.rng.choice(SECTORS)
+            uid = f"{commune}-S{s:05d}"
+            yield self._unit(uid, commune, "cdcs", 4, f"CĐCS đơn vị {s + 1}", sector)
+            self.cdcs_ids.append(uid)
+            u = self.units[uid]
+            u.version = 2
+            founded = date(self.year - 2, 6, 1) if s % 5 else self._day(self.rng.random() * 0.5)
+            yield self._ev("membership.cdcs.founded.v1", uid, {
+                "unit_id": uid, "ancestors": u.ancestors, "sector": sector,
+                "method": "new_method" if self.rng.random() < 0.3 else "standard", "founding_member_count": 7,
+                "decision_no": f"{s}/QĐ", "decision_date": founded.isoformat(), "effective_date": founded.isoformat()},
+                2, founded)
+
+    def step(self, i: int, progress: float) -> Iterator[Envelope]:
+        rng = self.rng
+        on = self._day(progress)
+        unit = self.cdcs_ids[rng.randrange(len(self.cdcs_ids))]
+        name, gender = person(rng)
+        m = Member(f"M{i:08d}", unit, name, gender, official=rng.random() < 0.06)
+        self.members[m.id] = m
+        self.units[unit].members.append(m.id)
+        yield self._member_ev(m, "admitted", on, admitted_on=on.isoformat(), date_of_birth="1990-01-01",
+                              method="individual")
+        if rng.random() < 0.85:
+            m.status = "active"
+            yield self._member_ev(m, "approved", on, approved_on=on.isoformat(), approved_by_unit_id=self.units[unit].parent)
+        # activity on an earlier member
+        if i > 10 and rng.random() < self.activity:
+            other = self.members[f"M{rng.randrange(i):08d}"]
+            roll = rng.random()
+            if roll < 0.06 and other.status in ("active", "admitted"):
+                src = self.units[other.unit]
+                dst = self.cdcs_ids[rng.randrange(len(self.cdcs_ids))]
+                if dst != other.unit:
+                    other.unit = dst
+                    yield self._member_ev(other, "transferred", on, from_unit_id=src.id, from_ancestors=src.ancestors,
+                                          transferred_on=on.isoformat(), reason="transfer")
+            elif roll < 0.09 and other.status != "left":
+                other.status = "left"
+                yield self._member_ev(other, "left", on, left_on=on.isoformat(),
+                                      reason=rng.choice(["resigned", "removed", "deceased"]))
+            elif roll < 0.10 and other.status == "left":
+                other.status = "active"
+                yield self._member_ev(other, "reinstated", on, reinstated_on=on.isoformat())
+            elif roll < 0.12 and other.status == "active":
+                other.official = not other.official
+                yield self._member_ev(other, "profile_updated", on, changed=["is_official"])
+            elif roll < 0.30 and other.status == "active":
+                month = f"{on:%Y-%m}"
+                salary = rng.choice([5_000_000, 7_000_000, 9_000_000, 12_000_000])
+                rate = 10 if month < "2025-07" else 5
+                due = min(salary * rate // 1000, 234_000)
+                key = f"{other.id}:{month}"
+                self.dues_versions[key] = self.dues_versions.get(key, 0) + 1
+                yield self._ev("membership.dues.recorded.v1", key, {
+                    "member_id": other.id, "unit_id": other.unit, "ancestors": self.units[other.unit].ancestors,
+                    "month": month, "salary": salary, "rate_permille": rate, "due": due,
+                    "paid": due if rng.random() < 0.9 else 0, "exempt_reason": None}, self.dues_versions[key], on)
+            elif roll < 0.36 and other.status == "active":
+                yield from self._welfare(other, on)
+            elif roll < 0.38 and other.status == "active" and other.official:
+                yield from self._training(other, on)
+        if i % max(1, self.n_members // max(1, self.n_cdcs // 3 or 1)) == 0:
+            s = self.units[self.cdcs_ids[rng.randrange(len(self.cdcs_ids))]]
+            actives = [mid for mid in s.members if self.members[mid].status == "active" and self.members[mid].unit == s.id]
+            if actives:
+                s.version += 1
+                yield self._ev("membership.committee.consolidated.v1", s.id, {
+                    "unit_id": s.id, "ancestors": s.ancestors, "term": "2023-2028", "date": on.isoformat(),
+                    "positions": [{"member_id": actives[0], "full_name": self.members[actives[0]].name,
+                                   "position": "chair"}]}, s.version, on)
+
+    def _welfare(self, m: Member, on: date) -> Iterator[Envelope]:
+        self.case_seq += 1
+        kind = self.rng.choice(WELFARE_KINDS)
+        amount = AMOUNTS[kind]
+        case_id = f"CASE{self.case_seq:07d}"
+        u = self.units[m.unit]
+        data = {"case_id": case_id, "programme_id": f"P-{kind}", "programme_kind": kind, "programme_year": self.year,
+                "member_id": m.id, "unit_id": m.unit, "ancestors": u.ancestors, "hardship_type": "general",
+                "amount": amount, "form": "cash", "funding": [{"source": "union_fund", "amount": amount}],
+                "disbursed_on": on.isoformat(), "disbursed_by_unit_id": u.parent, "approved_by_unit_id": u.parent,
+                "approved_level": 3}
+        if kind == "micro_loan":
+            data.update(principal=amount, term_months=10, outstanding=amount)
+        yield self._ev("welfare.case.disbursed.v1", case_id, data, 3, on)
+        if kind == "micro_loan":
+            paid = 0
+            for n in range(self.rng.randrange(0, 4)):
+                paid += 2_000_000
+                yield self._ev("welfare.loan.repaid.v1", case_id, {
+                    "loan_id": case_id, "case_id": case_id, "programme_id": data["programme_id"],
+                    "programme_kind": kind, "programme_year": self.year, "member_id": m.id, "unit_id": m.unit,
+                    "ancestors": u.ancestors, "amount": 2_000_000, "paid_on": on.isoformat(), "seq": n + 1,
+                    "principal": amount, "repaid_total": paid, "outstanding": amount - paid, "late": False,
+                    "overdue_amount": 0, "fully_repaid": False}, 4 + n, on)
+
+    def _training(self, m: Member, on: date) -> Iterator[Envelope]:
+        self.class_seq += 1
+        cls = f"CLASS{self.class_seq:06d}"
+        commune = self.units[m.unit].parent
+        cu = self.units[commune]
+        facts = {"class_id": cls, "class_code": cls, "course_id": "ATVSLD", "course_code": "ATVSLD", "topic": "osh",
+                 "audience": "part_time_officials", "format": "in_person", "organising_unit_id": commune,
+                 "organising_ancestors": cu.ancestors, "start_date": on.isoformat(), "end_date": on.isoformat(),
+                 "days_count": 1}
+        mf = {"member_id": m.id, "unit_id": m.unit, "ancestors": self.units[m.unit].ancestors, "is_official": True}
+        cert = f"{cls}-0001"
+        yield self._ev("training.enrolment.completed.v1", cls, {**facts, **mf, "attended_days": 1, "required_days": 1,
+                       "score": 8, "grade": "good", "completed_on": on.isoformat(), "certificate_no": cert}, 5, on)
+        yield self._ev("training.certificate.issued.v1", cls, {**facts, **mf, "attended_days": 1, "required_days": 1,
+                       "score": 8, "grade": "good", "certificate_no": cert, "issued_on": on.isoformat(),
+                       "full_name": m.name}, 5, on)
+        yield self._ev("training.class.closed.v1", cls, {**facts, "closed_on": on.isoformat(), "enrolled": 1,
+                       "completed": 1, "not_completed": 0, "certificates_issued": 1, "officials_enrolled": 1,
+                       "officials_completed": 1}, 6, on)
+
+    def year_end(self) -> Iterator[Envelope]:
+        on = date(self.year, 11, 28)
+        commune_ids = [u for u, x in self.units.items() if x.kind == "commune"]
+        for c in commune_ids:
+            reached = [{"unit_id": s, "ancestors": self.units[s].ancestors,
+                        "members_reached": sum(1 for mid in self.units[s].members if self.members[mid].status == "active")}
+                       for s in self.cdcs_ids if self.units[s].parent == c]
+            yield self._ev("training.dissemination.recorded.v1", f"DISS-{c}", {
+                "session_id": f"DISS-{c}", "organising_unit_id": c, "organising_ancestors": self.units[c].ancestors,
+                "topic": "resolution", "document_ref": "NQ 02-NQ/TW", "held_on": on.isoformat(), "format": "in_person",
+                "audience": "members", "reached": reached, "members_reached": sum(r["members_reached"] for r in reached),
+                "units_reached": len(reached)}, 1, on)
+        for s in self.cdcs_ids:
+            u = self.units[s]
+            if self.rng.random() < 0.8:
+                rating = self.rng.choice(["excellent", "good", "good", "completed", "not_completed"])
+                for status in ("proposed", "confirmed"):
+                    u.version += 1
+                    yield self._ev("membership.cdcs.rated.v1", s, {
+                        "unit_id": s, "ancestors": u.ancestors, "sector": u.sector, "year": self.year,
+                        "rating": rating, "status": status,
+                        "confirmed_by_unit_id": u.parent if status == "confirmed" else None}, u.version, on)
+
+    def move_commune(self, commune: str, new_parent: str, on: date) -> Envelope:
+        """The 2025 restructuring: a commune union moves under another province."""
+        u = self.units[commune]
+        old = list(u.ancestors)
+        u.parent = new_parent
+        u.ancestors = self.units[new_parent].ancestors + [new_parent]
+        u.version += 1
+        for s in self.cdcs_ids:
+            if self.units[s].parent == commune:
+                self.units[s].ancestors = u.ancestors + [commune]
+        return self._ev("membership.unit.moved.v1", commune, {
+            "unit_id": commune, "old_parent_id": old[-1], "parent_id": new_parent, "old_ancestors": old,
+            "ancestors": u.ancestors, "effective_date": on.isoformat()}, u.version, on)
