@@ -4,13 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test unit bench venv infra topics logs
+.PHONY: up down status test unit bench venv infra topics logs tools
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
+
+## kustomize (from the Go module proxy) for the manifest tests; cached under ~/.cache/congdoan
+tools:
+	deploy/k8s/build.sh >/dev/null
 
 venv: $(STAMP)
 
@@ -35,7 +39,7 @@ logs:
 	deploy/local/infra.sh logs
 
 ## Every test, against the real broker and database (started if needed).
-test: infra
+test: infra tools
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## Pure unit tests only (no broker, no database).

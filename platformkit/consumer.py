@@ -106,6 +106,9 @@ class ConsumerLoop:
         return consumer
 
     def run(self) -> None:
+        import os
+        from .metrics import serve_metrics
+        serve_metrics(int(os.environ.get("METRICS_PORT", "0")))
         self.consumer = self._connect()
         log.info("consumer %s started on %s", self.group_id, self.topics)
         try:

@@ -22,6 +22,7 @@ from .envelope import Envelope, encode
 log = logging.getLogger(__name__)
 
 DOMAIN_TOPICS = ("membership.events", "training.events", "welfare.events")
+DEAD_LETTER_GROUPS = ("training-membership-view", "welfare-membership-view")
 DEFAULT_PARTITIONS = int(os.environ.get("TOPIC_PARTITIONS", "6"))
 
 
@@ -120,6 +121,8 @@ def main() -> None:
     from .logs import setup_logging
     setup_logging()
     ensure_topics([config.topic(t) for t in DOMAIN_TOPICS])
+    # dead-letter topics of the fixed consumer groups, so they get infinite retention too
+    ensure_topics([config.dead_letter_topic(g) for g in DEAD_LETTER_GROUPS], partitions=1)
     print("topics ready:", ", ".join(config.topic(t) for t in DOMAIN_TOPICS))
 
 

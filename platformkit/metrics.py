@@ -19,5 +19,13 @@ DEAD_LETTERS = Counter("dead_letters_total", "Records sent to the dead-letter to
 
 
 def serve_metrics(port: int) -> None:
-    if port:
-        start_http_server(port, addr="127.0.0.1")
+    """Expose this process's metrics (relays, consumers, the projector). METRICS_ADDR=0.0.0.0 in
+    containers so that Prometheus can scrape them; loopback by default."""
+    import os
+    global _serving
+    if port and not _serving:
+        start_http_server(port, addr=os.environ.get("METRICS_ADDR", "127.0.0.1"))
+        _serving = True
+
+
+_serving = False

@@ -18,7 +18,6 @@ import time
 from platformkit import config, mongo
 from platformkit.consumer import ConsumerLoop, Record
 from platformkit.logs import setup_logging
-from platformkit.metrics import serve_metrics
 
 from .projection import Effects, project, state_key
 from .store import Generation, PlacedDelta, active_generation, partition_key
@@ -132,7 +131,6 @@ def run_generation(number: int) -> bool:
 
 def main() -> None:
     setup_logging()
-    serve_metrics(int(os.environ.get("METRICS_PORT", "0")))
     from platformkit.kafka_io import ensure_topics
     ensure_topics([config.topic(t) for t in SOURCE_TOPICS])
     while run_generation(active_generation(db())):
