@@ -45,3 +45,7 @@ test: infra tools
 ## Pure unit tests only (no broker, no database).
 unit: venv
 	$(PY) -m pytest -q tests/unit
+
+## Benchmarks with ratios against baselines measured in the same run (results in docs/benchmarks.md)
+bench: infra
+	$(PY) -m bench.projector_bench $(BENCH_ARGS)
