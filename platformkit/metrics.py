@@ -14,6 +14,7 @@ CONSUMER_BATCH = Histogram("consumer_batch_size", "Records per batch", ["group"]
                            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000))
 CONSUMER_BATCH_SECONDS = Histogram("consumer_batch_write_seconds", "Time to process+commit a batch", ["group"])
 CONSUMER_LAG_SECONDS = Gauge("consumer_lag_seconds", "Age of the last record processed", ["group"])
+CONSUMER_LAG_RECORDS = Gauge("consumer_lag_records", "Records behind the partitions' high watermarks", ["group"])
 CONSUMER_RETRIES = Counter("consumer_batch_retries_total", "Batches retried after an error", ["group"])
 DEAD_LETTERS = Counter("dead_letters_total", "Records sent to the dead-letter topic", ["group"])
 

@@ -67,6 +67,12 @@ def error_body(status: int, code: str, message: str, errors: dict | None = None)
     return resp
 
 
+class PlatformApi(Api):
+    """flask-smorest documents every undeclared status (the `default` response) with its own Error
+    schema ({code: int, status: str}); our handlers answer ApiError, so the document says that."""
+    ERROR_SCHEMA = ApiError
+
+
 BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
 
 
@@ -91,7 +97,7 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
         JSON_AS_ASCII=False,
     )
     app.json.ensure_ascii = False
-    api = Api(app)
+    api = PlatformApi(app)
     for bp in blueprints:
         api.register_blueprint(bp, url_prefix=f"/api/v1{bp.url_prefix or ''}")
 
@@ -162,8 +168,10 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
         # flask-smorest/webargs put marshmallow messages in exc.data["messages"].
         data = getattr(exc, "data", None) or {}
         messages = data.get("messages")
-        if isinstance(messages, dict) and len(messages) == 1 and "json" in messages:
-            messages = messages["json"]
+        if isinstance(messages, dict) and len(messages) == 1 and isinstance(messages.get("json"), dict):
+            messages = messages["json"]  # per-field messages; a body that is not JSON stays {"json": [...]}
+        elif messages is not None and not isinstance(messages, dict):
+            messages = {"_schema": messages}  # `errors` is always field -> messages (ApiError)
         status = exc.code or 500
         if status == 422 and messages:  # webargs says 422 for schema errors; we say 400
             status = 400
