@@ -74,30 +74,35 @@ def update_with_events(coll: Collection, _id: Any, expected_version: int, set_fi
     and append events to its outbox, all in one single-document write. Returns the new document.
     The write is serialised with every other writer of the document by a revision claim
     (see write_claims.py): FerretDB 1.24 does not apply a conditional update atomically."""
-    current = coll.find_one({"_id": _id}, {"version": 1, REV: 1})
-    if current is None:
-        raise NotFound(str(_id))
-    if current.get("version") != expected_version:
-        raise StaleVersion(str(_id))
-    rev = current.get(REV, 0)
-    if not claim_revision(coll, _id, rev + 1):
-        raise StaleVersion(str(_id))
-    update: dict[str, Any] = {"$set": {**set_fields, "version": expected_version + 1, REV: rev + 1}}
+    update: dict[str, Any] = {"$set": {**set_fields, "version": expected_version + 1}}
     for op, fields_ in (extra_ops or {}).items():
         update.setdefault(op, {}).update(fields_)
     if events:
         update["$set"][PENDING] = True
         update.setdefault("$push", {})[OUTBOX] = {"$each": _outbox_entries(events)}
-    try:
-        new = coll.find_one_and_update({"_id": _id, "version": expected_version, **rev_filter(rev)}, update,
-                                       return_document=ReturnDocument.AFTER)
-    except OperationFailure as exc:
-        if is_duplicate_key(exc):
-            raise AlreadyExists(str(exc.details.get("keyValue") if exc.details else exc)) from exc
-        raise
-    if new is None:
-        raise StaleVersion(str(_id))
-    return new
+    # The relay also writes the document (it bumps `rev`, never `version`): losing the claim to it
+    # is not a stale version, so retry; only a changed `version` is the caller's 412.
+    for attempt in range(50):
+        current = coll.find_one({"_id": _id}, {"version": 1, REV: 1})
+        if current is None:
+            raise NotFound(str(_id))
+        if current.get("version") != expected_version:
+            raise StaleVersion(str(_id))
+        rev = current.get(REV, 0)
+        if not claim_revision(coll, _id, rev + 1):
+            time.sleep(0.002 * (attempt + 1))
+            continue
+        update["$set"][REV] = rev + 1
+        try:
+            new = coll.find_one_and_update({"_id": _id, "version": expected_version, **rev_filter(rev)}, update,
+                                           return_document=ReturnDocument.AFTER)
+        except OperationFailure as exc:
+            if is_duplicate_key(exc):
+                raise AlreadyExists(str(exc.details.get("keyValue") if exc.details else exc)) from exc
+            raise
+        if new is not None:
+            return new
+    raise StaleVersion(str(_id))
 
 
 def _mark_published(coll: Collection, doc_id: Any, entries: list[dict], attempts: int = 20) -> None:

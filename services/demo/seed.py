@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from platformkit.auth import mint
+from services.membership.domain import dues_due
 from synthetic.names import person
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,8 +42,11 @@ DEFAULT_URLS = {"membership": ("MEMBERSHIP_URL", "http://127.0.0.1:8001"),
                 "reporting": ("REPORTING_URL", "http://127.0.0.1:8004")}
 
 
+_T0 = time.monotonic()
+
+
 def say(msg: str) -> None:
-    print(f"[demo] {msg}", flush=True)
+    print(f"[demo] {msg}  [{time.monotonic() - _T0:.0f}s]", flush=True)
 
 
 class SeedError(RuntimeError):
@@ -71,6 +75,8 @@ class Api:
     def __init__(self, name: str, base: str, timeout: float = 30.0):
         self.name, self.base, self.timeout = name, base.rstrip("/"), timeout
         self.calls = 0
+        self.stale_retries: dict[str, int] = {}  # path -> 412s retried
+        self.retry_log: list[str] = []
 
     def call(self, method: str, path: str, token: str, body: Any = None, headers: dict | None = None) -> Resp:
         url = f"{self.base}/api/v1{path}"
@@ -94,10 +100,29 @@ class Api:
 
     def ok(self, method: str, path: str, token: str, body: Any = None, headers: dict | None = None,
            what: str = "") -> Any:
-        r = self.call(method, path, token, body, headers)
-        if r.status not in (200, 201):
-            raise SeedError(f"{what or self.name}: {r.describe()}")
-        return r.body
+        """One command; 200/201 expected. A 412 on a command that pinned no `version` is the
+        service's own bookkeeping (the outbox relay marking events published writes the same
+        document): reload-and-retry, as the API says. If that left a welfare step claimed
+        ("already being approved/disbursed"), the claim's lease (30 s) must pass first."""
+        deadline = time.monotonic() + 60
+        attempt = 0
+        while True:
+            r = self.call(method, path, token, body, headers)
+            if r.status in (200, 201):
+                return r.body
+            unpinned = not (isinstance(body, dict) and "version" in body)
+            stale = r.status == 412 and unpinned
+            held = r.status == 409 and (("already being" in r.message and self.stale_retries.get(path))
+                                        or "retry" in r.message)
+            if not (stale or held) or time.monotonic() > deadline:
+                raise SeedError(f"{what or self.name}: {r.describe()}")
+            if held and not attempt:
+                self.retry_log.append(r.describe())
+            if stale:
+                self.stale_retries[path] = self.stale_retries.get(path, 0) + 1
+                self.retry_log.append(r.describe())
+            attempt += 1
+            time.sleep(min(0.2 * attempt, 3.0))
 
     def when_known(self, method: str, path: str, token: str, body: Any = None, headers: dict | None = None,
                    what: str = "", timeout: float = 90.0) -> Any:
@@ -109,6 +134,11 @@ class Api:
             r = self.call(method, path, token, body, headers)
             if r.status in (200, 201):
                 return r.body
+            if r.status == 412 and not (isinstance(body, dict) and "version" in body):
+                self.stale_retries[path] = self.stale_retries.get(path, 0) + 1
+                self.retry_log.append(r.describe())
+                time.sleep(0.2)
+                continue
             if not _transient(r) or time.monotonic() > deadline:
                 why = "timed out waiting: " if _transient(r) else ""
                 raise SeedError(f"{why}{what or self.name}: {r.describe()}")
@@ -317,20 +347,25 @@ class Seeder:
     def admit_and_approve(self) -> None:
         plan = self.plan_members()
         total = len(plan)
+        pending_ids = set()
         for i, (code, body, pending) in enumerate(plan, 1):
             m = self.m.ok("POST", f"/units/{self.units[code]}/members", self.tok(code), body,
                           what=f"admit {body['full_name']}")
-            member = Member(m["id"], code, body["full_name"], body["gender"], body["is_official"],
-                            date.fromisoformat(body["admitted_on"]))
-            self.members.append(member)
-            if not pending:
-                on = self.clamp(member.admitted_on + timedelta(days=self.rng.randint(3, 20)))
-                self.m.ok("POST", f"/members/{member.id}/approve", self.tok(self.commune_of(code)),
-                          {"on": on.isoformat()}, what=f"approve {member.id}")
-                member.approved_on, member.status = on, "active"
+            self.members.append(Member(m["id"], code, body["full_name"], body["gender"], body["is_official"],
+                                       date.fromisoformat(body["admitted_on"])))
+            if pending:
+                pending_ids.add(m["id"])
             if i % 20 == 0 or i == total:
-                approved = sum(1 for x in self.members if x.status == "active")
-                say(f"{i}/{total} members admitted ({approved} approved by their commune)")
+                say(f"{i}/{total} members admitted")
+        # approval by the commune (the level above the CĐCS), a few days after the admission
+        to_approve = [m for m in self.members if m.id not in pending_ids]
+        for i, member in enumerate(to_approve, 1):
+            on = self.clamp(member.admitted_on + timedelta(days=self.rng.randint(3, 20)))
+            self.m.ok("POST", f"/members/{member.id}/approve", self.tok(self.commune_of(member.cdcs)),
+                      {"on": on.isoformat()}, what=f"approve {member.id}")
+            member.approved_on, member.status = on, "active"
+            if i % 20 == 0 or i == len(to_approve):
+                say(f"{i}/{len(to_approve)} members approved by their commune ({len(pending_ids)} still awaiting)")
 
     def active(self, where: Callable[[Member], bool] = lambda m: True) -> list[Member]:
         return [m for m in self.members if m.status == "active" and where(m)]
@@ -353,12 +388,15 @@ class Seeder:
                 body = {"month": month, "salary": salary}
                 if self.rng.random() < 0.03:
                     body["on_social_insurance_benefits"] = True
+                # one recording per member-month: the amount collected is the due amount of the rule
+                # in force (computed by membership's own pure rule), except for the ~10% not yet paid
+                due = dues_due(date(int(month[:4]), int(month[5:]), 1), salary,
+                               body.get("on_social_insurance_benefits", False), 0)[0]
+                if due and self.rng.random() < 0.9:
+                    body["paid"] = due
                 res = self.m.ok("POST", f"/members/{m.id}/dues", self.tok(m.cdcs), body, what=f"dues {m.id}")
-                # recorded first as due, then the collection (a second recording of the month)
-                paid = res["due"] if self.rng.random() < 0.9 else 0
-                if paid:
-                    self.m.ok("POST", f"/members/{m.id}/dues", self.tok(m.cdcs), {**body, "paid": paid},
-                              what=f"dues paid {m.id}")
+                if res["due"] != due:
+                    raise SeedError(f"dues of {m.id} {month}: membership computed {res['due']}, expected {due}")
                 n += 1
         say(f"dues recorded for {n} member-months ({', '.join(months)})")
 
@@ -511,20 +549,16 @@ class Seeder:
                 "programme_id": prog["id"], "member_id": m.id, "requested_on": requested.isoformat(), **body},
                 what=f"case for {m.id}", timeout=self.o.wait)
 
-        # Tết Sum vầy: gifts requested by the CĐCS, approved and handed over by the commune
-        for m in pool[:n_tet]:
+        # Commands go phase by phase (all requests, then all decisions, then all payments) so the
+        # outbox relay has published a case's last event before the next command on it.
+        plan = []  # (member, case, decider token, decided on, payer token, reject reason or None)
+        for m in pool[:n_tet]:  # Tết Sum vầy: requested by the CĐCS, approved and handed over by the commune
             c = case(m, programmes["tet"], {"hardship_type": "tet", "amount": 1_000_000, "form": "gift",
                                             "funding": [{"source": "union_fund", "amount": 600_000},
                                                         {"source": "employer", "amount": 400_000}]}, self.at(0.02))
             commune = self.tok(self.commune_of(m.cdcs))
-            self.w.ok("POST", f"/cases/{c['id']}/approve", commune, {"approved_on": self.at(0.03).isoformat()},
-                      what="approve Tết case")
-            self.w.ok("POST", f"/cases/{c['id']}/disburse", commune, {"disbursed_on": self.at(0.05).isoformat()},
-                      {"Idempotency-Key": f"demo-tet-{c['id']}"}, what="disburse Tết case")
-            disbursed += 1
-            amount_total += 1_000_000
-        # hardship visits: some approved by the commune, the larger ones by the province, one rejected
-        hardship = pool[n_tet:n_tet + 6]
+            plan.append((m, c, commune, self.at(0.03), commune, None))
+        hardship = pool[n_tet:n_tet + 6]  # hardship visits: small ones decided by the commune, larger by HCM
         for i, m in enumerate(hardship):
             kind = self.rng.choice(["illness", "accident", "bereavement", "poverty"])
             amount = self.rng.choice([1_000_000, 2_000_000, 3_000_000, 5_000_000])
@@ -532,32 +566,32 @@ class Seeder:
             c = case(m, programmes["hardship"], {"hardship_type": kind, "amount": amount, "form": "cash",
                                                  "funding": [{"source": "union_fund", "amount": amount}]}, requested)
             decider = self.tok("HCM") if amount >= 3_000_000 else self.tok(self.commune_of(m.cdcs))
-            decided = self.clamp(requested + timedelta(days=3))
-            if i == len(hardship) - 1:
-                self.w.ok("POST", f"/cases/{c['id']}/reject", decider,
-                          {"reason": "Không thuộc đối tượng hỗ trợ của chương trình", "rejected_on": decided.isoformat()},
-                          what="reject case")
-                continue
-            self.w.ok("POST", f"/cases/{c['id']}/approve", decider, {"approved_on": decided.isoformat()},
-                      what="approve hardship case")
-            self.w.ok("POST", f"/cases/{c['id']}/disburse", self.tok(self.commune_of(m.cdcs)),
-                      {"disbursed_on": self.clamp(decided + timedelta(days=4)).isoformat()},
-                      {"Idempotency-Key": f"demo-hs-{c['id']}"}, what="disburse hardship case")
-            disbursed += 1
-            amount_total += amount
-        # one micro-loan, with its first repayment
-        borrower = pool[n_tet + 6] if len(pool) > n_tet + 6 else pool[-1]
+            reason = "Không thuộc đối tượng hỗ trợ của chương trình" if i == len(hardship) - 1 else None
+            plan.append((m, c, decider, self.clamp(requested + timedelta(days=3)), self.tok(self.commune_of(m.cdcs)),
+                         reason))
+        borrower = pool[n_tet + 6] if len(pool) > n_tet + 6 else pool[-1]  # one micro-loan, decided by HCM
         requested = self.at(0.3)
-        c = case(borrower, programmes["loan"], {"hardship_type": "job_loss", "amount": 20_000_000, "form": "cash",
-                                                "funding": [{"source": "union_fund", "amount": 20_000_000}],
-                                                "loan": {"term_months": 12}}, requested)
-        self.w.ok("POST", f"/cases/{c['id']}/approve", prov,
-                  {"approved_on": self.clamp(requested + timedelta(days=5)).isoformat()}, what="approve loan")
-        paid_out = self.clamp(requested + timedelta(days=10))
-        self.w.ok("POST", f"/cases/{c['id']}/disburse", prov, {"disbursed_on": paid_out.isoformat()},
-                  {"Idempotency-Key": f"demo-loan-{c['id']}"}, what="disburse loan")
-        disbursed += 1
-        amount_total += 20_000_000
+        loan_case = case(borrower, programmes["loan"], {
+            "hardship_type": "job_loss", "amount": 20_000_000, "form": "cash",
+            "funding": [{"source": "union_fund", "amount": 20_000_000}], "loan": {"term_months": 12}}, requested)
+        plan.append((borrower, loan_case, prov, self.clamp(requested + timedelta(days=5)), prov, None))
+        for m, c, decider, decided, _, reason in plan:
+            if reason:
+                self.w.ok("POST", f"/cases/{c['id']}/reject", decider,
+                          {"reason": reason, "rejected_on": decided.isoformat()}, what="reject case")
+            else:
+                self.w.ok("POST", f"/cases/{c['id']}/approve", decider, {"approved_on": decided.isoformat()},
+                          what=f"approve case of {m.id}")
+        for m, c, _, decided, payer, reason in plan:
+            if reason:
+                continue
+            self.w.ok("POST", f"/cases/{c['id']}/disburse", payer,
+                      {"disbursed_on": self.clamp(decided + timedelta(days=4)).isoformat()},
+                      {"Idempotency-Key": f"demo-pay-{c['id']}"}, what=f"disburse case of {m.id}")
+            disbursed += 1
+            amount_total += c["amount"]
+        paid_out = self.clamp(requested + timedelta(days=5) + timedelta(days=4))
+        c = loan_case
         loan = self.w.ok("GET", f"/loans/{c['id']}?as_of={paid_out.isoformat()}", prov, what="loan position")
         instalment = loan.get("next_due_amount") or 20_000_000 // 12
         paid_on = self.clamp(date.fromisoformat(loan["next_due_on"])) if loan.get("next_due_on") else paid_out
@@ -611,6 +645,10 @@ class Seeder:
         var.mkdir(parents=True, exist_ok=True)
         (var / "demo-token.txt").write_text(token + "\n")
         calls = self.m.calls + self.t.calls + self.w.calls + self.r.calls
+        for api in (self.m, self.t, self.w, self.r):
+            if api.retry_log:
+                say(f"note: {api.name} answered 412 to {len(api.retry_log)} unpinned command(s), retried; "
+                    f"first: {api.retry_log[0]}")
         say(f"done in {time.monotonic() - t0:.0f}s ({calls} HTTP calls)")
         say(f"province-admin token (30 days) written to {var / 'demo-token.txt'}")
         say("units: " + json.dumps(self.units, ensure_ascii=False))
