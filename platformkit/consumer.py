@@ -70,12 +70,14 @@ class ConsumerLoop:
                  publisher: EventPublisher | None = None, auto_offset_reset: str = "earliest",
                  on_idle: Callable[[], None] | None = None,
                  after_batch: Callable[[], None] | None = None):
-        self.group_id = group_id
+        # TOPIC_PREFIX (tests, side-by-side demos) also names the group: groups of different runs on
+        # one broker must never rebalance against each other.
+        self.group_id = config.env("TOPIC_PREFIX", "") + group_id
         self.topics = topics
         self.handler = handler
         self.max_batch = max_batch
         self.poll_timeout_ms = poll_timeout_ms
-        self.dead_letter_topic = config.dead_letter_topic(group_id)
+        self.dead_letter_topic = config.dead_letter_topic(group_id)  # prefixed once, by config.topic
         self.publisher = publisher or EventPublisher()
         self.auto_offset_reset = auto_offset_reset
         self.on_idle = on_idle

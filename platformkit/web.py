@@ -2,15 +2,18 @@
 request ids, JSON access logs. A service passes its blueprints and readiness checks."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from typing import Callable, Iterable
 
+import flask_smorest
 from flask import Flask, Response, g, jsonify, request
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from marshmallow import Schema, ValidationError, fields
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from . import metrics
@@ -65,6 +68,23 @@ def error_body(status: int, code: str, message: str, errors: dict | None = None)
     resp = jsonify(body)
     resp.status_code = status
     return resp
+
+
+class PlatformParser(FlaskParser):
+    """webargs' parser, but a JSON body nested deeper than the decoder's recursion limit is an
+    invalid JSON body (400), not a RecursionError (500)."""
+
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError as exc:
+            # a non-empty doc: webargs reads an empty one as "no body" (missing), not as invalid
+            raise json.JSONDecodeError("JSON nested too deeply", "<request body>", 0) from exc
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """The services' blueprint: flask-smorest's, parsing arguments with PlatformParser."""
+    ARGUMENTS_PARSER = PlatformParser()
 
 
 class PlatformApi(Api):

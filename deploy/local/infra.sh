@@ -107,7 +107,7 @@ PROPS
       -c "$dir/server.properties" --ignore-formatted >"$VAR/log/kafka-format.log" 2>&1
   fi
   log "starting kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT"
-  nohup java "${jvm[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties" >>"$VAR/log/kafka.log" 2>&1 &
+  nohup java "${jvm[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties" >>"$VAR/log/kafka.log" 2>&1 9>&- &
   echo $! >"$VAR/kafka.pid"
   wait_port "$KAFKA_HOST" "$KAFKA_PORT" kafka 90
 }
@@ -125,14 +125,14 @@ db_up() {
   mkdir -p "$VAR/log" "$VAR/db"
   if [[ "$mode" == mongod ]]; then
     log "starting mongod on $DB_HOST:$DB_PORT"
-    nohup mongod --bind_ip "$DB_HOST" --port "$DB_PORT" --dbpath "$VAR/db" >>"$VAR/log/db.log" 2>&1 &
+    nohup mongod --bind_ip "$DB_HOST" --port "$DB_PORT" --dbpath "$VAR/db" >>"$VAR/log/db.log" 2>&1 9>&- &
   else
     ensure_ferretdb
     log "starting FerretDB $FERRETDB_VERSION (SQLite) on $DB_HOST:$DB_PORT"
     # The SQLite URL must end with '/' and its folder must exist.
     nohup "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$VAR/db/" \
       --listen-addr="$DB_HOST:$DB_PORT" --state-dir="$VAR/db" --debug-addr=- --telemetry=disable --log-level=warn \
-      >>"$VAR/log/db.log" 2>&1 &
+      >>"$VAR/log/db.log" 2>&1 9>&- &
   fi
   echo $! >"$VAR/db.pid"
   wait_port "$DB_HOST" "$DB_PORT" database 60
@@ -159,9 +159,15 @@ status() {
   [[ "$k" == up && "$d" != down ]]
 }
 
+lock() { # one `up` or `down` at a time: two brokers on one data folder corrupt it
+  mkdir -p "$VAR"
+  exec 9>"$VAR/infra.lock"
+  flock 9
+}
+
 case "${1:-}" in
-  up) mkdir -p "$VAR"; kafka_up; db_up; status ;;
-  down) stop_pid "$VAR/kafka.pid" kafka; stop_pid "$VAR/db.pid" database ;;
+  up) lock; kafka_up; db_up; status ;;
+  down) lock; stop_pid "$VAR/kafka.pid" kafka; stop_pid "$VAR/db.pid" database ;;
   status) status ;;
   logs) tail -n "${2:-50}" "$VAR"/log/*.log ;;
   prepare) ensure_kafka_libs; [[ "$(db_mode)" == ferretdb ]] && ensure_ferretdb; true ;;

@@ -1,10 +1,9 @@
 """The HTTP surface of membership: one blueprint per resource. Every endpoint authenticates the
 caller's token and the service layer keeps it inside its org-unit subtree."""
 from flask import request
-from flask_smorest import Blueprint
 
 from platformkit.auth import current_caller
-from platformkit.web import ApiError, InvalidInput
+from platformkit.web import ApiError, Blueprint, InvalidInput
 
 from . import service
 from .schemas import (ActionIn, AdmitIn, CommitteeIn, ConfirmRatingIn, DissolveIn, DuesIn, DuesOut,

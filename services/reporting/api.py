@@ -1,10 +1,9 @@
 """The HTTP surface of reporting: views, drill-down, series, ratings, exports, targets, the
 indicator catalogue. Every endpoint checks the caller's token against reporting's hierarchy."""
 from flask import Response
-from flask_smorest import Blueprint
 
 from platformkit.auth import current_caller
-from platformkit.web import ApiError
+from platformkit.web import ApiError, Blueprint
 
 from . import exports, service
 from .indicators import CATALOGUE

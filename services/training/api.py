@@ -3,7 +3,7 @@ concerned (a course's owner, a class's or session's organising unit) lies in the
 the checks live in service.py next to the loads. List endpoints return only the caller's subtree."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+from platformkit.web import Blueprint
 
 from . import service
 from .schemas import (AttendanceIn, AttendanceOut, CancelIn, CertificateOut, ClassIn, ClassOut, ClassQuery,

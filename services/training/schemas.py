@@ -27,7 +27,7 @@ class ProblemSchema(Schema):
 
 class PageQuery(Schema):
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10**9))  # BSON int64 bound
     unit_id = fields.String(validate=ID, metadata={"description": "only this unit's subtree (within yours)"})
 
 

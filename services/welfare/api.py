@@ -8,7 +8,8 @@ subtree or a read-only role, 404 unknown id, 409 wrong status or Idempotency-Key
 request, 412 stale `version`, 422 rule violated (budget, beneficiary left, the CĐCS approving its
 own case: only a level above the case's CĐCS approves or rejects).
 """
-from flask_smorest import Blueprint
+
+from platformkit.web import Blueprint
 
 from . import schemas as s
 from . import service

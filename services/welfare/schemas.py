@@ -24,7 +24,7 @@ class IdempotencyHeader(Schema):
 
 class PageArgs(Schema):
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10**9))  # BSON int64 bound
 
 
 # ---------------------------------------------------------------- programmes
@@ -60,7 +60,7 @@ class ProgrammeOut(Schema):
 
 
 class ProgrammeListArgs(PageArgs):
-    year = fields.Integer()
+    year = fields.Integer(validate=validate.Range(min=2000, max=2100))  # as ProgrammeIn.year
     kind = fields.String(validate=validate.OneOf(domain.PROGRAMME_KINDS))
     unit_id = fields.String()
 

@@ -255,7 +255,7 @@ def test_csv_export_matches_the_json_view(client):
     assert len(header) == 2 + 3 * len(HEADLINE)
     for i, code in enumerate(HEADLINE):
         name = CATALOGUE[code].name_vi
-        assert header[2 + 3 * i:5 + 3 * i] == [f"{name} — thực hiện", f"{name} — chỉ tiêu", f"{name} — % kế hoạch"]
+        assert header[2 + 3 * i:5 + 3 * i] == [f"{name} — {col}" for col in ("thực hiện", "chỉ tiêu", "% kế hoạch")]
     units = [(view["unit"], view["total"])] + [(c["unit"], c["rows"]) for c in view["children"]]
     assert [line[0] for line in body] == ["HCM", *COMMUNES]
     for line, (unit, rows) in zip(body, units):

@@ -1,0 +1,300 @@
+"""Fuzzing the HTTP surface of every service, in-process (Flask/WSGI, no socket), on the test's own
+databases (`isolated`):
+
+1. schemathesis walks each service's /openapi.json, positive and negative examples per operation,
+   deterministic (hypothesis `derandomize=True`, no example database, no shrinking), and checks
+   that no answer is a 5xx, that every answer matches its documented schema and status codes.
+2. Hostile bodies on the main write endpoints: a Mongo operator object in every string field,
+   wrong types, an unknown `$` key, a JSON array, an empty body, invalid UTF-8 and a body over
+   MAX_CONTENT_LENGTH. Each answers 4xx with the JSON error body (naming the field where there is
+   one) and nothing is written.
+
+Budget: the whole file runs in about a minute on a quiet 2-core machine."""
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+from typing import Any, Iterator
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+
+from platformkit import mongo
+from platformkit.auth import mint
+
+pytestmark = pytest.mark.integration
+
+APPS = {
+    "membership": "services.membership.app",
+    "training": "services.training.app",
+    "welfare": "services.welfare.app",
+    "reporting": "services.reporting.app",
+}
+CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
+EXAMPLES = {GenerationMode.POSITIVE: 10, GenerationMode.NEGATIVE: 10}  # per operation and mode
+MAX_BODY = 20 * 1024 * 1024  # platformkit.web sets MAX_CONTENT_LENGTH to this
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": "Bearer " + mint("fuzzer", "*", ["admin"])}
+
+
+def make_app(service: str):
+    return importlib.import_module(APPS[service]).create_app()
+
+
+def document_counts(service: str) -> dict[str, int]:
+    db = mongo.database(service)
+    return {name: db[name].count_documents({}) for name in sorted(db.list_collection_names())}
+
+
+# ---------------------------------------------------------------- seed data (cheap: three writes)
+ROOT = {"name": "Tổng Liên đoàn Lao động Việt Nam", "code": "FUZZ-ROOT", "kind": "central", "level": 1,
+        "effective_date": "2020-01-01"}
+FOUNDING = {"method": "standard", "founding_member_count": 7, "founding_group": ["Lê Văn An", "Phạm Thị Bình", "Hoàng Công"],
+            "decision_no": "QĐ-01", "decision_date": "2020-01-01"}
+MEMBER = {"full_name": "Nguyễn Thị Hà", "citizen_id": "079190000001", "date_of_birth": "1990-05-17",
+          "gender": "female", "phone": "0901234567", "employer": "Công ty TNHH May Việt"}
+
+
+def seed_membership(client) -> dict[str, str]:
+    """A root unit, a CĐCS under it and one admitted member, so that generated requests with these
+    ids reach real documents."""
+    headers = admin_headers()
+
+    def post(path, body):
+        resp = client.post("/api/v1" + path, json=body, headers=headers)
+        assert resp.status_code == 201, resp.get_json()
+        return resp.get_json()["id"]
+
+    root = post("/units", ROOT)
+    cdcs = post("/units", {"name": "CĐCS Công ty May Việt", "code": "FUZZ-CDCS", "kind": "cdcs", "level": 2,
+                           "parent_id": root, "sector": "non_state", "effective_date": "2020-01-01",
+                           "founding": FOUNDING})
+    member = post(f"/units/{cdcs}/members", MEMBER)
+    return {"root": root, "cdcs": cdcs, "member": member}
+
+
+# ---------------------------------------------------------------- 1. schemathesis
+def fuzz(app, path_parameters: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    """Every operation of the app's /openapi.json, positive then negative examples. Positive
+    examples use `path_parameters` (real ids) where the operation has such a parameter; negative
+    ones generate their own. Returns (operations run, failures)."""
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    headers = admin_headers()
+    failures: list[str] = []
+    operations = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        operations += 1
+        names = {p.name for p in operation.path_parameters}
+        known = {k: v for k, v in (path_parameters or {}).items() if k in names}
+        for mode, examples in EXAMPLES.items():
+            strategy = operation.as_strategy(generation_mode=mode,
+                                             path_parameters=known if (mode.is_positive and known) else None)
+
+            @given(case=strategy)
+            @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            def run(case):
+                response = case.call(headers=headers)
+                try:
+                    case.validate_response(response, checks=CHECKS, headers=headers)
+                except (Exception, FailureGroup) as exc:  # noqa: BLE001 - collect all, report at the end
+                    failures.append(f"{operation.label} [{mode.value}] {type(exc).__name__}: {exc}"[:3000])
+
+            run()
+    return operations, failures
+
+
+@pytest.mark.parametrize("service", list(APPS))
+def test_openapi_fuzz(isolated, service):
+    app = make_app(service)
+    params = None
+    if service == "membership":
+        seeded = seed_membership(app.test_client())
+        params = {"unit_id": seeded["cdcs"], "member_id": seeded["member"]}
+    operations, failures = fuzz(app, params)
+    assert operations >= 5, f"{service}: only {operations} operations in /openapi.json"
+    assert not failures, f"{len(failures)} failures:\n\n" + "\n\n".join(failures)
+
+
+# ---------------------------------------------------------------- 2. hostile bodies
+OPERATOR = {"$gt": ""}
+
+# (service, method, path; {unit}/{cdcs} are filled in from the seed) -> a body the schema accepts
+ENDPOINTS = {
+    "membership units": ("membership", "POST", "/api/v1/units",
+                         {"name": "CĐCS Trường THPT", "code": "FUZZ-2", "kind": "cdcs", "level": 2,
+                          "parent_id": "{root}", "sector": "public_admin", "effective_date": "2021-02-03",
+                          "founding": FOUNDING}),
+    "membership members": ("membership", "POST", "/api/v1/units/{cdcs}/members",
+                           {**MEMBER, "citizen_id": "079190000002", "is_official": True,
+                            "admitted_on": "2024-01-02"}),
+    "training courses": ("training", "POST", "/api/v1/courses",
+                         {"code": "ATVSLD-2D", "name": "An toàn, vệ sinh lao động", "description": "Hai ngày",
+                          "topic": "osh", "audience": "full_time_officials", "format": "in_person",
+                          "duration_days": 2, "min_attendance_percent": 80, "owner_unit_id": "HCM"}),
+    "training classes": ("training", "POST", "/api/v1/classes",
+                         {"course_id": "c-1", "code": "P1-ATVS-2025-01", "name": "Lớp 1",
+                          "organising_unit_id": "P1", "start_date": "2025-10-06",
+                          "days": ["2025-10-06", "2025-10-07"], "capacity": 30, "format": "in_person",
+                          "location": "Hà Nội"}),
+    "welfare programmes": ("welfare", "POST", "/api/v1/programmes",
+                           {"name": "Thăm hỏi đoàn viên khó khăn 2025", "kind": "hardship_visit",
+                            "unit_id": "prov", "year": 2025, "budget": 10_000_000,
+                            "funding_sources": ["union_fund"], "description": "Quỹ"}),
+    "welfare cases": ("welfare", "POST", "/api/v1/cases",
+                      {"programme_id": "p-1", "member_id": "m-1", "hardship_type": "illness",
+                       "amount": 2_000_000, "form": "cash", "requested_on": "2025-03-01", "note": "ốm",
+                       "funding": [{"source": "union_fund", "amount": 2_000_000}], "loan": {"term_months": 12}}),
+    "reporting targets": ("reporting", "PUT", "/api/v1/targets/{root}",
+                          {"year": 2025, "indicator": "members.admitted", "value": 1000.0}),
+}
+
+
+def leaves(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+    """(path, value) for every node below the body (objects, lists and scalars)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield (*path, key), item
+            yield from leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield (*path, index), item
+            yield from leaves(item, (*path, index))
+
+
+def replaced(body: dict, path: tuple, new: Any) -> dict:
+    out = copy.deepcopy(body)
+    target = out
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = new
+    return out
+
+
+def field_variants(body: dict) -> Iterator[tuple[str, tuple, Any]]:
+    """(label, path of the field, body) for each hostile value in each field."""
+    for path, value in leaves(body):
+        if isinstance(value, str):
+            yield "operator for a string", path, replaced(body, path, OPERATOR)
+            yield "number for a string", path, replaced(body, path, 12345)
+            yield "list for a string", path, replaced(body, path, ["x"])
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield "operator for a number", path, replaced(body, path, OPERATOR)
+            yield "string for a number", path, replaced(body, path, "12")
+            yield "non-numeric string for a number", path, replaced(body, path, "twelve")
+        elif isinstance(value, dict):
+            yield "list for an object", path, replaced(body, path, [value])
+            yield "string for an object", path, replaced(body, path, "x")
+        elif isinstance(value, list):
+            yield "operator for a list", path, replaced(body, path, OPERATOR)
+    yield "unknown $ key", ("$where",), {**body, "$where": "sleep(1000)"}
+    yield "operator as a key", ("$set",), {**body, "$set": {"status": "active"}}
+
+
+def names(errors: Any, path: tuple) -> bool:
+    """True when the error body's `errors` names the field at `path` (marshmallow nests them; list
+    indexes come back as strings, and an error on the whole list stays on the list)."""
+    node = errors
+    for depth, step in enumerate(path):
+        if not isinstance(node, dict):
+            return depth > 0
+        key = str(step)
+        if key not in node:
+            return depth > 0 and isinstance(step, int)
+        node = node[key]
+    return True
+
+
+def check_error(resp, expect: tuple[int, ...] = (400,)) -> dict:
+    assert resp.status_code in expect, (resp.status_code, resp.get_data()[:500])
+    assert resp.mimetype == "application/json", resp.mimetype
+    err = resp.get_json()
+    assert err["status"] == resp.status_code and isinstance(err["code"], str) and err["message"], err
+    assert isinstance(err.get("errors", {}), dict), err
+    return err
+
+
+@pytest.mark.parametrize("endpoint", list(ENDPOINTS))
+def test_hostile_bodies_are_refused_and_write_nothing(isolated, endpoint):
+    service, method, path, body = ENDPOINTS[endpoint]
+    app = make_app(service)
+    client = app.test_client()
+    ids = seed_membership(client) if service == "membership" else {"root": "u-root", "cdcs": "u-cdcs"}
+    path = path.format(**ids)
+    body = json.loads(json.dumps(body).replace('"{root}"', json.dumps(ids["root"])))
+    headers = admin_headers()
+
+    def send(data: bytes | None = None, content_type: str | None = "application/json", **kw):
+        return client.open(path, method=method, data=data, content_type=content_type, headers=headers, **kw)
+
+    before = document_counts(service)
+    problems: list[str] = []
+
+    def expect(label: str, resp, field_path: tuple | None = None, statuses: tuple[int, ...] = (400,)):
+        try:
+            err = check_error(resp, statuses)
+            if field_path is not None:
+                assert names(err.get("errors"), field_path), f"errors do not name {field_path}: {err}"
+        except AssertionError as exc:
+            problems.append(f"{label} {field_path or ''}: {exc}")
+
+    for label, field_path, variant in field_variants(body):
+        if label == "string for a number" and isinstance(_at(body, field_path), float):
+            continue  # a Float field takes "12" as 12.0 (marshmallow); the non-numeric string is tried
+        expect(label, send(json.dumps(variant).encode()), field_path)
+
+    expect("JSON array", send(json.dumps([body]).encode()))
+    expect("JSON string", send(b'"just a string"'))
+    expect("JSON null", send(b"null"))
+    expect("empty body", send(b""))
+    expect("empty body, no content type", send(b"", content_type=None))
+    expect("truncated JSON", send(json.dumps(body).encode()[:-5]), ("json",))
+    expect("invalid UTF-8", send(b'{"name": "\xff\xfe\xfd", "code": "\xc3\x28"}'), ("json",))
+    expect("deep nesting", send(b'{"a": ' * 5000 + b"1" + b"}" * 5000), ("json",))
+    oversized = json.dumps({**body, "note": "a" * (MAX_BODY + 1024)}).encode()
+    expect("oversized body", send(oversized), statuses=(413,))
+
+    after = document_counts(service)
+    assert after == before, f"writes happened: {before} -> {after}"
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
+
+
+def _at(body: Any, path: tuple) -> Any:
+    for step in path:
+        body = body[step]
+    return body
+
+
+# ---------------------------------------------------------------- regressions the fuzzing found
+HUGE = "99999999999999999999"  # > 2**63: BSON cannot carry it, so it must never reach a query
+
+
+@pytest.mark.parametrize("service, path", [
+    ("training", f"/api/v1/courses?offset={HUGE}"),
+    ("welfare", f"/api/v1/programmes?offset={HUGE}"),
+    ("welfare", f"/api/v1/programmes?year={HUGE}"),
+    ("welfare", f"/api/v1/cases?offset={HUGE}"),
+    ("welfare", f"/api/v1/loans?offset={HUGE}"),
+])
+def test_integers_beyond_int64_in_a_query_are_invalid_input(isolated, service, path):
+    resp = make_app(service).test_client().get(path, headers=admin_headers())
+    err = check_error(resp)
+    assert set(err["errors"]["query"]) & {"offset", "year"}, err
+
+
+def test_error_bodies_keep_errors_an_object(isolated):
+    """A body that is not JSON (or is nested past the decoder's limit) says so under `json`."""
+    client = make_app("reporting").test_client()
+    for data in (b"\x00", b"[" * 100_000 + b"]" * 100_000):
+        resp = client.put("/api/v1/targets/u-1", data=data, content_type="application/json",
+                          headers=admin_headers())
+        assert check_error(resp)["errors"] == {"json": ["Invalid JSON body."]}, data[:20]
