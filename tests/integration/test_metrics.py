@@ -14,6 +14,10 @@ pytestmark = pytest.mark.integration
 TOPIC = "things.events"
 
 
+def GROUP() -> str:  # noqa: N802 - the consumer names its group with the run's prefix
+    return config.env("TOPIC_PREFIX", "") + "metrics-group"
+
+
 def metric(port: int, name: str, **labels) -> float | None:
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     for line in text.splitlines():
@@ -41,17 +45,17 @@ def test_outbox_and_consumer_metrics_move_while_events_flow(isolated, procs):
     write(20, 0)
     wait_until(lambda: (metric(relay_port, "outbox_published_events_total", service="things") or 0) >= 20, 30,
                message="relay published 20")
-    wait_until(lambda: (metric(consumer_port, "consumer_records_total", group="metrics-group") or 0) >= 20, 60,
+    wait_until(lambda: (metric(consumer_port, "consumer_records_total", group=GROUP()) or 0) >= 20, 60,
                message="consumer consumed 20")
     first_pub = metric(relay_port, "outbox_published_events_total", service="things")
-    first_cons = metric(consumer_port, "consumer_records_total", group="metrics-group")
+    first_cons = metric(consumer_port, "consumer_records_total", group=GROUP())
     assert metric(relay_port, "outbox_pending_documents", service="things") is not None
-    assert metric(consumer_port, "consumer_lag_seconds", group="metrics-group") is not None
-    assert metric(consumer_port, "consumer_lag_records", group="metrics-group") is not None
+    assert metric(consumer_port, "consumer_lag_seconds", group=GROUP()) is not None
+    assert metric(consumer_port, "consumer_lag_records", group=GROUP()) is not None
     write(15, 100)
     wait_until(lambda: metric(relay_port, "outbox_published_events_total", service="things") >= first_pub + 15, 30,
                message="relay figure moved")
-    wait_until(lambda: metric(consumer_port, "consumer_records_total", group="metrics-group") >= first_cons + 15, 60,
+    wait_until(lambda: metric(consumer_port, "consumer_records_total", group=GROUP()) >= first_cons + 15, 60,
                message="consumer figure moved")
     assert metric(relay_port, "outbox_pending_documents", service="things") == 0
-    assert metric(consumer_port, "dead_letters_total", group="metrics-group") in (None, 0.0)
+    assert metric(consumer_port, "dead_letters_total", group=GROUP()) in (None, 0.0)
