@@ -23,10 +23,5 @@ def serve_metrics(port: int) -> None:
     """Expose this process's metrics (relays, consumers, the projector). METRICS_ADDR=0.0.0.0 in
     containers so that Prometheus can scrape them; loopback by default."""
     import os
-    global _serving
-    if port and not _serving:
+    if port:
         start_http_server(port, addr=os.environ.get("METRICS_ADDR", "127.0.0.1"))
-        _serving = True
-
-
-_serving = False

@@ -161,7 +161,6 @@ class OutboxRelay:
                 to_send.extend(from_dict(e) for e in entries)
             if not to_send:
                 for doc in docs:  # flag left on with an empty outbox: clear it (claimed write)
-                    _mark_published(coll, doc["_id"], [])
                     clear_empty_flag(coll, doc["_id"])
                 continue
             crash_point("relay.before_publish")

@@ -60,6 +60,21 @@ class ApiError(Schema):
     request_id = fields.String(allow_none=True)
 
 
+class StrictSchema(Schema):
+    """Input schemas: an unknown field is an error, so a typo never silently does nothing."""
+    class Meta:
+        unknown = "raise"
+
+
+def error_responses(bp, descriptions: dict[int, str], codes):
+    """Document an endpoint's error answers; they all share the ApiError body."""
+    def deco(fn):
+        for code in codes:
+            fn = bp.alt_response(code, schema=ApiError, description=descriptions[code])(fn)
+        return fn
+    return deco
+
+
 def error_body(status: int, code: str, message: str, errors: dict | None = None) -> Response:
     body = {"status": status, "code": code, "message": message,
             "request_id": getattr(g, "request_id", None)}

@@ -3,7 +3,7 @@ caller's token and the service layer keeps it inside its org-unit subtree."""
 from flask import request
 
 from platformkit.auth import current_caller
-from platformkit.web import ApiError, Blueprint, InvalidInput
+from platformkit.web import Blueprint, InvalidInput, error_responses
 
 from . import service
 from .schemas import (ActionIn, AdmitIn, CommitteeIn, ConfirmRatingIn, DissolveIn, DuesIn, DuesOut,
@@ -20,11 +20,7 @@ ERRORS = {400: "invalid input, per field", 401: "no valid token", 403: "outside 
 
 
 def documented(bp, codes=(400, 401, 403, 404, 409, 412, 422)):
-    def deco(fn):
-        for code in codes:
-            fn = bp.alt_response(code, schema=ApiError, description=ERRORS[code])(fn)
-        return fn
-    return deco
+    return error_responses(bp, ERRORS, codes)
 
 
 # ---------------------------------------------------------------- units

@@ -2,15 +2,14 @@
 document the API in /openapi.json."""
 from marshmallow import Schema, fields, validate
 
+from platformkit.web import StrictSchema
+
 from .domain import (FOUNDING_METHODS, GENDERS, LEAVE_REASONS, POSITIONS, RATINGS, SECTORS, UNIT_KINDS)
 
 Text = lambda n, **kw: fields.String(validate=validate.Length(min=1, max=n), **kw)  # noqa: E731
 
 
-class Strict(Schema):
-    class Meta:
-        # unknown fields are an error, so a typo never silently does nothing
-        unknown = "raise"
+Strict = StrictSchema
 
 
 class Versioned(Strict):

@@ -12,7 +12,6 @@ from typing import Any
 from marshmallow import ValidationError
 from pymongo import ASCENDING
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
 
 from platformkit import mongo
 from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope

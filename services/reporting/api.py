@@ -3,7 +3,7 @@ indicator catalogue. Every endpoint checks the caller's token against reporting'
 from flask import Response
 
 from platformkit.auth import current_caller
-from platformkit.web import ApiError, Blueprint
+from platformkit.web import Blueprint, error_responses
 
 from . import exports, service
 from .indicators import CATALOGUE
@@ -19,11 +19,7 @@ ERRORS = {400: "invalid input, per field", 401: "no valid token", 403: "outside 
 
 
 def documented(bp, codes=(400, 401, 403, 404)):
-    def deco(fn):
-        for code in codes:
-            fn = bp.alt_response(code, schema=ApiError, description=ERRORS[code])(fn)
-        return fn
-    return deco
+    return error_responses(bp, ERRORS, codes)
 
 
 @views.route("/<unit_id>", methods=["GET"])

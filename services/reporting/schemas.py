@@ -1,13 +1,13 @@
 """Marshmallow schemas of the reporting API (validation and OpenAPI)."""
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from platformkit.web import StrictSchema
+
 from .indicators import CATALOGUE
 from .periods import BadPeriod, parse
 
 
-class Strict(Schema):
-    class Meta:
-        unknown = "raise"
+Strict = StrictSchema
 
 
 class PeriodQuery(Strict):

@@ -71,10 +71,10 @@ def me(caller: Caller) -> dict:
     gen = live()
     if caller.unit_id == PLATFORM_SCOPE:
         root = gen.units.find_one({"parent_id": None, "provisional": {"$ne": True}}) or gen.units.find_one({"parent_id": None})
-        unit = views._unit_out(root) if root else None
+        unit = views.unit_out(root) if root else None
     else:
         doc = gen.units.find_one({"_id": caller.unit_id})
-        unit = views._unit_out(doc) if doc else None
+        unit = views.unit_out(doc) if doc else None
     return {"subject": caller.subject, "roles": list(caller.roles), "unit": unit}
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from platformkit.web import Missing
 
 from .indicators import CATALOGUE, HEADLINE, RATINGS, SECTORS, Indicator
-from .periods import Period, add_months, month_range
+from .periods import Period, month_range
 from .store import Generation, indicator_of
 
 
@@ -98,7 +98,7 @@ def unit_view(gen: Generation, targets_coll, unit_id: str, period: Period, codes
     kids = [c["_id"] for c in children_ids(gen, unit_id)]
     sums = _sums(gen, [unit_id], period)[unit_id]
     targets = TargetBook(targets_coll, period.year).for_units([unit_id], {unit_id: kids})[unit_id]
-    return {"unit": _unit_out(unit), "period": period_out(period), "rows": rows_for(sums, targets, codes)}
+    return {"unit": unit_out(unit), "period": period_out(period), "rows": rows_for(sums, targets, codes)}
 
 
 def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, codes: list[str] | None = None) -> dict:
@@ -114,9 +114,9 @@ def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, c
     targets = book.for_units(ids, grandkids)
     own_targets = book.for_units([unit_id], {unit_id: ids})[unit_id]
     return {
-        "unit": _unit_out(unit), "period": period_out(period),
+        "unit": unit_out(unit), "period": period_out(period),
         "total": rows_for(sums[unit_id], own_targets, codes),
-        "children": [{"unit": _unit_out(k), "rows": rows_for(sums[k["_id"]], targets[k["_id"]], codes)} for k in kids],
+        "children": [{"unit": unit_out(k), "rows": rows_for(sums[k["_id"]], targets[k["_id"]], codes)} for k in kids],
     }
 
 
@@ -141,7 +141,7 @@ def series_view(gen: Generation, unit_id: str, indicator: str, first: str, last:
         values = {c: (running[c] if CATALOGUE[c].kind == "stock" else per_month[m][c]) for c in codes}
         value = ratio(values[ind.numerator], values[ind.denominator]) if ind.kind == "ratio" else values[indicator]
         points.append({"month": m, "value": value})
-    return {"unit": _unit_out(unit), "indicator": indicator, "name_vi": ind.name_vi, "points": points}
+    return {"unit": unit_out(unit), "indicator": indicator, "name_vi": ind.name_vi, "points": points}
 
 
 def ratings_view(gen: Generation, unit_id: str, year: int) -> dict:
@@ -164,17 +164,13 @@ def ratings_view(gen: Generation, unit_id: str, year: int) -> dict:
             by_sector.append({"sector": sector, "name_vi": svi, "rated": n, "ratings": [
                 {"rating": r, "count": values.get(f"cdcs.rated.{r}.{sector}", 0),
                  "share_pct": ratio(values.get(f"cdcs.rated.{r}.{sector}", 0), n)} for r in RATINGS]})
-    return {"unit": _unit_out(unit), "year": year, "rated": total, "shares": shares, "by_sector": by_sector}
+    return {"unit": unit_out(unit), "year": year, "rated": total, "shares": shares, "by_sector": by_sector}
 
 
 def period_out(p: Period) -> dict:
     return {"code": p.code, "first_month": p.first, "last_month": p.last}
 
 
-def _unit_out(u: dict) -> dict:
+def unit_out(u: dict) -> dict:
     return {"id": u["_id"], "name": u.get("name") or u["_id"], "code": u.get("code"), "kind": u.get("kind"),
             "sector": u.get("sector"), "ancestors": u.get("ancestors", []), "status": u.get("status")}
-
-
-def previous_month(month: str) -> str:
-    return add_months(month, -1)

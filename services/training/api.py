@@ -3,12 +3,12 @@ concerned (a course's owner, a class's or session's organising unit) lies in the
 the checks live in service.py next to the loads. List endpoints return only the caller's subtree."""
 from __future__ import annotations
 
-from platformkit.web import Blueprint
+from platformkit.web import Blueprint, error_responses
 
 from . import service
 from .schemas import (AttendanceIn, AttendanceOut, CancelIn, CertificateOut, ClassIn, ClassOut, ClassQuery,
                       CompletionIn, CompletionOut, CourseIn, CourseOut, CourseQuery, DatedIn, DisseminationIn,
-                      DisseminationOut, EnrolmentIn, EnrolmentOut, ProblemSchema, MemberEnrolmentQuery, PageQuery,
+                      DisseminationOut, EnrolmentIn, EnrolmentOut, MemberEnrolmentQuery, PageQuery,
                       WithdrawIn)
 
 ERRORS = {
@@ -23,12 +23,8 @@ ERRORS = {
 
 
 def errors(bp: Blueprint, *codes: int):
-    """Documents the error responses of an endpoint (all share ProblemSchema)."""
-    def deco(fn):
-        for code in codes:
-            fn = bp.alt_response(code, schema=ProblemSchema, description=ERRORS[code])(fn)
-        return fn
-    return deco
+    """Documents the error responses of an endpoint (all share platformkit's ApiError)."""
+    return error_responses(bp, ERRORS, codes)
 
 
 READ = (401, 403, 404)

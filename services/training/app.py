@@ -5,9 +5,8 @@ import logging
 
 from flask import Flask
 
-from kafka import KafkaAdminClient
-
-from platformkit import config, mongo
+from platformkit import mongo
+from platformkit.kafka_io import kafka_ready
 from platformkit.web import create_app as create_web_app
 
 from . import service
@@ -16,18 +15,8 @@ from .api import BLUEPRINTS
 log = logging.getLogger(__name__)
 
 
-def _kafka_ready(timeout_ms: int = 3000) -> bool:
-    # platformkit.kafka_io.kafka_ready passes `api_version_auto_timeout_ms`, which kafka-python 3
-    # rejects (KafkaConfigurationError), so it always says False; this is the same check without it.
-    try:
-        KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap(), request_timeout_ms=timeout_ms).close()
-        return True
-    except Exception:  # noqa: BLE001 - readiness answers a yes/no question
-        return False
-
-
 def _ready() -> dict[str, bool]:
-    return {"db": mongo.ping(service.database()), "kafka": _kafka_ready()}
+    return {"db": mongo.ping(service.database()), "kafka": kafka_ready()}
 
 
 def create_app() -> Flask:

@@ -2,14 +2,12 @@
 membership.events (consumer group `training-membership-view`)."""
 from __future__ import annotations
 
-import os
 
 from platformkit import config, mongo
 from platformkit.consumer import ConsumerLoop
 from platformkit.kafka_io import ensure_topics
 from platformkit.logs import setup_logging
 from platformkit.membership_view import INDEXES
-from platformkit.metrics import serve_metrics
 
 from .view import apply_membership_batch
 
@@ -19,7 +17,6 @@ SERVICE = "training"
 
 def main() -> None:
     setup_logging()
-    serve_metrics(int(os.environ.get("METRICS_PORT", "0")))
     db = mongo.database(SERVICE)
     mongo.ensure_indexes(db, INDEXES)
     topic = config.topic("membership.events")

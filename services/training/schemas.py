@@ -17,14 +17,6 @@ def _date_str(**kw):
     return fields.String(metadata={"format": "date", **kw.pop("metadata", {})}, **kw)
 
 
-class ProblemSchema(Schema):
-    status = fields.Integer()
-    code = fields.String()
-    message = fields.String()
-    request_id = fields.String(allow_none=True)
-    errors = fields.Dict(metadata={"description": "field name -> messages"})
-
-
 class PageQuery(Schema):
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10**9))  # BSON int64 bound

@@ -9,7 +9,7 @@ request, 412 stale `version`, 422 rule violated (budget, beneficiary left, the C
 own case: only a level above the case's CĐCS approves or rejects).
 """
 
-from platformkit.web import Blueprint
+from platformkit.web import Blueprint, error_responses
 
 from . import schemas as s
 from . import service
@@ -28,12 +28,8 @@ ERRORS = {
 
 
 def documents(bp: Blueprint, *codes: int):
-    """Document the error answers an endpoint can give (all share the ErrorOut shape)."""
-    def deco(fn):
-        for code in codes:
-            fn = bp.alt_response(code, schema=s.ErrorOut, description=ERRORS[code])(fn)
-        return fn
-    return deco
+    """Document the error answers an endpoint can give (all share platformkit's ApiError)."""
+    return error_responses(bp, ERRORS, codes)
 
 
 programmes = Blueprint("programmes", __name__, url_prefix="/programmes",

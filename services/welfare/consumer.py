@@ -1,14 +1,12 @@
 """`python -m services.welfare.consumer`: keeps welfare's local view of units and members from
 membership.events (beneficiaries must be known and not left; scope needs unit ancestors).
 Consumer group `welfare-membership-view`; dead letters go to its .dlq topic."""
-import os
 
 from platformkit import config
 from platformkit.consumer import ConsumerLoop, Record
 from platformkit.kafka_io import ensure_topics
 from platformkit.logs import setup_logging
 from platformkit.membership_view import handle_membership_batch
-from platformkit.metrics import serve_metrics
 
 from . import service
 
@@ -29,7 +27,6 @@ def make_handler(db):
 
 def main() -> None:
     setup_logging()
-    serve_metrics(int(os.environ.get("METRICS_PORT", "0")))
     db = service.database()
     service.ensure_schema(db)
     topic = config.topic(TOPIC)

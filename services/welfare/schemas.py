@@ -235,11 +235,3 @@ class LoanList(Schema):
 class RepaymentIn(VersionPin):
     amount = Money(required=True)
     paid_on = fields.Date(load_default=None)
-
-
-class ErrorOut(Schema):
-    status = fields.Integer()
-    code = fields.String()
-    message = fields.String()
-    request_id = fields.String(allow_none=True)
-    errors = fields.Dict(metadata={"description": "field -> messages"})
