@@ -3,6 +3,7 @@ concerned (a course's owner, a class's or session's organising unit) lies in the
 the checks live in service.py next to the loads. List endpoints return only the caller's subtree."""
 from __future__ import annotations
 
+from platformkit.auth import current_caller
 from platformkit.web import Blueprint, error_responses
 
 from . import service
@@ -254,3 +255,14 @@ def get_dissemination(session_id):
 
 
 BLUEPRINTS = [courses, classes, enrolments, attendance, completion, certificates, dissemination]
+
+
+def _authenticate() -> None:
+    """Every endpoint authenticates before anything is looked up: without a valid token an unknown
+    course, class, session or certificate number answers 401 like a known one, not 404 (certificate
+    numbers are derived from class codes, so existence must not be probed without a token)."""
+    current_caller()
+
+
+for _bp in BLUEPRINTS:
+    _bp.before_request(_authenticate)
