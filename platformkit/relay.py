@@ -12,9 +12,11 @@ from . import config, mongo
 from .logs import setup_logging
 from .metrics import serve_metrics
 from .outbox import OutboxRelay
+from .shutdown import exit_cleanly_until_running
 
 
 def run_relay(service: str, routes: dict[str, str]) -> None:
+    exit_cleanly_until_running()
     setup_logging()
     serve_metrics(int(os.environ.get("METRICS_PORT", "0")))
     topics = {coll: config.topic(t) for coll, t in routes.items()}

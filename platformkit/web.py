@@ -13,6 +13,7 @@ from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api
 from marshmallow import Schema, ValidationError, fields
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo.errors import ConnectionFailure
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
@@ -66,11 +67,15 @@ class StrictSchema(Schema):
         unknown = "raise"
 
 
+UNAVAILABLE = "the database is unavailable; retry after the Retry-After seconds"
+
+
 def error_responses(bp, descriptions: dict[int, str], codes):
-    """Document an endpoint's error answers; they all share the ApiError body."""
+    """Document an endpoint's error answers; they all share the ApiError body. Every endpoint may
+    answer 503 while the database is unreachable."""
     def deco(fn):
-        for code in codes:
-            fn = bp.alt_response(code, schema=ApiError, description=descriptions[code])(fn)
+        for code in [*codes, 503]:
+            fn = bp.alt_response(code, schema=ApiError, description=descriptions.get(code, UNAVAILABLE))(fn)
         return fn
     return deco
 
@@ -212,6 +217,15 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
             status = 400
         code = "invalid_input" if status == 400 else (exc.name or "error").lower().replace(" ", "_")
         return error_body(status, code, exc.description or exc.name, messages)
+
+    @app.errorhandler(ConnectionFailure)
+    def _database_unavailable(exc: ConnectionFailure):
+        # The database is unreachable (restarting, failing over): the command was not acknowledged
+        # and may be retried; 503 + Retry-After tells clients and load balancers so, a 500 would not.
+        log.warning("database unavailable: %s", exc, extra={"request_id": g.get("request_id")})
+        resp = error_body(503, "database_unavailable", "the database is unavailable; retry shortly")
+        resp.headers["Retry-After"] = "2"
+        return resp
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 
+from platformkit.shutdown import exit_cleanly_until_running
 from platformkit import config, mongo
 from platformkit.consumer import ConsumerLoop, Record
 from platformkit.logs import setup_logging
@@ -130,6 +131,7 @@ def run_generation(number: int) -> bool:
 
 
 def main() -> None:
+    exit_cleanly_until_running()
     setup_logging()
     from platformkit.kafka_io import ensure_topics
     ensure_topics([config.topic(t) for t in SOURCE_TOPICS])

@@ -3,6 +3,7 @@ membership.events (consumer group `training-membership-view`)."""
 from __future__ import annotations
 
 
+from platformkit.shutdown import exit_cleanly_until_running
 from platformkit import config, mongo
 from platformkit.consumer import ConsumerLoop
 from platformkit.kafka_io import ensure_topics
@@ -16,6 +17,7 @@ SERVICE = "training"
 
 
 def main() -> None:
+    exit_cleanly_until_running()
     setup_logging()
     db = mongo.database(SERVICE)
     mongo.ensure_indexes(db, INDEXES)

@@ -2,6 +2,7 @@
 membership.events (beneficiaries must be known and not left; scope needs unit ancestors).
 Consumer group `welfare-membership-view`; dead letters go to its .dlq topic."""
 
+from platformkit.shutdown import exit_cleanly_until_running
 from platformkit import config
 from platformkit.consumer import ConsumerLoop, Record
 from platformkit.kafka_io import ensure_topics
@@ -26,6 +27,7 @@ def make_handler(db):
 
 
 def main() -> None:
+    exit_cleanly_until_running()
     setup_logging()
     db = service.database()
     service.ensure_schema(db)

@@ -2,6 +2,7 @@
 welfare.events (Kafka key = aggregate id, so one case's events stay in order)."""
 from platformkit import config
 from platformkit.kafka_io import ensure_topics
+from platformkit.shutdown import exit_cleanly_until_running
 from platformkit.relay import run_relay
 
 from .service import CASES, PROGRAMMES, SERVICE
@@ -10,6 +11,7 @@ TOPIC = "welfare.events"
 
 
 def main() -> None:
+    exit_cleanly_until_running()
     ensure_topics([config.topic(TOPIC)])
     run_relay(SERVICE, {PROGRAMMES: TOPIC, CASES: TOPIC})
 
