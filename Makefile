@@ -46,6 +46,10 @@ test: infra tools
 unit: venv
 	$(PY) -m pytest -q tests/unit
 
-## Benchmarks with ratios against baselines measured in the same run (results in docs/benchmarks.md)
+## Benchmarks with ratios against baselines measured in the same run (results in docs/benchmarks.md):
+## the projector; HTTP rps/latency per service against its /healthz (vegeta, built once into
+## ~/.cache/congdoan); end-to-end freshness of the reporting views against the write and relay latency.
 bench: infra
 	$(PY) -m bench.projector_bench $(BENCH_ARGS)
+	$(PY) -m bench.http_bench $(HTTP_BENCH_ARGS)
+	$(PY) -m bench.freshness_bench $(FRESHNESS_BENCH_ARGS)
