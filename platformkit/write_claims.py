@@ -19,7 +19,7 @@ from typing import Any
 
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 REV = "rev"
 CLAIMS = "write_claims"
@@ -67,6 +67,28 @@ def claim_revision(coll: Collection, _id: Any, rev: int) -> bool:
         except DuplicateKeyError:
             return False
     return False
+
+
+def claim_revisions(coll: Collection, wanted: dict[Any, int]) -> set[Any]:
+    """claim_revision for many documents in one round trip ({_id: rev} -> the _ids claimed). A
+    claim already held is simply not taken here: the caller falls back to the one-by-one path,
+    which also takes over claims whose writer died."""
+    if not wanted:
+        return set()
+    if not _enabled(coll.database):
+        return set(wanted)
+    now = datetime.now(timezone.utc)
+    keys = {f"{coll.name}:{_id}@{rev}": _id for _id, rev in wanted.items()}
+    try:
+        coll.database[CLAIMS].insert_many([{"_id": k, "at": now} for k in keys], ordered=False)
+        return set(wanted)
+    except BulkWriteError as exc:
+        failed = {keys[e["op"]["_id"]] for e in exc.details.get("writeErrors", []) if "op" in e}
+        if len(failed) != len(exc.details.get("writeErrors", [])):
+            return set()  # cannot tell which failed: claim nothing, the slow path decides
+        return set(wanted) - failed
+    except OperationFailure:
+        return set()  # a server that reports it otherwise: the one-by-one path decides
 
 
 def claimed_update(coll: Collection, _id: Any, update_for, attempts: int = 50) -> bool:

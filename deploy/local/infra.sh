@@ -107,7 +107,9 @@ PROPS
       -c "$dir/server.properties" --ignore-formatted >"$VAR/log/kafka-format.log" 2>&1
   fi
   log "starting kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT"
-  nohup java "${jvm[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties" >>"$VAR/log/kafka.log" 2>&1 9>&- &
+  # setsid: its own session and process group, so that a Ctrl-C in the terminal that ran `make up`
+  # (or the end of the CI step or shell job that started it) does not take the broker down with it.
+  setsid nohup java "${jvm[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties" >>"$VAR/log/kafka.log" 2>&1 9>&- &
   echo $! >"$VAR/kafka.pid"
   wait_port "$KAFKA_HOST" "$KAFKA_PORT" kafka 90
 }
@@ -125,12 +127,12 @@ db_up() {
   mkdir -p "$VAR/log" "$VAR/db"
   if [[ "$mode" == mongod ]]; then
     log "starting mongod on $DB_HOST:$DB_PORT"
-    nohup mongod --bind_ip "$DB_HOST" --port "$DB_PORT" --dbpath "$VAR/db" >>"$VAR/log/db.log" 2>&1 9>&- &
+    setsid nohup mongod --bind_ip "$DB_HOST" --port "$DB_PORT" --dbpath "$VAR/db" >>"$VAR/log/db.log" 2>&1 9>&- &
   else
     ensure_ferretdb
     log "starting FerretDB $FERRETDB_VERSION (SQLite) on $DB_HOST:$DB_PORT"
     # The SQLite URL must end with '/' and its folder must exist.
-    nohup "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$VAR/db/" \
+    setsid nohup "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$VAR/db/" \
       --listen-addr="$DB_HOST:$DB_PORT" --state-dir="$VAR/db" --debug-addr=- --telemetry=disable --log-level=warn \
       >>"$VAR/log/db.log" 2>&1 9>&- &
   fi

@@ -22,7 +22,7 @@ up() {
     name="${line%%:*}"; cmd="${line#*: }"
     if alive "$name"; then continue; fi
     log "starting $name"
-    nohup bash -c "exec $cmd" >>"$VAR/log/$name.log" 2>&1 &
+    setsid nohup bash -c "exec $cmd" >>"$VAR/log/$name.log" 2>&1 &
     echo $! >"$RUN/$name.pid"
   done < <(processes)
   for port in $(grep -oE '\$\{[A-Z_]+_PORT:-[0-9]+\}' "$ROOT/deploy/Procfile" | grep -oE '[0-9]+' | sort -u); do
