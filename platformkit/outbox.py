@@ -146,7 +146,13 @@ def _mark_all_published(coll: Collection, docs: list[dict]) -> None:
     if matched == len(docs):
         return
     for d in docs:  # some were not marked: the careful path re-reads each (a no-op for those done)
-        _mark_published(coll, d["_id"], d.get(OUTBOX) or [])
+        try:
+            _mark_published(coll, d["_id"], d.get(OUTBOX) or [], attempts=5)
+        except RuntimeError:
+            # its revision is claimed by a writer that died (a relay killed between claim and
+            # update): it stays pending and is published again after the claim's TTL; the others
+            # of the pass are not held up by it
+            log.warning("could not mark %s:%s published yet; retried later", coll.name, d["_id"])
 
 
 class OutboxRelay:
