@@ -2,20 +2,35 @@
 docs/events.md: the hierarchy, CĐCS founding, a year of members' lifecycle, dues, committees,
 ratings, training classes and certificates, dissemination, welfare disbursements and loans.
 
-    Province(seed=7, communes=150, cdcs=22000, members=2_500_000).events()   # the real size
+    Province(seed=7, communes=150, cdcs=22000, members=2_500_000, activity=FULL_YEAR).events()
+        # the real size: ~10M events (a year of dues, welfare, training on top of the lifecycle)
     Province(seed=7, communes=2, cdcs=6, members=300).events()               # a test's size
 
+    python -m synthetic.province --members 2500000 --cdcs 22000 --communes 150 --kafka   # to the topics
+    python -m synthetic.province --members 300 --cdcs 6 --communes 2 --out events.jsonl  # JSON lines
+
 Business dates increase with the stream, so "the state after every event up to month M" is the
-stock at the end of M. Each aggregate's events carry increasing aggregate versions.
+stock at the end of M. Each aggregate's events carry increasing aggregate versions. Everything,
+envelope ids included, follows from the seed. Events are produced one member step at a time
+(a generator): memory holds the hierarchy and one small record per member, never the events.
+
+`activity` is the number of draws per admitted member of something happening to an earlier
+member: up to 1 it is the probability of one lifecycle draw (transfer, leaving, reinstatement,
+profile change, dues, welfare, training); above 1 the extra draws are routine business (monthly
+dues recorded, welfare disbursements, officials' training), so transfers and departures keep
+realistic yearly rates while the volume grows.
 """
 from __future__ import annotations
 
+import argparse
 import random
+import sys
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Iterator
 
-from platformkit.envelope import Envelope, new_event
+from platformkit.envelope import TYPE_PATTERN, Envelope
 
 from .names import person
 
@@ -25,9 +40,12 @@ WELFARE_KINDS = ["tet_gift", "tet_gift", "tet_gift", "hardship_visit", "hardship
                  "housing_repair", "housing_new", "death_support", "micro_loan"]
 AMOUNTS = {"tet_gift": 500_000, "hardship_visit": 1_000_000, "workers_month": 300_000, "housing_repair": 25_000_000,
            "housing_new": 50_000_000, "death_support": 10_000_000, "micro_loan": 20_000_000}
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_V4 = (0x4000 << 64) | (0x8000 << 48)
+FULL_YEAR = 3.2  # activity giving ~4 events per member: ~10M events for 2.5M members
 
 
-@dataclass
+@dataclass(slots=True)
 class Member:
     id: str
     unit: str
@@ -56,6 +74,8 @@ class Province:
                  year: int = 2025, code: str = "HCM", with_other_province: bool = True,
                  activity: float = 1.0):
         self.rng = random.Random(seed)
+        self._ids = random.Random(seed * 1_000_003 + 17)  # envelope ids, apart from the business draws
+        self._types: set[str] = set()
         self.n_communes, self.n_cdcs, self.n_members = communes, cdcs, members
         self.year, self.code = year, code
         self.with_other_province = with_other_province
@@ -74,7 +94,14 @@ class Province:
         return start + timedelta(days=int(progress * 324))
 
     def _ev(self, type_: str, subject: str, data: dict, version: int, on: date) -> Envelope:
-        return new_event(type_.split(".")[0], type_, subject, data, version, time=f"{on.isoformat()}T09:00:00.000Z")
+        if type_ not in self._types:
+            if not TYPE_PATTERN.match(type_):
+                raise ValueError(f"event type {type_!r} must look like 'service.aggregate.happened.v1'")
+            self._types.add(type_)
+        h = "%032x" % (self._ids.getrandbits(128) & _UUID_CLEAR | _UUID_V4)  # as uuid.UUID(int=.., version=4)
+        return Envelope(id=f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", source=type_.split(".")[0],
+                        type=type_, subject=str(subject), time=f"{on.isoformat()}T09:00:00.000Z", data=data,
+                        aggregateversion=int(version))
 
     def _unit(self, uid: str, parent: str | None, kind: str, level: int, name: str, sector=None) -> Envelope:
         anc = (self.units[parent].ancestors + [parent]) if parent else []
@@ -129,7 +156,7 @@ class Province:
         on = self._day(progress)
         unit = self.cdcs_ids[rng.randrange(len(self.cdcs_ids))]
         name, gender = person(rng)
-        m = Member(f"M{i:08d}", unit, name, gender, official=rng.random() < 0.06)
+        m = Member(f"M{i:08d}", unit, sys.intern(name), gender, official=rng.random() < 0.06)
         self.members[m.id] = m
         self.units[unit].members.append(m.id)
         yield self._member_ev(m, "admitted", on, admitted_on=on.isoformat(), date_of_birth="1990-01-01",
@@ -159,20 +186,15 @@ class Province:
                 other.official = not other.official
                 yield self._member_ev(other, "profile_updated", on, changed=["is_official"])
             elif roll < 0.30 and other.status == "active":
-                month = f"{on:%Y-%m}"
-                salary = rng.choice([5_000_000, 7_000_000, 9_000_000, 12_000_000])
-                rate = 10 if month < "2025-07" else 5
-                due = min(salary * rate // 1000, 234_000)
-                key = f"{other.id}:{month}"
-                self.dues_versions[key] = self.dues_versions.get(key, 0) + 1
-                yield self._ev("membership.dues.recorded.v1", key, {
-                    "member_id": other.id, "unit_id": other.unit, "ancestors": self.units[other.unit].ancestors,
-                    "month": month, "salary": salary, "rate_permille": rate, "due": due,
-                    "paid": due if rng.random() < 0.9 else 0, "exempt_reason": None}, self.dues_versions[key], on)
+                yield self._dues(other, on)
             elif roll < 0.36 and other.status == "active":
                 yield from self._welfare(other, on)
             elif roll < 0.38 and other.status == "active" and other.official:
                 yield from self._training(other, on)
+        if i > 10 and self.activity > 1:
+            extra = int(self.activity - 1) + (rng.random() < (self.activity - 1) % 1)
+            for _ in range(extra):
+                yield from self._routine(i, on)
         if i % max(1, self.n_members // max(1, self.n_cdcs // 3 or 1)) == 0:
             s = self.units[self.cdcs_ids[rng.randrange(len(self.cdcs_ids))]]
             actives = [mid for mid in s.members if self.members[mid].status == "active" and self.members[mid].unit == s.id]
@@ -182,6 +204,33 @@ class Province:
                     "unit_id": s.id, "ancestors": s.ancestors, "term": "2023-2028", "date": on.isoformat(),
                     "positions": [{"member_id": actives[0], "full_name": self.members[actives[0]].name,
                                    "position": "chair"}]}, s.version, on)
+
+    def _dues(self, m: Member, on: date) -> Envelope:
+        rng = self.rng
+        month = f"{on:%Y-%m}"
+        salary = rng.choice([5_000_000, 7_000_000, 9_000_000, 12_000_000])
+        rate = 10 if month < "2025-07" else 5
+        due = min(salary * rate // 1000, 234_000)
+        key = f"{m.id}:{month}"
+        self.dues_versions[key] = self.dues_versions.get(key, 0) + 1
+        return self._ev("membership.dues.recorded.v1", key, {
+            "member_id": m.id, "unit_id": m.unit, "ancestors": self.units[m.unit].ancestors,
+            "month": month, "salary": salary, "rate_permille": rate, "due": due,
+            "paid": due if rng.random() < 0.9 else 0, "exempt_reason": None}, self.dues_versions[key], on)
+
+    def _routine(self, i: int, on: date) -> Iterator[Envelope]:
+        """An ordinary month's business for an earlier member: dues mostly, some care, some training."""
+        rng = self.rng
+        other = self.members[f"M{rng.randrange(i):08d}"]
+        if other.status != "active":
+            return
+        roll = rng.random()
+        if roll < 0.85:
+            yield self._dues(other, on)
+        elif roll < 0.97:
+            yield from self._welfare(other, on)
+        elif other.official:
+            yield from self._training(other, on)
 
     def _welfare(self, m: Member, on: date) -> Iterator[Envelope]:
         self.case_seq += 1
@@ -264,3 +313,109 @@ class Province:
         return self._ev("membership.unit.moved.v1", commune, {
             "unit_id": commune, "old_parent_id": old[-1], "parent_id": new_parent, "old_ancestors": old,
             "ancestors": u.ancestors, "effective_date": on.isoformat()}, u.version, on)
+
+
+# ---------------------------------------------------------------------------- command line
+def produce(province: Province, *, kafka: bool = True, out_path: str | None = None, compression: str = "none",
+            partitions: int | None = None, shard: tuple[int, int] = (0, 1), log=sys.stderr,
+            every: float = 2.0) -> dict[str, int]:
+    """Stream the province's events to the domain topics (TOPIC_PREFIX applies; key = subject,
+    partition as Kafka's default partitioner, value = the envelope's JSON, as the relays publish
+    them) and/or to a JSON-lines file, with a progress line every `every` seconds.
+    `shard` (k, K): this process sends only the events of partitions p with p % K == k, so that K
+    processes generating the same (deterministic) stream produce it together, each partition's
+    order intact. Returns {topic or path: events}."""
+    from platformkit import config
+    from platformkit.envelope import encode
+
+    producer = None
+    counts: dict[str, int] = {}
+    if kafka:
+        from kafka import KafkaProducer
+        from platformkit.kafka_io import DEFAULT_PARTITIONS, ensure_topics
+        ensure_topics([config.topic(t) for t in ("membership.events", "training.events", "welfare.events")],
+                      partitions=partitions or DEFAULT_PARTITIONS)
+        from kafka.partitioner.default import murmur2
+        producer = KafkaProducer(bootstrap_servers=config.kafka_bootstrap(), acks="all", enable_idempotence=True,
+                                 linger_ms=50, batch_size=1024 * 1024,
+                                 max_in_flight_requests_per_connection=5,
+                                 compression_type=None if compression == "none" else compression,
+                                 max_request_size=16 * 1024 * 1024, request_timeout_ms=60000)
+    topics = {s: config.topic(f"{s}.events") for s in ("membership", "training", "welfare")}
+    sink = open(out_path, "wb") if out_path else None
+    started = last = time.monotonic()
+    n = 0
+    errors: list[BaseException] = []
+
+    def failed(exc):
+        errors.append(exc)
+
+    n_parts = {}
+    if producer is not None:
+        for t in topics.values():
+            while not producer.partitions_for(t):
+                time.sleep(0.1)
+            n_parts[t] = len(producer.partitions_for(t))
+    k, k_of = shard
+    try:
+        for e in province.events():
+            n += 1
+            if producer is not None:
+                topic = topics[e.source]
+                key = e.subject.encode("utf-8")
+                part = (murmur2(key) & 0x7FFFFFFF) % n_parts[topic]
+                if part % k_of == k:
+                    producer.send(topic, key=key, value=encode(e), partition=part).add_errback(failed)
+                    counts[topic] = counts.get(topic, 0) + 1
+            if sink is not None and k == 0:
+                sink.write(encode(e) + b"\n")
+            if n % 10000 == 0:
+                if errors:
+                    raise RuntimeError(f"producing failed: {errors[0]!r}")
+                now = time.monotonic()
+                if now - last >= every:
+                    last = now
+                    print(f"province: {n:,} events, {n / (now - started):,.0f} events/s, "
+                          f"{len(province.members):,}/{province.n_members:,} members", file=log, flush=True)
+        if producer is not None:
+            producer.flush(300)
+            if errors:
+                raise RuntimeError(f"producing failed: {errors[0]!r}")
+    finally:
+        if producer is not None:
+            producer.close(timeout=60)
+        if sink is not None:
+            sink.close()
+            counts[out_path] = n
+    elapsed = max(time.monotonic() - started, 1e-6)
+    print(f"province: {n:,} events in {elapsed:,.1f}s ({n / elapsed:,.0f} events/s)"
+          + (f" to {', '.join(f'{t} {c:,}' for t, c in sorted(counts.items()))}" if counts else ""),
+          file=log, flush=True)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Produce a deterministic synthetic province's events.")
+    parser.add_argument("--members", type=int, default=2_500_000)
+    parser.add_argument("--cdcs", type=int, default=22_000)
+    parser.add_argument("--communes", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--activity", type=float, default=FULL_YEAR,
+                        help=f"draws of activity per member (default {FULL_YEAR}: ~4 events per member)")
+    parser.add_argument("--out", help="write JSON lines (one envelope per line) to this file")
+    parser.add_argument("--kafka", action="store_true", help="produce to the topics (TOPIC_PREFIX applies)")
+    parser.add_argument("--compression", default="none", choices=["none", "lz4", "gzip", "snappy", "zstd"])
+    parser.add_argument("--partitions", type=int, help="partitions of topics that do not exist yet")
+    parser.add_argument("--shard", default="0/1", help="k/K: send only partitions p with p %% K == k (K processes together)")
+    args = parser.parse_args(argv)
+    if not args.kafka and not args.out:
+        parser.error("say where to: --out FILE and/or --kafka")
+    province = Province(seed=args.seed, communes=args.communes, cdcs=args.cdcs, members=args.members,
+                        activity=args.activity)
+    k, k_of = (int(x) for x in args.shard.split("/"))
+    produce(province, kafka=args.kafka, out_path=args.out, compression=args.compression, partitions=args.partitions,
+            shard=(k, k_of))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,29 +1,58 @@
 """Rebuild every view from the beginning of the topics into a fresh generation, then swap it in.
 
-    python -m services.reporting.rebuild
+    python -m services.reporting.rebuild [--batch 5000] [--chunk 2000] [--writers 2] [--no-swap]
 
 1. takes the next generation number N (never reused, so its consumer group starts from zero);
 2. notes the end offset of every partition of the source topics;
-3. replays everything up to those offsets into g<N>_* with the projector's own code, printing
-   progress (events done / total, rate, estimated time left);
-4. makes N the active generation: views read it at once, the running projector notices within
-   seconds and continues from where the rebuild stopped (its group is the rebuild's group);
-5. drops generations older than N-1 (the previous one is kept for comparison or rollback).
+3. folds everything up to those offsets IN MEMORY with the projector's own code: the same
+   `ProjectorHandler` (dedupe by aggregate version and envelope id, provisional units, hierarchy
+   moves carrying their subtree's totals, the per-aggregate states, the `applied` offset of each
+   source partition on each document) over a `MemoryGeneration`, whose documents live in dicts
+   instead of collections. Progress: events done / total, rate, estimated time left.
+   A generation being rebuilt is private until it is swapped in, so nothing has to be written
+   while folding: FerretDB scans a whole collection for every update (4-40 ms each), inserts stay
+   cheap, and the incremental path (one guarded update per unit, month and partition per batch)
+   would take ~47 minutes for a million events;
+4. writes the final documents of g<N>_* with bulk inserts (`insert_many`, in chunks, a few
+   writer threads), one progress line per collection kind;
+5. commits the offsets of step 2 for the consumer group of generation N, so the running projector,
+   which consumes the active generation with that group, continues exactly where the rebuild
+   stopped (no event skipped, none counted twice);
+6. makes N the active generation: views read it at once, the running projector notices within
+   seconds and switches;
+7. drops generations older than N-1 (the previous one is kept for comparison or rollback).
+
+A crash (or SIGTERM/SIGINT) before step 6 leaves generation N unswapped and unused, possibly
+half-written, and commits nothing the projector could follow (step 5 only after every document
+is written); rerunning starts over with generation N+1 and the swap of a later rebuild drops the
+leftover. Memory: the fold holds every rolled-up document (units x months), the hierarchy and
+the projector's per-aggregate memory (one entry per member, dues month, case, class, ...); the
+states are kept as compact tuples (about 1.5 GB at 10M events, see docs/benchmarks.md).
 """
 from __future__ import annotations
 
 import argparse
+import gc
+import json
+import signal
 import sys
+import threading
 import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterable, Iterator
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from platformkit import config
-from platformkit.consumer import ConsumerLoop
+from platformkit.consumer import ConsumerLoop, Record
+from platformkit.envelope import TYPE_PATTERN, DecodeError, Envelope, decode, upcast
 from platformkit.logs import setup_logging
 
 from .projector import SOURCE_TOPICS, ProjectorHandler, db, group_id
-from .store import Generation, active_generation, set_active_generation
+from .store import (AGG_BUCKETS, STATE_BUCKETS, Generation, agg_id, active_generation, bucket,
+                    set_active_generation)
 
 
 def end_offsets(topics: list[str]) -> dict[TopicPartition, int]:
@@ -44,60 +73,404 @@ def next_generation() -> int:
     return number
 
 
-def rebuild(out=sys.stderr, swap: bool = True) -> int:
+# ---------------------------------------------------------------------------- the in-memory generation
+_KEYS: dict[tuple, tuple] = {}
+
+
+def _freeze(state: dict) -> tuple:
+    """A state document as (shared key tuple, *values): a third of a dict's size; lists become
+    tuples and short repeated strings (unit ids, statuses) are shared."""
+    keys = tuple(k for k in state if k != "_id")
+    keys = _KEYS.setdefault(keys, keys)
+    values = []
+    for k in keys:
+        v = state[k]
+        if type(v) is list:
+            v = tuple(v)
+        elif type(v) is str and k != "ids":
+            v = sys.intern(v)
+        values.append(v)
+    return (keys, *values)
+
+
+def _thaw(frozen: tuple) -> dict:
+    keys = frozen[0]
+    return {k: (list(v) if type(v) is tuple else v) for k, v in zip(keys, frozen[1:])}
+
+
+class MemoryGeneration(Generation):
+    """Generation N held in memory while it is rebuilt: the same methods the projector's handler
+    calls, answered from dicts (the hierarchy, every unit|month document with its `v` and
+    `applied` maps, the per-aggregate states), with the same effects as the collections would
+    have after the same journal operations. `write()` then inserts the final documents."""
+
+    def __init__(self, database, number: int):
+        super().__init__(database, number)
+        self._unit_cache: dict[str, dict] = {}  # IS the hierarchy here: never forgotten
+        self.aggs: dict[str, dict[str, tuple[dict, dict]]] = {}  # unit -> month -> (v, applied)
+        self.states: dict[str, tuple] = {}
+
+    # nothing to prepare or recover: the collections are written once, at the end
+    def setup(self) -> None:
+        pass
+
+    def replay_journals(self) -> int:
+        return 0
+
+    def unit(self, unit_id: str) -> dict | None:
+        return self._unit_cache.get(unit_id)
+
+    def forget_cache(self) -> None:
+        pass
+
+    def descendants(self, unit_id: str) -> list[dict]:
+        return [{"_id": uid, "ancestors": u["ancestors"]} for uid, u in self._unit_cache.items()
+                if unit_id in u.get("ancestors", ())]
+
+    def agg_docs(self, unit_ids: list[str], last_month: str | None = None) -> list[dict]:
+        out = []
+        for u in unit_ids:
+            for month, (v, _applied) in self.aggs.get(u, {}).items():
+                if last_month is None or month <= last_month:
+                    out.append({"_id": agg_id(u, month), "unit": u, "month": month, "v": dict(v)})
+        return out
+
+    def _applied(self, docs: list[tuple[str, str]]) -> dict[str, dict]:
+        out = {}
+        for doc_id, unit in docs:
+            months = self.aggs.get(unit)
+            if months:
+                doc = months.get(doc_id[len(unit) + 1:])
+                if doc is not None:
+                    out[doc_id] = doc[1]
+        return out
+
+    def run_journal(self, ops: list[dict]) -> None:
+        self._apply_ops(ops)
+
+    def _apply_ops(self, ops: list[dict]) -> None:
+        """What Generation._apply_ops does to the collections: units upserted with $set, agg
+        documents created when new, then `$inc v.*` + `$set applied.p` where applied.p < off."""
+        units = self._unit_cache
+        for o in ops:
+            if o["k"] == "unit":
+                old = units.get(o["id"])
+                units[o["id"]] = {**old, **o["set"]} if old is not None else {"_id": o["id"], **o["set"]}
+        for o in ops:
+            if o["k"] != "agg":
+                continue
+            months = self.aggs.get(o["unit"])
+            if months is None:
+                months = self.aggs[sys.intern(o["unit"])] = {}
+            doc = months.get(o["month"])
+            if doc is None:
+                doc = months[sys.intern(o["month"])] = ({}, {})
+            v, applied = doc
+            p, off = o["p"], o["off"]
+            if applied.get(p, -1) < off:
+                for field, n in o["inc"].items():
+                    v[field] = v.get(field, 0) + n
+                applied[p] = off
+
+    def load_states(self, keys: Iterable[str]) -> dict[str, dict]:
+        states = self.states
+        return {k: _thaw(states[k]) for k in set(keys) if k in states}
+
+    def save_states(self, states: dict[str, dict]) -> None:
+        # $set semantics: fields of the stored document that the new state lacks are kept
+        for k, v in states.items():
+            old = self.states.get(k)
+            if old is not None and not set(old[0]) <= v.keys():
+                v = {**_thaw(old), **v}
+            self.states[k] = _freeze(v)
+
+    # ------------------------------------------------------------ the documents, once
+    def documents(self) -> Iterator[tuple[str, str, Iterator[dict], int]]:
+        """(kind, collection, documents, count) of every collection of the generation."""
+        prefix = f"g{self.number}_"
+        units = list(self._unit_cache.values())
+        yield "units", prefix + "units", iter(units), len(units)
+        by_bucket: dict[str, list[str]] = defaultdict(list)
+        for unit in self.aggs:
+            by_bucket[bucket(unit, AGG_BUCKETS)].append(unit)
+        for b in sorted(by_bucket):
+            count = sum(len(self.aggs[u]) for u in by_bucket[b])
+            docs = ({"_id": agg_id(u, m), "unit": u, "month": m, "v": v, "applied": applied}
+                    for u in by_bucket[b] for m, (v, applied) in self.aggs[u].items())
+            yield "agg", f"{prefix}agg_{b}", docs, count
+        keys_by_bucket: dict[str, list[str]] = defaultdict(list)
+        for key in self.states:
+            keys_by_bucket[bucket(key, STATE_BUCKETS)].append(key)
+        for b in sorted(keys_by_bucket):
+            keys = keys_by_bucket[b]
+            docs = ({"_id": k, **_thaw(self.states[k])} for k in keys)
+            yield "state", f"{prefix}state_{b}", docs, len(keys)
+
+
+# ---------------------------------------------------------------------------- reading the topics
+_ENVELOPE_FIELDS = {"specversion", "id", "source", "type", "time", "subject", "datacontenttype",
+                    "aggregateversion", "data"}
+
+
+def decode_envelope(value: bytes | None) -> Envelope:
+    """platformkit.envelope.decode without marshmallow for the ordinary case (two thirds of its
+    cost): exactly the checks of EnvelopeSchema, and anything unusual goes through decode()."""
+    try:
+        raw = json.loads(value)
+    except (TypeError, UnicodeDecodeError, json.JSONDecodeError):
+        return decode(value)
+    if type(raw) is not dict or not raw.keys() <= _ENVELOPE_FIELDS or len(raw) < 8:
+        return decode(value)
+    try:
+        ok = (raw["specversion"] == "1.0" and type(raw["time"]) is str and type(raw["data"]) is dict
+              and type(raw["aggregateversion"]) is int and raw["aggregateversion"] >= 0
+              and type(raw.get("datacontenttype", "")) is str and type(raw["type"]) is str
+              and TYPE_PATTERN.match(raw["type"]) is not None
+              and all(type(raw[f]) is str and 1 <= len(raw[f]) <= 200 for f in ("id", "source", "subject")))
+    except KeyError:
+        ok = False
+    if not ok:
+        return decode(value)
+    return upcast(Envelope(**raw))
+
+
+class Progress:
+    def __init__(self, out, total: int, label: str = "rebuild"):
+        self.out, self.total, self.label = out, total, label
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < 2.0:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-6)
+        rate = done / elapsed
+        left = (self.total - done) / rate if rate > 0 else float("inf")
+        print(f"{self.label}: {done:,}/{self.total:,} events ({100.0 * done / max(self.total, 1):.1f}%), "
+              f"{rate:,.0f} events/s, ~{left:,.0f}s left", file=self.out, flush=True)
+
+
+def fold(gen: MemoryGeneration, ends: dict[TopicPartition, int], out, batch: int = 5000,
+         stop: threading.Event | None = None, dead_letters: ConsumerLoop | None = None) -> bool:
+    """Run the projector's handler over every record before `ends`, in batches as a consumer
+    would get them. True when every partition reached its end offset."""
+    handler = ProjectorHandler(gen)
+    wanted = {tp: end for tp, end in ends.items() if end > 0}
+    total = sum(wanted.values())
+    progress = Progress(out, total)
+    if not wanted:
+        return True
+    consumer = KafkaConsumer(bootstrap_servers=config.kafka_bootstrap(), group_id=None, enable_auto_commit=False,
+                             isolation_level="read_committed", max_poll_records=batch,
+                             fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
+                             receive_buffer_bytes=4 * 1024 * 1024)
+    try:
+        consumer.assign(list(wanted))
+        consumer.seek_to_beginning(*wanted)
+        remaining = set(wanted)
+        while remaining:
+            if stop is not None and stop.is_set():
+                return False
+            polled = consumer.poll(timeout_ms=500, max_records=batch)
+            records: list[Record] = []
+            for tp, msgs in polled.items():
+                end = wanted[tp]
+                for m in msgs:
+                    if m.offset >= end:
+                        break
+                    rec = Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+                    try:
+                        rec.envelope = decode_envelope(m.value)
+                    except DecodeError as exc:
+                        if dead_letters is not None:
+                            dead_letters._dead_letter(rec, f"decode: {exc}")
+                        continue
+                    records.append(rec)
+            if records:
+                failures = handler(records)
+                if dead_letters is not None:
+                    for index, error in failures.items():
+                        dead_letters._dead_letter(records[index], f"process: {error}")
+            for tp in list(remaining):
+                if consumer.position(tp) >= wanted[tp]:
+                    remaining.discard(tp)
+                    consumer.pause(tp)
+            progress(sum(min(consumer.position(tp), end) for tp, end in wanted.items()))
+        progress(total, force=True)
+        return True
+    finally:
+        consumer.close()
+
+
+# ---------------------------------------------------------------------------- writing
+def write(gen: MemoryGeneration, out, chunk: int = 2000, writers: int = 2,
+          stop: threading.Event | None = None) -> dict[str, int]:
+    """Insert every document of the generation (insert_many, ordered=False, in chunks), from a
+    few threads; prints a line per kind of collection. {kind: documents written}."""
+    Generation.setup(gen)  # the units' indexes
+    counts: dict[str, int] = defaultdict(int)
+    started = time.monotonic()
+    total = 0
+    collections = 0
+    pool = ThreadPoolExecutor(max_workers=max(1, writers))
+    pending: list = []
+    lock = threading.Lock()
+
+    def insert(name: str, docs: list[dict]) -> None:
+        gen.db[name].insert_many(docs, ordered=False)
+
+    def drain(limit: int) -> None:
+        while len(pending) > limit:
+            pending.pop(0).result()
+
+    expected = len(gen._unit_cache) + sum(len(m) for m in gen.aggs.values()) + len(gen.states)
+    sent = 0
+    last_line = started
+
+    def progress() -> None:
+        nonlocal last_line
+        now = time.monotonic()
+        if now - last_line >= 5.0:
+            last_line = now
+            rate = sent / max(now - started, 1e-6)
+            print(f"rebuild: writing {sent:,}/{expected:,} documents ({100.0 * sent / max(expected, 1):.1f}%), "
+                  f"{rate:,.0f} documents/s, ~{(expected - sent) / max(rate, 1e-6):,.0f}s left", file=out, flush=True)
+
+    last_kind = None
+    try:
+        for kind, name, docs, count in gen.documents():
+            if kind != last_kind:
+                if last_kind is not None:
+                    drain(0)
+                    print(f"rebuild: wrote {counts[last_kind]:,} {last_kind} documents "
+                          f"({total:,} in {time.monotonic() - started:,.1f}s)", file=out, flush=True)
+                last_kind = kind
+            collections += 1
+            buf: list[dict] = []
+            for doc in docs:
+                buf.append(doc)
+                if len(buf) >= chunk:
+                    if stop is not None and stop.is_set():
+                        raise KeyboardInterrupt("stopped while writing")
+                    pending.append(pool.submit(insert, name, buf))
+                    drain(writers * 2)
+                    sent += len(buf)
+                    progress()
+                    buf = []
+            if buf:
+                pending.append(pool.submit(insert, name, buf))
+                drain(writers * 2)
+                sent += len(buf)
+                progress()
+            with lock:
+                counts[kind] += count
+                total += count
+        drain(0)
+        if last_kind is not None:
+            print(f"rebuild: wrote {counts[last_kind]:,} {last_kind} documents "
+                  f"({total:,} in {time.monotonic() - started:,.1f}s)", file=out, flush=True)
+    finally:
+        pool.shutdown(wait=True)
+    elapsed = max(time.monotonic() - started, 1e-6)
+    print(f"rebuild: write phase: {total:,} documents into {collections} collections in {elapsed:,.1f}s "
+          f"({total / elapsed:,.0f} documents/s)", file=out, flush=True)
+    return dict(counts)
+
+
+def commit_offsets(number: int, ends: dict[TopicPartition, int]) -> None:
+    """The offsets the generation includes, committed for the group the projector will use for it
+    (ConsumerLoop prefixes group ids with TOPIC_PREFIX)."""
+    if not ends:
+        return
+    consumer = KafkaConsumer(bootstrap_servers=config.kafka_bootstrap(),
+                             group_id=config.env("TOPIC_PREFIX", "") + group_id(number), enable_auto_commit=False)
+    try:
+        consumer.assign(list(ends))
+        consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in ends.items()})
+    finally:
+        consumer.close(autocommit=False)
+
+
+def drop_old_generations(number: int) -> None:
+    for name in db().list_collection_names():
+        if name.startswith("g") and "_" in name:
+            try:
+                g = int(name[1:name.index("_")])
+            except ValueError:
+                continue
+            if g < number - 1:
+                db()[name].drop()
+
+
+def rebuild(out=sys.stderr, swap: bool = True, batch: int = 5000, chunk: int = 2000, writers: int = 2,
+            stop: threading.Event | None = None, timings: dict[str, Any] | None = None) -> int:
+    timings = {} if timings is None else timings
     topics = [config.topic(t) for t in SOURCE_TOPICS]
     number = next_generation()
-    gen = Generation(db(), number)
+    gen = MemoryGeneration(db(), number)
     gen.drop()
     ends = end_offsets(topics)
     total = sum(ends.values())
-    print(f"rebuild: generation {number}, {total:,} events to replay from {len(ends)} partitions", file=out, flush=True)
+    print(f"rebuild: generation {number}, {total:,} events to replay from {len(ends)} partitions "
+          f"(folded in memory, then written with bulk inserts)", file=out, flush=True)
     started = time.monotonic()
-    caught_up = {"flag": total == 0}
-    loop: ConsumerLoop
+    dead_letters = ConsumerLoop(group_id(number), topics, lambda records: {})
+    # Millions of small containers that live until the end and form no cycles: the cyclic
+    # collector's full passes over them would grow with the fold (seconds each at 1M events).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _rebuild(gen, number, ends, total, started, out, swap, batch, chunk, writers, stop, timings,
+                        dead_letters)
+    finally:
+        dead_letters.publisher.close()
+        if gc_was_enabled:
+            gc.enable()
 
-    def progress():
-        consumer = loop.consumer
-        assigned = consumer.assignment()
-        done = sum(min(consumer.position(tp), ends.get(tp, 0)) for tp in assigned)
-        elapsed = max(time.monotonic() - started, 1e-6)
-        rate = done / elapsed
-        left = (total - done) / rate if rate > 0 else float("inf")
-        print(f"rebuild: {done:,}/{total:,} events ({100.0 * done / max(total, 1):.1f}%), "
-              f"{rate:,.0f} events/s, ~{left:,.0f}s left", file=out, flush=True)
-        if len(assigned) == len(ends) and all(consumer.position(tp) >= ends[tp] for tp in ends):
-            caught_up["flag"] = True
-            loop.stop()
 
-    loop = ConsumerLoop(group_id(number), topics, ProjectorHandler(gen), max_batch=2000,
-                        after_batch=progress, on_idle=progress)
-    loop.install_signal_handlers()
-    if total == 0:
-        loop.stop()
-    loop.run()
-    if not caught_up["flag"]:
+def _rebuild(gen, number, ends, total, started, out, swap, batch, chunk, writers, stop, timings, dead_letters) -> int:
+    complete = fold(gen, ends, out, batch=batch, stop=stop, dead_letters=dead_letters)
+    if not complete:
         print(f"rebuild: stopped before catching up; generation {number} was NOT swapped in", file=out, flush=True)
         return number
-    print(f"rebuild: replayed {total:,} events in {time.monotonic() - started:,.1f}s", file=out, flush=True)
+    timings["fold_s"] = time.monotonic() - started
+    print(f"rebuild: replayed {total:,} events in {timings['fold_s']:,.1f}s; "
+          f"{sum(len(m) for m in gen.aggs.values()):,} unit-month documents, {len(gen._unit_cache):,} units, "
+          f"{len(gen.states):,} states", file=out, flush=True)
+    t = time.monotonic()
+    try:
+        timings["documents"] = write(gen, out, chunk=chunk, writers=writers, stop=stop)
+    except KeyboardInterrupt:
+        print(f"rebuild: stopped while writing; generation {number} was NOT swapped in", file=out, flush=True)
+        return number
+    timings["write_s"] = time.monotonic() - t
+    commit_offsets(number, ends)
+    timings["total_s"] = time.monotonic() - started
+    print(f"rebuild: generation {number} complete in {timings['total_s']:,.1f}s "
+          f"({total / max(timings['total_s'], 1e-6):,.0f} events/s overall); offsets committed for "
+          f"{group_id(number)}", file=out, flush=True)
     if swap:
         old = active_generation(db())
         set_active_generation(db(), number)
         print(f"rebuild: generation {number} is now active (was {old})", file=out, flush=True)
-        for name in db().list_collection_names():
-            if name.startswith("g") and "_" in name:
-                try:
-                    g = int(name[1:name.index("_")])
-                except ValueError:
-                    continue
-                if g < number - 1:
-                    db()[name].drop()
+        drop_old_generations(number)
     return number
 
 
 def main() -> None:
     setup_logging("WARNING")
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
-    rebuild()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=5000, help="records per handler call")
+    parser.add_argument("--chunk", type=int, default=2000, help="documents per insert_many")
+    parser.add_argument("--writers", type=int, default=2, help="inserting threads")
+    parser.add_argument("--no-swap", action="store_true", help="build the generation but leave the active one")
+    args = parser.parse_args()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    rebuild(swap=not args.no_swap, batch=args.batch, chunk=args.chunk, writers=args.writers, stop=stop)
 
 
 if __name__ == "__main__":

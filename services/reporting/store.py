@@ -267,7 +267,7 @@ class Generation:
         old_ancestors = current["ancestors"] if current is not None else new_ancestors
         if current is not None and old_ancestors != new_ancestors:
             ops += self._move_totals(change.unit_id, old_ancestors, new_ancestors, pkey, offset)
-            for desc in self.units.find({"ancestors": change.unit_id}, {"ancestors": 1}):
+            for desc in self.descendants(change.unit_id):
                 tail = desc["ancestors"][desc["ancestors"].index(change.unit_id) + 1:]
                 ops.append({"k": "unit", "id": desc["_id"],
                             "set": {"ancestors": new_ancestors + [change.unit_id] + tail}})
@@ -276,6 +276,11 @@ class Generation:
         ops.append({"k": "unit", "id": change.unit_id, "set": doc})
         self.forget_cache()
         return ops
+
+    def descendants(self, unit_id: str) -> list[dict]:
+        """{_id, ancestors} of every unit below this one (the rebuild's in-memory generation
+        answers from memory)."""
+        return list(self.units.find({"ancestors": unit_id}, {"ancestors": 1}))
 
     def _move_totals(self, unit_id: str, old: list[str], new: list[str], pkey: str, offset: int) -> list[dict]:
         leaving = [a for a in old if a not in new]
