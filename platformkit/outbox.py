@@ -132,7 +132,7 @@ def _mark_published(coll: Collection, doc_id: Any, entries: list[dict], attempts
 MARK_CHUNK = 25
 
 
-def _mark_all_published(coll: Collection, docs: list[dict]) -> None:
+def _mark_all_published(coll: Collection, docs: list[dict], stopping=lambda: False) -> None:
     """Mark a pass's documents published in two round trips (one claims insert, one bulk update)
     instead of three per document: on FerretDB every write is its own SQLite commit, and the
     relay's throughput was that of its marking. A document written since it was read (its `rev`
@@ -146,8 +146,12 @@ def _mark_all_published(coll: Collection, docs: list[dict]) -> None:
     if matched == len(docs):
         return
     for d in docs:  # some were not marked: the careful path re-reads each (a no-op for those done)
+        if stopping():
+            return  # SIGTERM: what is left unmarked is published again by the next relay (same ids)
         try:
-            _mark_published(coll, d["_id"], d.get(OUTBOX) or [], attempts=5)
+            # a claim we could not take is most likely held by a dead relay: one try (which takes
+            # it over once its TTL has passed), not a loop that would hold up the whole pass
+            _mark_published(coll, d["_id"], d.get(OUTBOX) or [], attempts=5 if d["_id"] in claimed else 1)
         except RuntimeError:
             # its revision is claimed by a writer that died (a relay killed between claim and
             # update): it stays pending and is published again after the claim's TTL; the others
@@ -178,6 +182,8 @@ class OutboxRelay:
         pending_docs = 0
         oldest: str | None = None
         for coll_name, topic in self.routes.items():
+            if self._stopping:
+                break
             coll = self.db[coll_name]
             docs = list(coll.find({PENDING: True}, {OUTBOX: 1, REV: 1}).limit(self.batch_docs))
             pending_docs += len(docs)
@@ -196,7 +202,9 @@ class OutboxRelay:
             crash_point("relay.after_publish")
             marked = [d for d in docs if d.get(OUTBOX)]
             for i in range(0, len(marked), MARK_CHUNK):
-                _mark_all_published(coll, marked[i:i + MARK_CHUNK])
+                if self._stopping:
+                    break
+                _mark_all_published(coll, marked[i:i + MARK_CHUNK], lambda: self._stopping)
             published += len(to_send)
             metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(to_send))
         metrics.OUTBOX_PENDING.labels(self.service).set(pending_docs)
