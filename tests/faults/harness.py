@@ -20,7 +20,7 @@ import requests
 
 from platformkit.auth import mint
 from synthetic.names import person
-from tests.support.infra import ROOT, free_port, wait_until
+from tests.support.infra import ROOT, free_port, wait_http, wait_until
 from tests.support.platform import PORT_VAR, procfile
 
 INFRA = str(ROOT / "deploy/local/infra.sh")
@@ -123,14 +123,7 @@ class Platform:
 
     def wait_healthy(self, timeout: float = 90) -> None:
         for var in self.ports:
-            url = f"http://127.0.0.1:{self.ports[var]}/healthz"
-
-            def up():
-                try:
-                    return requests.get(url, timeout=1).status_code == 200
-                except requests.RequestException:
-                    return False
-            wait_until(up, timeout, message=url)
+            wait_http(f"http://127.0.0.1:{self.ports[var]}/healthz", timeout)
 
     def _supervise(self) -> None:
         while not self._stop.wait(0.3):
