@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -83,14 +84,33 @@ class ConsumerLoop:
         self.on_idle = on_idle
         self.after_batch = after_batch
         self._stopping = False
+        self._busy = False  # a batch is being processed (written, dead-lettered, committed)
         self.consumer: KafkaConsumer | None = None
 
     def stop(self, *_args) -> None:
         self._stopping = True
 
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+
+    def _on_stop_signal(self, *_args) -> None:
+        """Stop after the batch in hand (commit included). A poll can block far longer than its
+        timeout while the consumer (re)joins its group behind a member that was killed; if the loop
+        has not stopped after STOP_GRACE_SECONDS and no batch is in hand, exit 0 there: nothing is
+        in flight, and the offsets of everything written are already committed."""
+        self.stop()
+        signal.signal(signal.SIGALRM, self._on_grace_over)
+        signal.alarm(max(1, int(float(os.environ.get("STOP_GRACE_SECONDS", "20")))))
+
+    def _on_grace_over(self, *_args) -> None:
+        if self._busy:
+            signal.alarm(5)  # a batch is being written: let it finish and commit
+            return
+        log.warning("consumer %s not stopped within its grace period (blocked joining its group?): "
+                    "exiting with nothing in flight", self.group_id)
+        logging.shutdown()
+        os._exit(0)
 
     def _connect(self) -> KafkaConsumer:
         consumer = KafkaConsumer(
@@ -108,7 +128,6 @@ class ConsumerLoop:
         return consumer
 
     def run(self) -> None:
-        import os
         from .metrics import serve_metrics
         serve_metrics(int(os.environ.get("METRICS_PORT", "0")))
         self.consumer = self._connect()
@@ -122,9 +141,13 @@ class ConsumerLoop:
                     if self.on_idle:
                         self.on_idle()
                     continue
-                self.process_batch(records)
-                if self.after_batch:
-                    self.after_batch()
+                self._busy = True
+                try:
+                    self.process_batch(records)
+                    if self.after_batch:
+                        self.after_batch()
+                finally:
+                    self._busy = False
         finally:
             self.consumer.close(autocommit=False)
             self.publisher.close()
