@@ -67,7 +67,7 @@ class _Revocations(ConsumerRebalanceListener):
 
 class ConsumerLoop:
     def __init__(self, group_id: str, topics: list[str], handler: BatchHandler, *,
-                 max_batch: int = 500, poll_timeout_ms: int = 500,
+                 max_batch: int | None = None, poll_timeout_ms: int = 500,
                  publisher: EventPublisher | None = None, auto_offset_reset: str = "earliest",
                  on_idle: Callable[[], None] | None = None,
                  after_batch: Callable[[], None] | None = None):
@@ -76,7 +76,9 @@ class ConsumerLoop:
         self.group_id = config.env("TOPIC_PREFIX", "") + group_id
         self.topics = topics
         self.handler = handler
-        self.max_batch = max_batch
+        # A batch in hand is finished before a SIGTERM is honoured: on FerretDB (tens of ms per
+        # update under load) 500 records could outlast the pod's termination grace; 100 do not.
+        self.max_batch = max_batch or int(os.environ.get("CONSUMER_BATCH", "100"))
         self.poll_timeout_ms = poll_timeout_ms
         self.dead_letter_topic = config.dead_letter_topic(group_id)  # prefixed once, by config.topic
         self.publisher = publisher or EventPublisher()
