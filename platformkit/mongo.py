@@ -20,8 +20,13 @@ def client() -> MongoClient:
     global _client, _client_pid
     with _lock:
         if _client is None or _client_pid != os.getpid():
+            # socketTimeoutMS: FerretDB 1.24 (SQLite) was seen holding an update and a find on one
+            # database for minutes (until that database was dropped); without a timeout the request
+            # waits forever, with it the client drops the connection, the API answers 503 and the
+            # consumer retries its batch.
             _client = MongoClient(config.mongo_url(), serverSelectionTimeoutMS=5000,
-                                  connectTimeoutMS=5000, tz_aware=False)
+                                  connectTimeoutMS=5000, tz_aware=False,
+                                  socketTimeoutMS=int(os.environ.get("MONGO_SOCKET_TIMEOUT_MS", "30000")))
             _client_pid = os.getpid()
         return _client
 
