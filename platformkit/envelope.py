@@ -110,9 +110,30 @@ def encode(env: Envelope) -> bytes:
     return json.dumps(env.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+_ENVELOPE_FIELDS = {"specversion", "id", "source", "type", "time", "subject", "datacontenttype",
+                    "aggregateversion", "data"}
+
+
+def _ordinary(raw: dict) -> bool:
+    """The checks of EnvelopeSchema for an ordinary envelope, without marshmallow (two thirds of
+    a decode's cost when replaying millions of events); anything unusual goes through the schema."""
+    if not raw.keys() <= _ENVELOPE_FIELDS or len(raw) < 8:
+        return False
+    try:
+        return (raw["specversion"] == "1.0" and type(raw["time"]) is str and type(raw["data"]) is dict
+                and type(raw["aggregateversion"]) is int and raw["aggregateversion"] >= 0
+                and type(raw.get("datacontenttype", "")) is str and type(raw["type"]) is str
+                and TYPE_PATTERN.match(raw["type"]) is not None
+                and all(type(raw[f]) is str and 1 <= len(raw[f]) <= 200 for f in ("id", "source", "subject")))
+    except KeyError:
+        return False
+
+
 def from_dict(raw: Any) -> Envelope:
     if not isinstance(raw, dict):
         raise DecodeError("envelope must be a JSON object")
+    if _ordinary(raw):
+        return upcast(Envelope(**raw))
     try:
         loaded = _SCHEMA.load(raw)
     except ValidationError as exc:

@@ -15,10 +15,10 @@ import logging
 import os
 import time
 
-from platformkit.shutdown import exit_cleanly_until_running
 from platformkit import config, mongo
 from platformkit.consumer import ConsumerLoop, Record
 from platformkit.logs import setup_logging
+from platformkit.shutdown import exit_cleanly_until_running
 
 from .projection import Effects, project, state_key
 from .store import Generation, PlacedDelta, active_generation, partition_key

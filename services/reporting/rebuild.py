@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import signal
 import sys
 import threading
@@ -47,7 +46,7 @@ from kafka.structs import OffsetAndMetadata
 
 from platformkit import config
 from platformkit.consumer import ConsumerLoop, Record
-from platformkit.envelope import TYPE_PATTERN, DecodeError, Envelope, decode, upcast
+from platformkit.envelope import DecodeError, decode
 from platformkit.logs import setup_logging
 
 from .projector import SOURCE_TOPICS, ProjectorHandler, db, group_id
@@ -208,32 +207,6 @@ class MemoryGeneration(Generation):
 
 
 # ---------------------------------------------------------------------------- reading the topics
-_ENVELOPE_FIELDS = {"specversion", "id", "source", "type", "time", "subject", "datacontenttype",
-                    "aggregateversion", "data"}
-
-
-def decode_envelope(value: bytes | None) -> Envelope:
-    """platformkit.envelope.decode without marshmallow for the ordinary case (two thirds of its
-    cost): exactly the checks of EnvelopeSchema, and anything unusual goes through decode()."""
-    try:
-        raw = json.loads(value)
-    except (TypeError, UnicodeDecodeError, json.JSONDecodeError):
-        return decode(value)
-    if type(raw) is not dict or not raw.keys() <= _ENVELOPE_FIELDS or len(raw) < 8:
-        return decode(value)
-    try:
-        ok = (raw["specversion"] == "1.0" and type(raw["time"]) is str and type(raw["data"]) is dict
-              and type(raw["aggregateversion"]) is int and raw["aggregateversion"] >= 0
-              and type(raw.get("datacontenttype", "")) is str and type(raw["type"]) is str
-              and TYPE_PATTERN.match(raw["type"]) is not None
-              and all(type(raw[f]) is str and 1 <= len(raw[f]) <= 200 for f in ("id", "source", "subject")))
-    except KeyError:
-        ok = False
-    if not ok:
-        return decode(value)
-    return upcast(Envelope(**raw))
-
-
 class Progress:
     def __init__(self, out, total: int, label: str = "rebuild"):
         self.out, self.total, self.label = out, total, label
@@ -282,7 +255,7 @@ def fold(gen: MemoryGeneration, ends: dict[TopicPartition, int], out, batch: int
                         break
                     rec = Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
                     try:
-                        rec.envelope = decode_envelope(m.value)
+                        rec.envelope = decode(m.value)
                     except DecodeError as exc:
                         if dead_letters is not None:
                             dead_letters._dead_letter(rec, f"decode: {exc}")

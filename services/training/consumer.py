@@ -3,12 +3,12 @@ membership.events (consumer group `training-membership-view`)."""
 from __future__ import annotations
 
 
-from platformkit.shutdown import exit_cleanly_until_running
 from platformkit import config, mongo
 from platformkit.consumer import ConsumerLoop
 from platformkit.kafka_io import ensure_topics
 from platformkit.logs import setup_logging
 from platformkit.membership_view import INDEXES
+from platformkit.shutdown import exit_cleanly_until_running
 
 from .view import apply_membership_batch
 

@@ -2,12 +2,12 @@
 membership.events (beneficiaries must be known and not left; scope needs unit ancestors).
 Consumer group `welfare-membership-view`; dead letters go to its .dlq topic."""
 
-from platformkit.shutdown import exit_cleanly_until_running
 from platformkit import config
 from platformkit.consumer import ConsumerLoop, Record
 from platformkit.kafka_io import ensure_topics
 from platformkit.logs import setup_logging
 from platformkit.membership_view import handle_membership_batch
+from platformkit.shutdown import exit_cleanly_until_running
 
 from . import service
 
