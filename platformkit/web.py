@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from typing import Callable, Iterable
@@ -13,12 +14,13 @@ from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api
 from marshmallow import Schema, ValidationError, fields
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pymongo.errors import ConnectionFailure
+import pymongo
+from pymongo.errors import ConnectionFailure, PyMongoError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-from . import metrics
-from .auth import Forbidden, Unauthorized
+from . import metrics, permissions
+from .auth import Forbidden, Unauthorized, check_key_policy, current_caller
 from .logs import setup_logging
 from .outbox import AlreadyExists, NotFound, StaleVersion
 
@@ -50,6 +52,10 @@ class Conflict(DomainError):
 
 class RuleViolated(DomainError):
     status, code = 422, "rule_violated"
+
+
+class TooLarge(DomainError):
+    status, code = 413, "too_large"
 
 
 class ApiError(Schema):
@@ -113,12 +119,50 @@ class PlatformApi(Api):
     ERROR_SCHEMA = ApiError
 
 
+def read_budget_seconds() -> float:
+    return float(os.environ.get("READ_TIME_LIMIT_SECONDS", "10"))
+
+
+def requires(capability: str):
+    """Declare the capability (platformkit.permissions) an endpoint needs. Put it right under the
+    route decorator. The app checks the token and the capability before the endpoint parses any
+    input; an /api/v1 endpoint without a declaration makes the app refuse to start."""
+    if capability not in permissions.CAPABILITIES:
+        raise ValueError(f"unknown capability {capability!r}")
+
+    def deco(fn):
+        fn.required_capability = capability
+        return fn
+    return deco
+
+
+# Headers every API answer carries: JSON is never a page to frame, sniff or cache.
+API_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+# The Swagger UI at /docs loads its script and style from jsdelivr.
+DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "
+            "connect-src 'self'; frame-ancestors 'none'")
+
+
 BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
 
 
+PathScope = Callable[[dict], "tuple[str, list[str]] | None"]
+
+
 def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[], dict[str, bool]],
-               version: str = "1.0", description: str = "") -> Flask:
+               version: str = "1.0", description: str = "", path_scope: PathScope | None = None) -> Flask:
+    """`path_scope(view_args)` names the unit (id, ancestors) a request's path points at, or None
+    when it points at nothing known; the subtree is then checked before any input is parsed (the
+    service layer checks again with what it loads, and checks units named in bodies)."""
     setup_logging()
+    check_key_policy()  # outside local development, refuse to start with a key anyone could know
     app = Flask(service)
     app.config.update(
         API_TITLE=f"{service} API",
@@ -140,15 +184,38 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
     api = PlatformApi(app)
     for bp in blueprints:
         api.register_blueprint(bp, url_prefix=f"/api/v1{bp.url_prefix or ''}")
+    undeclared = sorted(rule.endpoint for rule in app.url_map.iter_rules()
+                        if rule.rule.startswith("/api/")
+                        and not getattr(app.view_functions[rule.endpoint], "required_capability", None))
+    if undeclared:  # fail closed: an endpoint nobody classified is not served
+        raise RuntimeError(f"endpoints without a declared capability (platformkit.web.requires): {undeclared}")
 
     @app.before_request
     def _start():
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         g.started = time.monotonic()
+        if request.method == "GET" and request.path.startswith("/api/"):
+            # every read is bounded in time too: its database calls share one budget (pymongo
+            # sends it as maxTimeMS and stops waiting when it is spent); 503 when it runs out
+            g.read_budget = pymongo.timeout(read_budget_seconds())
+            g.read_budget.__enter__()
+        view = app.view_functions.get(request.endpoint or "")
+        capability = getattr(view, "required_capability", None)
+        if capability:  # before any input is parsed: 401 without a valid token, 403 without the role
+            caller = current_caller()
+            if not permissions.allowed(caller, capability):
+                raise Forbidden(f"the roles {sorted(caller.roles)} may not {capability.replace('.', ' ')}")
+            target = path_scope(request.view_args or {}) if path_scope else None
+            if target is not None and not caller.covers(*target):
+                raise Forbidden("the unit is outside the caller's subtree")
 
     @app.after_request
     def _finish(resp: Response):
         resp.headers["X-Request-Id"] = getattr(g, "request_id", "")
+        for name, value in API_SECURITY_HEADERS.items():
+            resp.headers.setdefault(name, value)
+        if request.path.rstrip("/") == "/docs":
+            resp.headers["Content-Security-Policy"] = DOCS_CSP
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.monotonic() - getattr(g, "started", time.monotonic())
         metrics.REQUESTS.labels(service, endpoint, request.method, str(resp.status_code)).inc()
@@ -157,6 +224,12 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
             log.info("%s %s %s %.1fms", request.method, request.path, resp.status_code, elapsed * 1000,
                      extra={"request_id": g.get("request_id"), "service": service})
         return resp
+
+    @app.teardown_request
+    def _end_read_budget(_exc):
+        budget = g.pop("read_budget", None)
+        if budget is not None:
+            budget.__exit__(None, None, None)
 
     @app.get("/healthz")
     def healthz():
@@ -226,6 +299,16 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
         resp = error_body(503, "database_unavailable", "the database is unavailable; retry shortly")
         resp.headers["Retry-After"] = "2"
         return resp
+
+    @app.errorhandler(PyMongoError)
+    def _database_error(exc: PyMongoError):
+        if exc.timeout:  # the read budget ran out (or the server gave up): retryable, not a bug
+            log.warning("database call timed out: %s", exc, extra={"request_id": g.get("request_id")})
+            resp = error_body(503, "timeout", "the request took longer than its time limit; retry shortly")
+            resp.headers["Retry-After"] = "5"
+            return resp
+        log.exception("database error", extra={"request_id": g.get("request_id")})
+        return error_body(500, "internal_error", "internal error; the request id is in the logs")
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -8,6 +8,10 @@ import subprocess
 
 import pytest
 
+# Tests run as local development: the services accept the development signing key only there
+# (tests/unit/test_key_policy.py covers the refusal elsewhere). Child processes inherit it.
+os.environ.setdefault("PLATFORM_ENV", "local")
+
 from platformkit import config, mongo
 from tests.support.infra import ROOT, Proc, unique_prefix
 

@@ -8,7 +8,9 @@ RUN="$VAR/run"
 PY="$ROOT/.venv/bin/python"
 export PATH="$ROOT/.venv/bin:$PATH"
 export DB_PREFIX="${DB_PREFIX:-congdoan_}"
-export TOKEN_SECRET="${TOKEN_SECRET:-dev-only-secret-change-me-0123456789abcdef}"
+# A developer's machine: the services accept the development signing key only with PLATFORM_ENV=local
+# (anywhere else they refuse to start with it; docs/security.md).
+export PLATFORM_ENV="${PLATFORM_ENV:-local}"
 cd "$ROOT"
 mkdir -p "$RUN" "$VAR/log"
 

@@ -264,7 +264,7 @@ class Seeder:
             body["sector"] = sector
         if founding:
             body["founding"] = founding
-        token = self.operator if parent is None else self.tok(parent)
+        token = self.operator if parent is None else self.tok(parent, ("admin",))  # structure: admin role
         unit = self.m.ok("POST", "/units", token, body, what=f"create unit {code}")
         self.units[code], self.unit_names[code] = unit["id"], name
         return unit["id"]
@@ -640,7 +640,7 @@ class Seeder:
         self.training()
         self.welfare()
         self.targets()
-        token = mint("demo-admin@HCM", self.units["HCM"], ["admin"], ttl_seconds=30 * 86400)
+        token = mint("demo-admin@HCM", self.units["HCM"], ["admin"], ttl_seconds=7 * 86400)  # the longest lifetime tokens may have
         var = self.o.var_dir or Path(os.environ.get("CONGDOAN_VAR") or ROOT / "var")
         var.mkdir(parents=True, exist_ok=True)
         (var / "demo-token.txt").write_text(token + "\n")
@@ -650,7 +650,7 @@ class Seeder:
                 say(f"note: {api.name} answered 412 to {len(api.retry_log)} unpinned command(s), retried; "
                     f"first: {api.retry_log[0]}")
         say(f"done in {time.monotonic() - t0:.0f}s ({calls} HTTP calls)")
-        say(f"province-admin token (30 days) written to {var / 'demo-token.txt'}")
+        say(f"province-admin token (7 days) written to {var / 'demo-token.txt'}")
         say("units: " + json.dumps(self.units, ensure_ascii=False))
         print(f"{self.r.base}/dashboard#token={token}", flush=True)
         return 0

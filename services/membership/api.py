@@ -3,7 +3,7 @@ caller's token and the service layer keeps it inside its org-unit subtree."""
 from flask import request
 
 from platformkit.auth import current_caller
-from platformkit.web import Blueprint, InvalidInput, error_responses
+from platformkit.web import Blueprint, InvalidInput, error_responses, requires
 
 from . import service
 from .schemas import (ActionIn, AdmitIn, CommitteeIn, ConfirmRatingIn, DissolveIn, DuesIn, DuesOut,
@@ -16,7 +16,8 @@ members = Blueprint("members", __name__, url_prefix="/members",
                     description="Members' lifecycle: admission, approval, card, transfer, leaving, dues")
 
 ERRORS = {400: "invalid input, per field", 401: "no valid token", 403: "outside the caller's subtree or role",
-          404: "not found", 409: "conflict", 412: "stale version", 422: "a rule refused it"}
+          404: "not found", 409: "conflict", 412: "stale version", 413: "the file has too many rows or bytes",
+          422: "a rule refused it"}
 
 
 def documented(bp, codes=(400, 401, 403, 404, 409, 412, 422)):
@@ -25,6 +26,7 @@ def documented(bp, codes=(400, 401, 403, 404, 409, 412, 422)):
 
 # ---------------------------------------------------------------- units
 @units.route("", methods=["POST"])
+@requires("unit.structure")
 @units.arguments(UnitIn)
 @units.response(201, UnitOut)
 @documented(units, (400, 401, 403, 404, 409, 422))
@@ -34,6 +36,7 @@ def create_unit(body):
 
 
 @units.route("/<unit_id>", methods=["GET"])
+@requires("read")
 @units.response(200, UnitOut)
 @documented(units, (401, 403, 404))
 def get_unit(unit_id):
@@ -42,6 +45,7 @@ def get_unit(unit_id):
 
 
 @units.route("/<unit_id>/children", methods=["GET"])
+@requires("read")
 @units.arguments(UnitQuery, location="query")
 @units.response(200, UnitPage)
 @documented(units, (400, 401, 403, 404))
@@ -51,6 +55,7 @@ def unit_children(q, unit_id):
 
 
 @units.route("/<unit_id>/subtree", methods=["GET"])
+@requires("read")
 @units.arguments(UnitQuery, location="query")
 @units.response(200, UnitPage)
 @documented(units, (400, 401, 403, 404))
@@ -60,6 +65,7 @@ def unit_subtree(q, unit_id):
 
 
 @units.route("/<unit_id>/ancestors", methods=["GET"])
+@requires("read")
 @units.response(200, UnitOut(many=True))
 @documented(units, (401, 403, 404))
 def unit_ancestors(unit_id):
@@ -68,6 +74,7 @@ def unit_ancestors(unit_id):
 
 
 @units.route("/<unit_id>/rename", methods=["POST"])
+@requires("unit.structure")
 @units.arguments(RenameIn)
 @units.response(200, UnitOut)
 @documented(units)
@@ -77,6 +84,7 @@ def rename_unit(body, unit_id):
 
 
 @units.route("/<unit_id>/move", methods=["POST"])
+@requires("unit.structure")
 @units.arguments(MoveIn)
 @units.response(200, UnitOut)
 @documented(units)
@@ -86,6 +94,7 @@ def move_unit(body, unit_id):
 
 
 @units.route("/<unit_id>/merge", methods=["POST"])
+@requires("unit.structure")
 @units.arguments(MergeIn)
 @units.response(200, UnitOut)
 @documented(units)
@@ -95,6 +104,7 @@ def merge_unit(body, unit_id):
 
 
 @units.route("/<unit_id>/dissolve", methods=["POST"])
+@requires("unit.structure")
 @units.arguments(DissolveIn)
 @units.response(200, UnitOut)
 @documented(units)
@@ -104,6 +114,7 @@ def dissolve_unit(body, unit_id):
 
 
 @units.route("/<unit_id>/committee", methods=["PUT"])
+@requires("unit.committee")
 @units.arguments(CommitteeIn)
 @units.response(200, UnitOut)
 @documented(units)
@@ -113,6 +124,7 @@ def consolidate_committee(body, unit_id):
 
 
 @units.route("/<unit_id>/ratings", methods=["POST"])
+@requires("rating.propose")
 @units.arguments(RatingIn)
 @units.response(200, UnitOut)
 @documented(units)
@@ -122,6 +134,7 @@ def propose_rating(body, unit_id):
 
 
 @units.route("/<unit_id>/ratings/<int:year>/confirm", methods=["POST"])
+@requires("rating.confirm")
 @units.arguments(ConfirmRatingIn)
 @units.response(200, UnitOut)
 @documented(units)
@@ -131,6 +144,7 @@ def confirm_rating(body, unit_id, year):
 
 
 @units.route("/<unit_id>/members", methods=["POST"])
+@requires("member.enter")
 @units.arguments(AdmitIn)
 @units.response(201, MemberOut)
 @documented(units, (400, 401, 403, 404, 409, 422))
@@ -140,6 +154,7 @@ def admit_member(body, unit_id):
 
 
 @units.route("/<unit_id>/members", methods=["GET"])
+@requires("read")
 @units.arguments(MemberQuery, location="query")
 @units.response(200, MemberPage)
 @documented(units, (400, 401, 403, 404))
@@ -149,9 +164,10 @@ def list_members(q, unit_id):
 
 
 @units.route("/<unit_id>/members/import", methods=["POST"])
+@requires("member.enter")
 @units.arguments(ImportFile, location="files")
 @units.response(200, ImportReport)
-@documented(units, (400, 401, 403, 404))
+@documented(units, (400, 401, 403, 404, 413))
 def import_members(files, unit_id):
     """Admit a group from a CSV or XLSX file; a per-row report of what was admitted or rejected"""
     upload = request.files.get("file")
@@ -162,6 +178,7 @@ def import_members(files, unit_id):
 
 # ---------------------------------------------------------------- members
 @members.route("/<member_id>", methods=["GET"])
+@requires("read")
 @members.response(200, MemberOut)
 @documented(members, (401, 403, 404))
 def get_member(member_id):
@@ -170,6 +187,7 @@ def get_member(member_id):
 
 
 @members.route("/<member_id>", methods=["PATCH"])
+@requires("member.enter")
 @members.arguments(ProfileIn)
 @members.response(200, MemberOut)
 @documented(members)
@@ -179,6 +197,7 @@ def update_member(body, member_id):
 
 
 @members.route("/<member_id>/approve", methods=["POST"])
+@requires("member.approve")
 @members.arguments(ActionIn)
 @members.response(200, MemberOut)
 @documented(members)
@@ -188,6 +207,7 @@ def approve_member(body, member_id):
 
 
 @members.route("/<member_id>/card", methods=["POST"])
+@requires("member.approve")
 @members.arguments(ActionIn)
 @members.response(200, MemberOut)
 @documented(members)
@@ -197,6 +217,7 @@ def issue_card(body, member_id):
 
 
 @members.route("/<member_id>/transfer", methods=["POST"])
+@requires("member.transfer")
 @members.arguments(TransferIn)
 @members.response(200, MemberOut)
 @documented(members)
@@ -206,6 +227,7 @@ def transfer_member(body, member_id):
 
 
 @members.route("/<member_id>/leave", methods=["POST"])
+@requires("member.enter")
 @members.arguments(LeaveIn)
 @members.response(200, MemberOut)
 @documented(members)
@@ -215,6 +237,7 @@ def member_leaves(body, member_id):
 
 
 @members.route("/<member_id>/reinstate", methods=["POST"])
+@requires("member.enter")
 @members.arguments(ActionIn)
 @members.response(200, MemberOut)
 @documented(members)
@@ -224,6 +247,7 @@ def reinstate_member(body, member_id):
 
 
 @members.route("/<member_id>/dues", methods=["POST"])
+@requires("member.enter")
 @members.arguments(DuesIn)
 @members.response(200, DuesOut)
 @documented(members)
@@ -233,6 +257,7 @@ def record_dues(body, member_id):
 
 
 @members.route("/<member_id>/dues", methods=["GET"])
+@requires("read")
 @members.response(200, DuesOut(many=True))
 @documented(members, (401, 403, 404))
 def list_dues(member_id):

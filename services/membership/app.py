@@ -10,7 +10,8 @@ from .api import members, units
 def create_app():
     app = platform_app("membership", [units, members],
                        ready=lambda: {"database": mongo.ping(service.db()), "kafka": kafka_ready()},
-                       description="Org hierarchy, CĐCS founding, members' lifecycle and dues.")
+                       description="Org hierarchy, CĐCS founding, members' lifecycle and dues.",
+                       path_scope=service.path_scope)
     service.setup()
     service.repair_paths()
     return app

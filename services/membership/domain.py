@@ -20,6 +20,26 @@ SOURCE = "membership"
 UNIT_KINDS = ("central", "province", "sector_union", "commune", "district", "industrial_zone",
               "cdcs", "cdcs_member", "department", "group")
 GRASSROOTS_KINDS = ("cdcs",)  # units that admit members (incl. nghiệp đoàn cơ sở: sector "informal")
+# Inside a CĐCS: member unions (CĐCS thành viên), sections (công đoàn bộ phận) and groups (tổ công
+# đoàn). They hold no members of their own and approve nothing.
+BELOW_GRASSROOTS_KINDS = ("cdcs_member", "department", "group")
+FEDERATION_KINDS = ("central", "province", "sector_union", "commune", "district", "industrial_zone")
+ROOT_KINDS = ("central", "province")  # the confederation, or a province run on its own
+# Which kinds may sit directly under which (Điều lệ Công đoàn Việt Nam: four levels, the CĐCS at
+# the bottom; the structure inside a CĐCS never holds another CĐCS). This is what stops an officer
+# from founding a CĐCS under its own CĐCS and so becoming "the level above" that approves itself.
+ALLOWED_CHILDREN = {
+    "central": ("province", "sector_union"),
+    "province": ("sector_union", "commune", "district", "industrial_zone", "cdcs"),
+    "sector_union": ("sector_union", "industrial_zone", "cdcs"),
+    "district": ("commune", "cdcs"),
+    "commune": ("cdcs",),
+    "industrial_zone": ("cdcs",),
+    "cdcs": ("cdcs_member", "department", "group"),
+    "cdcs_member": ("department", "group"),
+    "department": ("group",),
+    "group": (),
+}
 SECTORS = ("public_admin", "state_enterprise", "non_state", "cooperative", "informal")
 FOUNDING_METHODS = ("standard", "new_method")
 POSITIONS = ("chair", "vice_chair", "member")
@@ -67,8 +87,39 @@ def require_active_unit(unit: dict[str, Any], field: str) -> None:
         raise RuleViolated(f"unit {unit['_id']} is {unit.get('status')}", field=field)
 
 
+def check_placement(kind: str, parent: dict[str, Any] | None, field: str = "parent_id") -> None:
+    """A unit of `kind` may sit under `parent` (None: as a root)."""
+    if parent is None:
+        if kind not in ROOT_KINDS:
+            raise RuleViolated(f"a root unit is one of {ROOT_KINDS}, not {kind}", field="kind")
+        return
+    allowed = ALLOWED_CHILDREN.get(parent["kind"], ())
+    if kind not in allowed:
+        raise RuleViolated(f"a {kind} cannot sit under a {parent['kind']}"
+                           + (f" (allowed: {', '.join(allowed)})" if allowed else " (it holds no units)"),
+                           field=field)
+
+
+def check_restructured_from_above(actor_unit_id: str | None, unit: dict[str, Any]) -> None:
+    """Renaming, moving, merging and dissolving a unit is decided by a level above it, never by
+    the unit itself (`actor_unit_id` None: the platform operator)."""
+    if actor_unit_id is not None and actor_unit_id not in unit["ancestors"]:
+        raise RuleViolated("a unit is renamed, moved, merged or dissolved by a level above it, not by itself",
+                           field="unit_id")
+
+
+def check_decides_as_level_above(actor: dict[str, Any] | None, unit: dict[str, Any], field: str) -> None:
+    """Approvals and confirmations for a CĐCS are made by a federation unit above it (`actor` None:
+    the platform operator, acting for the unit's parent)."""
+    if actor is None:
+        return
+    if actor["_id"] not in unit["ancestors"] or actor.get("kind") not in FEDERATION_KINDS:
+        raise RuleViolated("this is decided by the trade union level above the CĐCS", field=field)
+
+
 def new_unit(unit_id: str, cmd: dict[str, Any], parent: dict[str, Any] | None) -> tuple[dict, list[Envelope]]:
     kind, level = cmd["kind"], cmd["level"]
+    check_placement(kind, parent)
     if parent is not None:
         require_active_unit(parent, "parent_id")
         if level <= parent["level"]:
@@ -145,6 +196,7 @@ def move_unit(unit: dict, new_parent: dict, effective: date) -> tuple[dict, list
                            field="parent_id")
     if new_parent["_id"] == unit["parent_id"]:
         raise RuleViolated("the unit is already under that parent", field="parent_id")
+    check_placement(unit["kind"], new_parent)
     ancestors = unit_path(new_parent)
     changes = {"parent_id": new_parent["_id"], "ancestors": ancestors}
     ev = event("membership.unit.moved.v1", unit["_id"], {
@@ -168,6 +220,10 @@ def check_merge(unit: dict, into: dict) -> None:
         raise RuleViolated("a unit cannot merge into itself or its own descendant", field="into_unit_id")
     if unit["status"] == "merging" and unit.get("merging_into") != into["_id"]:
         raise Conflict(f"unit is already merging into {unit.get('merging_into')}", field="into_unit_id")
+    same_tier = into["kind"] == unit["kind"] or (into["kind"] in FEDERATION_KINDS and unit["kind"] in FEDERATION_KINDS)
+    if not same_tier:
+        raise RuleViolated(f"a {unit['kind']} merges into a unit of the same tier, not a {into['kind']}",
+                           field="into_unit_id")
 
 
 def close_merged_unit(unit: dict, into: dict, effective: date) -> tuple[dict, list[Envelope]]:

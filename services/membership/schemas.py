@@ -2,6 +2,7 @@
 document the API in /openapi.json."""
 from marshmallow import Schema, fields, validate
 
+from platformkit.fields import Month, PlausibleDate
 from platformkit.web import StrictSchema
 
 from .domain import (FOUNDING_METHODS, GENDERS, LEAVE_REASONS, POSITIONS, RATINGS, SECTORS, UNIT_KINDS)
@@ -22,7 +23,7 @@ class FoundingIn(Strict):
     founding_member_count = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=100000))
     founding_group = fields.List(Text(200), required=True, validate=validate.Length(max=50))
     decision_no = Text(100, required=True)
-    decision_date = fields.Date(required=True)
+    decision_date = PlausibleDate(required=True)
 
 
 class UnitIn(Strict):
@@ -32,7 +33,7 @@ class UnitIn(Strict):
     kind = fields.String(required=True, validate=validate.OneOf(UNIT_KINDS))
     level = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=9))
     sector = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(SECTORS))
-    effective_date = fields.Date(load_default=None)
+    effective_date = PlausibleDate(load_default=None)
     founding = fields.Nested(FoundingIn, load_default=None)
 
 
@@ -61,21 +62,21 @@ class UnitPage(Schema):
 
 class RenameIn(Versioned):
     name = Text(300, required=True)
-    effective_date = fields.Date(load_default=None)
+    effective_date = PlausibleDate(load_default=None)
 
 
 class MoveIn(Versioned):
     parent_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    effective_date = fields.Date(load_default=None)
+    effective_date = PlausibleDate(load_default=None)
 
 
 class MergeIn(Versioned):
     into_unit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    effective_date = fields.Date(load_default=None)
+    effective_date = PlausibleDate(load_default=None)
 
 
 class DissolveIn(Versioned):
-    effective_date = fields.Date(load_default=None)
+    effective_date = PlausibleDate(load_default=None)
 
 
 class PositionIn(Strict):
@@ -86,7 +87,7 @@ class PositionIn(Strict):
 class CommitteeIn(Versioned):
     term = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-\d{4}$"),
                          metadata={"example": "2023-2028"})
-    date = fields.Date(required=True)
+    date = PlausibleDate(required=True)
     positions = fields.List(fields.Nested(PositionIn), required=True, validate=validate.Length(min=1, max=60))
 
 
@@ -104,12 +105,12 @@ class AdmitIn(Strict):
     full_name = Text(200, required=True)
     citizen_id = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{12}$",
                                error="citizen ID (CCCD) must be exactly 12 digits"))
-    date_of_birth = fields.Date(required=True)
+    date_of_birth = PlausibleDate(not_after_today=True, required=True)
     gender = fields.String(required=True, validate=validate.OneOf(GENDERS))
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^\+?[0-9 .-]{8,15}$"))
     employer = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=300))
     is_official = fields.Boolean(load_default=False)
-    admitted_on = fields.Date(load_default=None)
+    admitted_on = PlausibleDate(load_default=None)
 
 
 class ProfileIn(Versioned):
@@ -118,7 +119,7 @@ class ProfileIn(Versioned):
     phone = fields.String(allow_none=True, validate=validate.Regexp(r"^\+?[0-9 .-]{8,15}$"))
     employer = fields.String(allow_none=True, validate=validate.Length(max=300))
     is_official = fields.Boolean()
-    date_of_birth = fields.Date()
+    date_of_birth = PlausibleDate(not_after_today=True)
 
 
 class MemberOut(Schema):
@@ -159,22 +160,21 @@ class UnitQuery(Strict):
 
 
 class ActionIn(Versioned):
-    on = fields.Date(load_default=None)
+    on = PlausibleDate(load_default=None)
 
 
 class TransferIn(Versioned):
     to_unit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    on = fields.Date(load_default=None)
+    on = PlausibleDate(load_default=None)
 
 
 class LeaveIn(Versioned):
     reason = fields.String(required=True, validate=validate.OneOf(LEAVE_REASONS))
-    on = fields.Date(load_default=None)
+    on = PlausibleDate(load_default=None)
 
 
 class DuesIn(Strict):
-    month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"),
-                          metadata={"example": "2025-07"})
+    month = Month(required=True)
     salary = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10**10),
                             metadata={"description": "social-insurance salary, whole đồng"})
     paid = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=10**9))

@@ -3,7 +3,7 @@ indicator catalogue. Every endpoint checks the caller's token against reporting'
 from flask import Response
 
 from platformkit.auth import current_caller
-from platformkit.web import Blueprint, error_responses
+from platformkit.web import Blueprint, error_responses, requires
 
 from . import exports, service
 from .indicators import CATALOGUE
@@ -23,6 +23,7 @@ def documented(bp, codes=(400, 401, 403, 404)):
 
 
 @views.route("/<unit_id>", methods=["GET"])
+@requires("read")
 @views.arguments(PeriodQuery, location="query")
 @views.response(200, UnitView)
 @documented(views)
@@ -32,6 +33,7 @@ def unit_view(q, unit_id):
 
 
 @views.route("/<unit_id>/children", methods=["GET"])
+@requires("read")
 @views.arguments(PeriodQuery, location="query")
 @views.response(200, ChildrenView)
 @documented(views)
@@ -41,6 +43,7 @@ def children_view(q, unit_id):
 
 
 @views.route("/<unit_id>/series", methods=["GET"])
+@requires("read")
 @views.arguments(SeriesQuery, location="query")
 @views.response(200, SeriesView)
 @documented(views, (400, 401, 403, 404, 422))
@@ -50,6 +53,7 @@ def series_view(q, unit_id):
 
 
 @views.route("/<unit_id>/ratings", methods=["GET"])
+@requires("read")
 @views.arguments(YearQuery, location="query")
 @views.response(200, RatingsView)
 @documented(views)
@@ -63,6 +67,7 @@ def _download(body: bytes, mimetype: str, name: str) -> Response:
 
 
 @views.route("/<unit_id>/export.csv", methods=["GET"])
+@requires("read")
 @views.arguments(PeriodQuery, location="query")
 @views.response(200, description="CSV (UTF-8 with BOM): unit rows, indicator columns, actual / target / %")
 @documented(views)
@@ -73,6 +78,7 @@ def export_csv(q, unit_id):
 
 
 @views.route("/<unit_id>/export.xlsx", methods=["GET"])
+@requires("read")
 @views.arguments(PeriodQuery, location="query")
 @views.response(200, description="XLSX workbook: unit rows, indicator columns, actual / target / %")
 @documented(views)
@@ -84,6 +90,7 @@ def export_xlsx(q, unit_id):
 
 
 @targets.route("/<unit_id>", methods=["PUT"])
+@requires("target.assign")
 @targets.arguments(TargetIn)
 @targets.response(200, TargetOut)
 @documented(targets, (400, 401, 403, 404, 422))
@@ -93,6 +100,7 @@ def set_target(body, unit_id):
 
 
 @targets.route("/<unit_id>", methods=["GET"])
+@requires("read")
 @targets.arguments(YearQuery, location="query")
 @targets.response(200, TargetOut(many=True))
 @documented(targets)
@@ -102,6 +110,7 @@ def list_targets(q, unit_id):
 
 
 @catalogue.route("/indicators", methods=["GET"])
+@requires("read")
 @catalogue.response(200, IndicatorOut(many=True))
 @documented(catalogue, (401,))
 def indicators():
@@ -111,6 +120,7 @@ def indicators():
 
 
 @catalogue.route("/me", methods=["GET"])
+@requires("read")
 @catalogue.response(200, Me)
 @documented(catalogue, (401,))
 def me():

@@ -48,7 +48,30 @@ class BadPeriod(ValueError):
     pass
 
 
+# Every read is bounded: a period or a series spans at most ten years of months, between 1900 and
+# 2100, so one request can never make the views walk thousands of buckets.
+MAX_MONTHS = 120
+FIRST_YEAR, LAST_YEAR = 1900, 2100
+
+
+def check_span(first: str, last: str) -> None:
+    for month in (first, last):
+        if not FIRST_YEAR <= int(month[:4]) <= LAST_YEAR:
+            raise BadPeriod(f"months run from {FIRST_YEAR}-01 to {LAST_YEAR}-12")
+    if first > last:
+        raise BadPeriod("the first month is after the last")
+    span = (int(last[:4]) - int(first[:4])) * 12 + int(last[5:7]) - int(first[5:7]) + 1
+    if span > MAX_MONTHS:
+        raise BadPeriod(f"a range spans at most {MAX_MONTHS} months ({MAX_MONTHS // 12} years), not {span}")
+
+
 def parse(code: str) -> Period:
+    period = _parse(code)
+    check_span(period.first, period.last)
+    return period
+
+
+def _parse(code: str) -> Period:
     code = code.strip()
     if m := re.fullmatch(r"(\d{4})-(0[1-9]|1[0-2])", code):
         return Period(code, code, code)

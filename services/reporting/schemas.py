@@ -1,10 +1,11 @@
 """Marshmallow schemas of the reporting API (validation and OpenAPI)."""
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
+from platformkit.fields import Month
 from platformkit.web import StrictSchema
 
 from .indicators import CATALOGUE
-from .periods import BadPeriod, parse
+from .periods import MAX_MONTHS, BadPeriod, check_span, parse
 
 
 Strict = StrictSchema
@@ -31,8 +32,16 @@ class PeriodQuery(Strict):
 
 class SeriesQuery(Strict):
     indicator = fields.String(required=True, validate=validate.OneOf(sorted(CATALOGUE)))
-    first = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
-    last = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
+    first = Month(required=True)
+    last = Month(required=True, metadata={"description": f"at most {MAX_MONTHS} months after `first`"})
+
+    @validates_schema
+    def _range(self, data, **_):
+        if "first" in data and "last" in data:
+            try:
+                check_span(data["first"], data["last"])
+            except BadPeriod as exc:
+                raise ValidationError(str(exc), field_name="last") from exc
 
 
 class YearQuery(Strict):

@@ -4,7 +4,7 @@ the checks live in service.py next to the loads. List endpoints return only the 
 from __future__ import annotations
 
 from platformkit.auth import current_caller
-from platformkit.web import Blueprint, error_responses
+from platformkit.web import Blueprint, error_responses, requires
 
 from . import service
 from .schemas import (AttendanceIn, AttendanceOut, CancelIn, CertificateOut, ClassIn, ClassOut, ClassQuery,
@@ -37,6 +37,7 @@ courses = Blueprint("courses", __name__, url_prefix="/courses",
 
 
 @courses.route("", methods=["POST"])
+@requires("training.manage")
 @courses.arguments(CourseIn)
 @courses.response(201, CourseOut)
 @errors(courses, 400, 401, 403, 409, 422)
@@ -46,6 +47,7 @@ def register_course(body):
 
 
 @courses.route("", methods=["GET"])
+@requires("read")
 @courses.arguments(CourseQuery, location="query")
 @courses.response(200, CourseOut(many=True))
 @errors(courses, 400, 401, 403)
@@ -55,6 +57,7 @@ def list_courses(query):
 
 
 @courses.route("/<course_id>", methods=["GET"])
+@requires("read")
 @courses.response(200, CourseOut)
 @errors(courses, *READ)
 def get_course(course_id):
@@ -63,6 +66,7 @@ def get_course(course_id):
 
 
 @courses.route("/<course_id>/retire", methods=["POST"])
+@requires("training.manage")
 @courses.response(200, CourseOut)
 @errors(courses, *WRITE)
 def retire_course(course_id):
@@ -76,6 +80,7 @@ classes = Blueprint("classes", __name__, url_prefix="/classes",
 
 
 @classes.route("", methods=["POST"])
+@requires("training.manage")
 @classes.arguments(ClassIn)
 @classes.response(201, ClassOut)
 @errors(classes, 400, 401, 403, 409, 422)
@@ -85,6 +90,7 @@ def plan_class(body):
 
 
 @classes.route("", methods=["GET"])
+@requires("read")
 @classes.arguments(ClassQuery, location="query")
 @classes.response(200, ClassOut(many=True))
 @errors(classes, 400, 401, 403)
@@ -94,6 +100,7 @@ def list_classes(query):
 
 
 @classes.route("/<class_id>", methods=["GET"])
+@requires("read")
 @classes.response(200, ClassOut)
 @errors(classes, *READ)
 def get_class(class_id):
@@ -102,6 +109,7 @@ def get_class(class_id):
 
 
 @classes.route("/<class_id>/open", methods=["POST"])
+@requires("training.manage")
 @classes.response(200, ClassOut)
 @errors(classes, *WRITE)
 def open_class(class_id):
@@ -110,6 +118,7 @@ def open_class(class_id):
 
 
 @classes.route("/<class_id>/start", methods=["POST"])
+@requires("training.manage")
 @classes.response(200, ClassOut)
 @errors(classes, *WRITE)
 def start_class(class_id):
@@ -118,6 +127,7 @@ def start_class(class_id):
 
 
 @classes.route("/<class_id>/close", methods=["POST"])
+@requires("training.manage")
 @classes.arguments(DatedIn)
 @classes.response(200, ClassOut)
 @errors(classes, *WRITE)
@@ -127,6 +137,7 @@ def close_class(body, class_id):
 
 
 @classes.route("/<class_id>/cancel", methods=["POST"])
+@requires("training.manage")
 @classes.arguments(CancelIn)
 @classes.response(200, ClassOut)
 @errors(classes, *WRITE)
@@ -141,6 +152,7 @@ enrolments = Blueprint("enrolments", __name__, url_prefix="",
 
 
 @enrolments.route("/classes/<class_id>/enrolments", methods=["POST"])
+@requires("training.record")
 @enrolments.arguments(EnrolmentIn)
 @enrolments.response(201, EnrolmentOut)
 @errors(enrolments, *WRITE)
@@ -150,6 +162,7 @@ def enrol(body, class_id):
 
 
 @enrolments.route("/classes/<class_id>/enrolments", methods=["GET"])
+@requires("read")
 @enrolments.response(200, EnrolmentOut(many=True))
 @errors(enrolments, *READ)
 def list_enrolments(class_id):
@@ -158,6 +171,7 @@ def list_enrolments(class_id):
 
 
 @enrolments.route("/classes/<class_id>/enrolments/<member_id>/withdraw", methods=["POST"])
+@requires("training.record")
 @enrolments.arguments(WithdrawIn)
 @enrolments.response(200, EnrolmentOut)
 @errors(enrolments, *WRITE)
@@ -167,6 +181,7 @@ def withdraw(body, class_id, member_id):
 
 
 @enrolments.route("/enrolments", methods=["GET"])
+@requires("read")
 @enrolments.arguments(MemberEnrolmentQuery, location="query")
 @enrolments.response(200, EnrolmentOut(many=True))
 @errors(enrolments, 400, 401)
@@ -181,6 +196,7 @@ attendance = Blueprint("attendance", __name__, url_prefix="/classes",
 
 
 @attendance.route("/<class_id>/attendance", methods=["POST"])
+@requires("training.record")
 @attendance.arguments(AttendanceIn)
 @attendance.response(200, AttendanceOut)
 @errors(attendance, *WRITE)
@@ -195,6 +211,7 @@ completion = Blueprint("completion", __name__, url_prefix="/classes",
 
 
 @completion.route("/<class_id>/enrolments/<member_id>/completion", methods=["POST"])
+@requires("training.record")
 @completion.arguments(CompletionIn)
 @completion.response(200, CompletionOut)
 @errors(completion, *WRITE)
@@ -208,6 +225,7 @@ certificates = Blueprint("certificates", __name__, url_prefix="", description="C
 
 
 @certificates.route("/certificates/<number>", methods=["GET"])
+@requires("read")
 @certificates.response(200, CertificateOut)
 @errors(certificates, *READ)
 def get_certificate(number):
@@ -216,6 +234,7 @@ def get_certificate(number):
 
 
 @certificates.route("/classes/<class_id>/certificates", methods=["GET"])
+@requires("read")
 @certificates.response(200, CertificateOut(many=True))
 @errors(certificates, *READ)
 def class_certificates(class_id):
@@ -229,6 +248,7 @@ dissemination = Blueprint("dissemination", __name__, url_prefix="/dissemination-
 
 
 @dissemination.route("", methods=["POST"])
+@requires("training.record")
 @dissemination.arguments(DisseminationIn)
 @dissemination.response(201, DisseminationOut)
 @errors(dissemination, 400, 401, 403, 422)
@@ -238,6 +258,7 @@ def record_dissemination(body):
 
 
 @dissemination.route("", methods=["GET"])
+@requires("read")
 @dissemination.arguments(PageQuery, location="query")
 @dissemination.response(200, DisseminationOut(many=True))
 @errors(dissemination, 400, 401, 403)
@@ -247,6 +268,7 @@ def list_dissemination(query):
 
 
 @dissemination.route("/<session_id>", methods=["GET"])
+@requires("read")
 @dissemination.response(200, DisseminationOut)
 @errors(dissemination, *READ)
 def get_dissemination(session_id):

@@ -172,8 +172,8 @@ def plan_class(class_id: str, cmd: dict[str, Any], course: dict | None,
     if course["status"] != "active":
         raise RuleViolated("the course is retired", "course_id")
     if not covers(course["owner_unit_id"], org, organiser_ancestors):
-        raise RuleViolated(f"course {course['code']} belongs to unit {course['owner_unit_id']}, which is not "
-                           f"{org} or above it", "course_id")
+        raise RuleViolated("the course belongs to a unit that is neither the organising unit nor above it",
+                           "course_id")
     capacity = cmd.get("capacity")
     if not isinstance(capacity, int) or isinstance(capacity, bool) or not 1 <= capacity <= MAX_CAPACITY:
         raise InvalidInput(f"capacity must be from 1 to {MAX_CAPACITY}", "capacity")
@@ -307,10 +307,10 @@ def enrol(cls: dict, member: dict | None, member_ancestors: list[str] | None, me
         raise RuleViolated(f"member {member_id} is not an active member yet (status {member.get('status')})",
                            "member_id")
     if member_ancestors is None:
-        raise RuleViolated(f"the unit of member {member_id} is not known to training yet", "member_id")
+        raise RuleViolated("the member's unit is not known to training yet", "member_id")
     if not covers(cls["organising_unit_id"], member["unit_id"], member_ancestors):
-        raise RuleViolated(f"member {member_id} belongs to unit {member['unit_id']}, outside the organising "
-                           f"unit {cls['organising_unit_id']}", "member_id")
+        # names no unit: the member's unit may lie outside the caller's subtree
+        raise RuleViolated("the member is outside the organising unit's subtree", "member_id")
     existing = find_enrolment(cls, member_id)
     if existing is not None and existing["status"] != "withdrawn":
         raise Conflict(f"member {member_id} is already enrolled", "member_id")
@@ -428,7 +428,7 @@ def record_dissemination(session_id: str, cmd: dict[str, Any], organiser_ancesto
         if anc is None:
             raise RuleViolated(f"unit {r['unit_id']} is not known to training", "reached")
         if not covers(org, r["unit_id"], anc):
-            raise RuleViolated(f"unit {r['unit_id']} is outside the organising unit {org}", "reached")
+            raise RuleViolated(f"unit {r['unit_id']} is outside the organising unit", "reached")
         out.append({"unit_id": r["unit_id"], "ancestors": list(anc), "members_reached": n})
     session = {
         "_id": session_id,

@@ -6,6 +6,8 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from platformkit.fields import PlausibleDate
+
 from . import domain
 
 CODE = validate.Regexp(re.compile(domain.CODE_PATTERN.pattern, re.IGNORECASE), error="2-40 characters: capital letters, digits, '.', '_' or '-'")
@@ -70,8 +72,8 @@ class ClassIn(Schema):
                          metadata={"description": "unique; certificate numbers are derived from it"})
     name = fields.String(validate=validate.Length(min=1, max=300))
     organising_unit_id = fields.String(required=True, validate=ID)
-    start_date = fields.Date(required=True)
-    days = fields.List(fields.Date(), validate=validate.Length(min=1, max=domain.MAX_DURATION_DAYS),
+    start_date = PlausibleDate(required=True)
+    days = fields.List(PlausibleDate(), validate=validate.Length(min=1, max=domain.MAX_DURATION_DAYS),
                        metadata={"description": "the class days; default: consecutive days from start_date"})
     capacity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=domain.MAX_CAPACITY))
     format = fields.String(validate=validate.OneOf(domain.FORMATS))
@@ -111,7 +113,7 @@ class ClassQuery(PageQuery):
 
 
 class DatedIn(Schema):
-    on = fields.Date(metadata={"description": "date of the act; default today"})
+    on = PlausibleDate(metadata={"description": "date of the act; default today"})
 
 
 class CancelIn(DatedIn):
@@ -151,7 +153,7 @@ class MemberEnrolmentQuery(Schema):
 
 
 class AttendanceIn(Schema):
-    date = fields.Date(required=True)
+    date = PlausibleDate(required=True)
     present = fields.List(fields.String(validate=ID), required=True,
                           validate=validate.Length(max=domain.MAX_CAPACITY),
                           metadata={"description": "members present that day; every other enrolled member "
@@ -206,7 +208,7 @@ class DisseminationIn(Schema):
     topic = fields.String(required=True, validate=validate.Length(min=1, max=500),
                           metadata={"description": "the resolution or document disseminated"})
     document_ref = fields.String(validate=validate.Length(max=200))
-    held_on = fields.Date(required=True)
+    held_on = PlausibleDate(required=True)
     format = fields.String(load_default="in_person", validate=validate.OneOf(domain.FORMATS))
     audience = fields.String(load_default="members", validate=validate.OneOf(domain.AUDIENCES))
     reached = fields.List(fields.Nested(ReachedIn), required=True, validate=validate.Length(min=1, max=5000))

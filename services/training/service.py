@@ -115,7 +115,7 @@ def _check_course_read(db: Database, course: dict) -> None:
         return
     if course["owner_unit_id"] in _caller_ancestors(db, caller):
         return
-    raise Forbidden(f"course {course['_id']} is outside the reach of {caller.unit_id}")
+    raise Forbidden("the course is outside the caller's reach")
 
 
 def _check_course_write(course: dict) -> None:
@@ -286,7 +286,7 @@ def get_certificate(number: str) -> dict:
     caller = auth.current_caller()
     if not (caller.covers(cls["organising_unit_id"], cls["organising_ancestors"])
             or caller.covers(entry["unit_id"], entry["ancestors"])):
-        raise Forbidden(f"certificate {number} is outside the subtree of {caller.unit_id}")
+        raise Forbidden("the certificate is outside the caller's subtree")
     return _certificate(cls, entry)
 
 

@@ -9,7 +9,7 @@ request, 412 stale `version`, 422 rule violated (budget, beneficiary left, the C
 own case: only a level above the case's CĐCS approves or rejects).
 """
 
-from platformkit.web import Blueprint, error_responses
+from platformkit.web import Blueprint, error_responses, requires
 
 from . import schemas as s
 from . import service
@@ -44,6 +44,7 @@ loans = Blueprint("loans", __name__, url_prefix="/loans",
 
 
 @programmes.route("", methods=["POST"])
+@requires("welfare.programme")
 @programmes.arguments(s.ProgrammeIn)
 @programmes.response(201, s.ProgrammeOut)
 @documents(programmes, 400, 401, 403, 422)
@@ -53,6 +54,7 @@ def create_programme(body):
 
 
 @programmes.route("", methods=["GET"])
+@requires("read")
 @programmes.arguments(s.ProgrammeListArgs, location="query")
 @programmes.response(200, s.ProgrammeList)
 @documents(programmes, 400, 401)
@@ -62,6 +64,7 @@ def list_programmes(args):
 
 
 @programmes.route("/<programme_id>", methods=["GET"])
+@requires("read")
 @programmes.response(200, s.ProgrammeOut)
 @documents(programmes, 401, 403, 404)
 def get_programme(programme_id):
@@ -69,6 +72,7 @@ def get_programme(programme_id):
 
 
 @cases.route("", methods=["POST"])
+@requires("welfare.request")
 @cases.arguments(s.IdempotencyHeader, location="headers")
 @cases.arguments(s.CaseIn)
 @cases.response(201, s.CaseOut, description="Created.")
@@ -82,6 +86,7 @@ def request_case(headers, body):
 
 
 @cases.route("", methods=["GET"])
+@requires("read")
 @cases.arguments(s.CaseListArgs, location="query")
 @cases.response(200, s.CaseList)
 @documents(cases, 400, 401)
@@ -91,6 +96,7 @@ def list_cases(args):
 
 
 @cases.route("/<case_id>", methods=["GET"])
+@requires("read")
 @cases.response(200, s.CaseOut)
 @documents(cases, 401, 403, 404)
 def get_case(case_id):
@@ -98,6 +104,7 @@ def get_case(case_id):
 
 
 @cases.route("/<case_id>/approve", methods=["POST"])
+@requires("welfare.decide")
 @cases.arguments(s.ApproveIn)
 @cases.response(200, s.CaseOut)
 @documents(cases, 400, 401, 403, 404, 409, 412, 422)
@@ -108,6 +115,7 @@ def approve_case(body, case_id):
 
 
 @cases.route("/<case_id>/reject", methods=["POST"])
+@requires("welfare.decide")
 @cases.arguments(s.RejectIn)
 @cases.response(200, s.CaseOut)
 @documents(cases, 400, 401, 403, 404, 409, 412, 422)
@@ -117,6 +125,7 @@ def reject_case(body, case_id):
 
 
 @cases.route("/<case_id>/disburse", methods=["POST"])
+@requires("welfare.request")
 @cases.arguments(s.IdempotencyHeader, location="headers")
 @cases.arguments(s.DisburseIn)
 @cases.response(200, s.CaseOut, description="Disbursed now, or earlier by a request with the same "
@@ -129,6 +138,7 @@ def disburse_case(headers, body, case_id):
 
 
 @loans.route("", methods=["GET"])
+@requires("read")
 @loans.arguments(s.LoanListArgs, location="query")
 @loans.response(200, s.LoanList)
 @documents(loans, 400, 401)
@@ -138,6 +148,7 @@ def list_loans(args):
 
 
 @loans.route("/<case_id>", methods=["GET"])
+@requires("read")
 @loans.arguments(s.LoanArgs, location="query")
 @loans.response(200, s.LoanOut)
 @documents(loans, 400, 401, 403, 404)
@@ -147,6 +158,7 @@ def get_loan(args, case_id):
 
 
 @loans.route("/<case_id>/repayments", methods=["POST"])
+@requires("welfare.request")
 @loans.arguments(s.IdempotencyHeader, location="headers")
 @loans.arguments(s.RepaymentIn)
 @loans.response(201, s.LoanOut, description="Recorded; the loan as of the payment day.")

@@ -35,6 +35,7 @@ MAX_LOAN_PRINCIPAL = 30_000_000
 MAX_LOAN_TERM_MONTHS = 60
 # Unit kinds below grassroots: their members' cases still belong to a CĐCS above them.
 BELOW_GRASSROOTS = ("cdcs_member", "department", "group")
+GRASSROOTS_AND_BELOW = ("cdcs", *BELOW_GRASSROOTS)
 
 SOURCE = "welfare"
 
@@ -101,6 +102,7 @@ class Approver:
     unit_id: str
     level: int | None
     subject: str
+    kind: str | None = None  # the approving unit's kind, when welfare's view of units knows it
 
 
 @dataclass
@@ -208,12 +210,12 @@ def request_case(case_id: str, programme: dict, member: Member | None, unit: Uni
     if member.status == "left":
         raise RuleViolated(f"member {cmd.member_id} has left the union", field="member_id")
     if unit is None:
-        raise RuleViolated(f"the member's unit {member.unit_id} is unknown here", field="member_id")
+        raise RuleViolated("the member's unit is unknown here", field="member_id")
     if programme.get("status") != "open":
         raise RuleViolated(f"programme {programme['_id']} is {programme.get('status')}", field="programme_id")
     if not (programme["unit_id"] == unit.unit_id or programme["unit_id"] in unit.ancestors):
-        raise RuleViolated(f"programme {programme['_id']} of unit {programme['unit_id']} does not cover "
-                           f"the member's unit {unit.unit_id}", field="programme_id")
+        # names neither unit: the programme's owner may lie outside the caller's subtree
+        raise RuleViolated("the programme does not cover the member's unit", field="programme_id")
     check_funding(cmd.amount, cmd.funding, programme["funding_sources"])
     loan = None
     if programme["kind"] == "micro_loan":
@@ -268,9 +270,10 @@ def check_approver(case: dict, approver: Approver, action: str = "approve") -> N
     """The level above decides: the approver's unit must be a strict ancestor of the case's unit.
     A unit outside the subtree never gets here (403 at the API); the unit itself, or a unit below
     it, is in scope but may not decide on its own case: 422."""
-    if approver.unit_id not in case["ancestors"]:
-        raise RuleViolated(f"unit {approver.unit_id} may not {action} a case of unit {case['unit_id']}: "
-                           f"a level above the CĐCS decides", field="approver_unit_id")
+    if approver.unit_id not in case["ancestors"] or approver.kind in GRASSROOTS_AND_BELOW:
+        # a unit at or inside a CĐCS never decides, even on a CĐCS it founded below itself
+        raise RuleViolated(f"this unit may not {action} the case: a level above the CĐCS decides",
+                           field="approver_unit_id")
 
 
 def approve_case(case: dict, approver: Approver, approved_on: date) -> tuple[dict, list[Event]]:

@@ -3,6 +3,8 @@ enums, ranges): a failure here is a 400 naming the field, and nothing is written
 state (budget, beneficiary status, approving level) are in domain.py."""
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from platformkit.fields import PlausibleDate
+
 from . import domain
 
 MONEY = validate.Range(min=1, max=10**13)  # whole đồng; 10,000 bn is far above any programme
@@ -93,7 +95,7 @@ class CaseIn(Schema):
                           validate=validate.Length(min=1, max=len(domain.FUNDING_SOURCES)),
                           metadata={"description": "Split across the programme's sources; the shares "
                                                    "add up exactly to `amount`."})
-    requested_on = fields.Date(load_default=None)
+    requested_on = PlausibleDate(load_default=None)
     note = fields.String(load_default="", validate=validate.Length(max=2000))
     loan = fields.Nested(LoanTermsIn, load_default=None, metadata={"description": "micro_loan only"})
 
@@ -160,16 +162,16 @@ class VersionPin(Schema):
 
 
 class ApproveIn(VersionPin):
-    approved_on = fields.Date(load_default=None)
+    approved_on = PlausibleDate(load_default=None)
 
 
 class RejectIn(VersionPin):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=1000))
-    rejected_on = fields.Date(load_default=None)
+    rejected_on = PlausibleDate(load_default=None)
 
 
 class DisburseIn(VersionPin):
-    disbursed_on = fields.Date(load_default=None)
+    disbursed_on = PlausibleDate(load_default=None)
 
 
 # ---------------------------------------------------------------- loans
@@ -216,7 +218,7 @@ class LoanOut(Schema):
 
 
 class LoanArgs(Schema):
-    as_of = fields.Date(load_default=None, metadata={"description": "default: today (Vietnam)"})
+    as_of = PlausibleDate(load_default=None, metadata={"description": "default: today (Vietnam)"})
 
 
 class LoanListArgs(PageArgs, LoanArgs):
@@ -234,4 +236,4 @@ class LoanList(Schema):
 
 class RepaymentIn(VersionPin):
     amount = Money(required=True)
-    paid_on = fields.Date(load_default=None)
+    paid_on = PlausibleDate(load_default=None)

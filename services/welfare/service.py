@@ -244,7 +244,8 @@ def _approver(db: Database, caller: Caller, case: dict) -> domain.Approver:
     level = unit.level if unit and unit.level is not None else None
     if level is None and caller.unit_id in case["ancestors"]:
         level = case["ancestors"].index(caller.unit_id) + 1  # root is level 1 (central)
-    return domain.Approver(unit_id=caller.unit_id, level=level, subject=caller.subject)
+    return domain.Approver(unit_id=caller.unit_id, level=level, subject=caller.subject,
+                           kind=unit.kind if unit else None)
 
 
 def _load_case_in_scope(db: Database, case_id: str, write: bool = True) -> tuple[dict, Caller]:

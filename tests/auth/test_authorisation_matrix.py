@@ -361,3 +361,61 @@ def test_a_token_for_another_subtree_is_refused_everywhere(isolated, service):
     app = SEEDERS[service](s)
     problems = run_matrix(service, app, s)
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
+
+
+# ---------------------------------------------------------------- roles x operations
+ROLE_TOKENS = ("viewer", "service", "officer", "admin")
+
+
+def capability_of(app, method: str, template: str) -> str:
+    """The capability the operation declares (platformkit.web.requires), found through Flask's router."""
+    for rule in app.url_map.iter_rules():
+        templ = rule.rule
+        for conv in ("int:", "string:", "path:"):
+            templ = templ.replace("<" + conv, "<")
+        if templ.replace("<", "{").replace(">", "}") == template and method in rule.methods:
+            return app.view_functions[rule.endpoint].required_capability
+    raise AssertionError(f"no route for {method} {template}")
+
+
+def run_role_matrix(service: str, app, s) -> tuple[list[str], dict[str, int]]:
+    """Every operation x every role of platformkit.permissions, with a token INSIDE subtree A (the
+    province): a role that lacks the operation's capability gets 403 and writes nothing; a read
+    by any role passes. Returns (problems, counts)."""
+    from platformkit import permissions
+    client = app.test_client()
+    problems: list[str] = []
+    counts = {"refused": 0, "read": 0}
+    for (method, template), case in CASES[service].items():
+        capability = capability_of(app, method, template)
+        url = template.format(**case.path(s))
+        query = case.query(s) if case.query else None
+        for role in ROLE_TOKENS:
+            held = role in permissions.holders(capability)
+            if held and method != "GET":
+                continue  # writes by holders: the positive controls of the subtree matrix above
+            before = snapshot(service)
+            resp = send(client, method, url, case, s, bearer(getattr(s, case.as_unit), (role,)), query)
+            label = f"{service} {method} {template} as {role} ({capability})"
+            if not held:
+                counts["refused"] += 1
+                if resp.status_code != 403:
+                    problems.append(f"{label}: {resp.status_code}, want 403: {text_of(resp)[:200]}")
+                written = differences(before, snapshot(service))
+                if written:
+                    problems.append(f"{label}: refused request wrote {written}")
+            else:
+                counts["read"] += 1
+                if resp.status_code not in case.ok:
+                    problems.append(f"{label}: {resp.status_code}, want {case.ok}: {text_of(resp)[:200]}")
+    return problems, counts
+
+
+@pytest.mark.parametrize("service", list(CASES))
+def test_each_role_can_do_exactly_what_the_permission_table_says(isolated, service):
+    s = SimpleNamespace()
+    seed_membership(s)
+    app = SEEDERS[service](s)
+    problems, counts = run_role_matrix(service, app, s)
+    assert counts["refused"] > 0 and counts["read"] > 0, counts
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)

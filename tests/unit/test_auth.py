@@ -21,7 +21,8 @@ def test_wrong_secret_expired_and_garbage_tokens_are_refused(monkeypatch):
     monkeypatch.setenv("TOKEN_SECRET", "s2")
     with pytest.raises(Unauthorized):
         verify(token)
-    expired = jwt.encode({"sub": "a", "unit": "u", "roles": [], "exp": int(time.time()) - 5}, "s2",
+    expired = jwt.encode({"sub": "a", "unit": "u", "roles": [], "iat": int(time.time()) - 3600,
+                          "exp": int(time.time()) - 5 - auth.CLOCK_SKEW_SECONDS}, "s2",
                          algorithm="HS256")
     with pytest.raises(Unauthorized, match="expired"):
         verify(expired)

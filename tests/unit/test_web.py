@@ -3,7 +3,9 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from platformkit.auth import mint, require_in_scope
-from platformkit.web import Conflict, create_app
+import pytest
+
+from platformkit.web import Conflict, create_app, requires
 
 
 class ThingIn(Schema):
@@ -15,6 +17,7 @@ def make_app():
     bp = Blueprint("things", __name__, url_prefix="/things")
 
     @bp.route("/<unit>", methods=["POST"])
+    @requires("member.enter")
     @bp.arguments(ThingIn)
     @bp.response(201, ThingIn)
     def create(body, unit):
@@ -23,7 +26,8 @@ def make_app():
             raise Conflict("name taken", field="name")
         return body
 
-    return create_app("things", [bp], ready=lambda: {"db": True, "kafka": False})
+    return create_app("things", [bp], ready=lambda: {"db": True, "kafka": False},
+                      path_scope=lambda args: (args["unit"], ["root"]) if args.get("unit") != "ghost" else None)
 
 
 def auth(unit="root", roles=("officer",)):
@@ -58,3 +62,35 @@ def test_errors_are_json_and_name_the_field():
     assert r.status_code == 201 and r.headers["X-Request-Id"] == "abc"
     r = client.post("/api/v1/things/root", data=b"\xff\xfe", headers={**auth(), "Content-Type": "application/json"})
     assert r.status_code == 400
+
+
+def test_token_role_and_scope_are_checked_before_the_body_is_parsed():
+    client = make_app().test_client()
+    bad_body = {"name": 1}
+    assert client.post("/api/v1/things/root", json=bad_body).status_code == 401
+    r = client.post("/api/v1/things/root", json=bad_body, headers={"Authorization": "bearer " + mint("t", "root", ["viewer"])})
+    assert r.status_code == 403  # the scheme is case-insensitive; the viewer role may not enter data
+    r = client.post("/api/v1/things/other", json=bad_body, headers=auth("commune"))
+    assert r.status_code == 403 and "other" not in r.json["message"]  # scope before validation, names nothing
+    assert client.post("/api/v1/things/root", json=bad_body, headers=auth()).status_code == 400
+
+
+def test_an_endpoint_without_a_declared_capability_is_not_served():
+    bp = Blueprint("loose", __name__, url_prefix="/loose")
+
+    @bp.route("", methods=["GET"])
+    def loose():
+        return {}
+
+    with pytest.raises(RuntimeError, match="without a declared capability"):
+        create_app("loose", [bp], ready=lambda: {})
+
+
+def test_every_answer_carries_the_api_security_headers():
+    client = make_app().test_client()
+    for resp in (client.get("/healthz"), client.post("/api/v1/things/root", json={}),
+                 client.post("/api/v1/things/root", json={"name": "a", "size": 1}, headers=auth())):
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["X-Frame-Options"] == "DENY"
+        assert resp.headers["Referrer-Policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
