@@ -37,7 +37,7 @@ class SeriesQuery(Strict):
 
     @validates_schema
     def _range(self, data, **_):
-        if "first" in data and "last" in data:
+        if "first" in data and "last" in data and data["first"] <= data["last"]:  # reversed: 422 below
             try:
                 check_span(data["first"], data["last"])
             except BadPeriod as exc:

@@ -21,3 +21,13 @@ def test_every_process_kind_and_job_is_documented(name):
                                     "deploy/local/infra.sh status", "paused-replicas"])
 def test_procedures_are_documented(needle):
     assert needle in DOC
+
+
+def test_the_permission_table_in_docs_is_the_one_enforced():
+    """docs/security.md shows platformkit.permissions.CAPABILITIES row by row."""
+    from platformkit import permissions
+    doc = (ROOT / "docs" / "security.md").read_text()
+    header = "| capability | what it covers | " + " | ".join(permissions.ROLES) + " |"
+    assert header in doc
+    for cap, text, *marks in permissions.table_rows():
+        assert f"| `{cap}` | {text} | " + " | ".join(marks) + " |" in doc, cap

@@ -110,6 +110,7 @@ POOL_OF = {
     "year": "year", "period": "period", "indicators": "indicators", "first": "month", "last": "month",
     "date": "day", "on": "day", "held_on": "day", "requested_on": "day", "approved_on": "day",
     "rejected_on": "day", "disbursed_on": "day", "paid_on": "day", "as_of": "day", "effective_date": "day",
+    "date_of_birth": "day", "decision_date": "day", "start_date": "day", "admitted_on": "day", "month": "month",
 }
 
 
@@ -121,10 +122,13 @@ def pools(s) -> dict[str, list]:
         "unit": [s.ca, s.sa, s.pa, s.sa2, s.ca2, s.vn, s.sm, s.sd, s.smv, s.pb, s.cb, s.sb],
         "member": [s.ma, s.m_transfer, s.m_leave, s.m_admitted, s.mb],
         "year": [2024, 2025],
-        "period": ["2025", "2025-07", "2025-Q1", "2025-H1", "2025-SY", "2025-01..2025-06"],
+        # the edges last: the longest allowed span, one month more, and ranges far out of bounds
+        "period": ["2025", "2025-07", "2025-Q1", "2025-H1", "2025-SY", "2025-01..2025-06", "2016-01..2025-12",
+                   "2016-01..2026-01", "0001-01..9999-12", "1900-SY", "2100-H2"],
         "indicators": ["members.active", "members.admitted,members.active", "members.female_pct,dues.collected"],
-        "month": ["2025-01", "2025-06", "2025-12"],
-        "day": ["2025-10-06", "2025-03-02", "2025-10-07", "2025-02-10", "2025-12-31"],  # class days first
+        "month": ["2025-01", "2025-06", "2025-12", "2016-01", "1900-01", "2100-12", "0000-01", "9999-12", "1899-12"],
+        "day": ["2025-10-06", "2025-03-02", "2025-10-07", "2025-02-10", "2025-12-31",  # class days first
+                "1900-01-01", "2100-12-31", "1899-12-31", "0001-01-01", "9999-12-31", "2101-01-01"],
     }
     optional = {"course": ["course", "course_retire"],
                 "class": ["k_run", "k_start", "k_enrol", "k_plan", "k_close", "k_withdraw", "k_done", "k_cancel"],

@@ -192,3 +192,28 @@ def test_xlsx_import(api, tree):
     assert db().members.find_one({"citizen_id": "079190000301"})["date_of_birth"] == "1995-01-02"
     r = upload(api, tree["s3"], "notes.txt", b"hello")
     assert r.status_code == 400 and "file" in r.get_json()["errors"]
+
+
+def test_implausible_dates_and_months_are_400_naming_the_field(api, tree):
+    m = api.ok(api.admit(tree["s1"]))
+    api.ok(api.post(f"/members/{m['id']}/approve", {}, as_unit=tree["c1"], roles=("officer",)))
+    before = snapshot()
+    for month in ("0000-01", "9999-12", "1899-12"):
+        r = api.post(f"/members/{m['id']}/dues", {"month": month, "salary": 8_000_000, "paid": 80_000})
+        assert r.status_code == 400 and "month" in r.get_json()["errors"], (month, r.get_json())
+    r = api.admit(tree["s1"], cid="079190000777", date_of_birth="9999-12-31")
+    assert r.status_code == 400 and "date_of_birth" in r.get_json()["errors"]
+    r = api.patch(f"/members/{m['id']}", {"date_of_birth": "0001-01-01"})
+    assert r.status_code == 400 and "date_of_birth" in r.get_json()["errors"]
+    r = api.post(f"/members/{m['id']}/leave", {"reason": "resigned", "on": "9999-12-31"})
+    assert r.status_code == 400 and "on" in r.get_json()["errors"]
+    assert snapshot() == before
+
+
+def test_an_import_beyond_its_row_limit_is_413_and_admits_nobody(api, tree):
+    from services.membership.service import IMPORT_MAX_ROWS
+    rows = "".join(f"Người Thứ {i},0791{i:08d},1990-01-01,nữ\n" for i in range(IMPORT_MAX_ROWS + 1))
+    before = snapshot()
+    r = upload(api, tree["s1"], "nhieu.csv", ("full_name,citizen_id,date_of_birth,gender\n" + rows).encode())
+    assert r.status_code == 413 and "file" in r.get_json()["errors"], r.get_json()
+    assert snapshot() == before

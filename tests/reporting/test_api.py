@@ -359,3 +359,21 @@ def test_openapi_lists_every_endpoint_with_its_errors(client):
     assert operations == 10
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert "422" in spec["paths"]["/api/v1/targets/{unit_id}"]["put"]["responses"]
+
+
+def test_ranges_beyond_ten_years_are_refused_at_once(client, province):
+    """The series that once never answered (0001-01..9999-12) is a 400 naming the field; the longest
+    allowed span (120 months) answers."""
+    import time
+    started = time.monotonic()
+    r = get(client, "/views/HCM/series?indicator=cdcs.active&first=0001-01&last=9999-12", status=400)
+    assert time.monotonic() - started < 2  # refused by validation, before any database call
+    assert set(field_errors(r)) >= {"first", "last"}
+    r = get(client, "/views/HCM/series?indicator=cdcs.active&first=2016-01&last=2026-01", status=400)
+    assert "120" in field_errors(r)["last"][0]
+    r = get(client, "/views/HCM/series?indicator=cdcs.active&first=2016-01&last=2025-12")
+    assert len(r["points"]) == 120
+    for period in ("0001-01..9999-12", "2016-01..2026-01", "1899-SY"):
+        r = get(client, f"/views/HCM?period={period}", status=400)
+        assert "period" in field_errors(r)
+    assert get(client, "/views/HCM?period=2016-01..2025-12")["period"]["first_month"] == "2016-01"
