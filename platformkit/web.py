@@ -163,7 +163,8 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
     service layer checks again with what it loads, and checks units named in bodies)."""
     setup_logging()
     check_key_policy()  # outside local development, refuse to start with a key anyone could know
-    app = Flask(service)
+    # no Flask static route: it would shadow a service's own /static/ files (the dashboard's)
+    app = Flask(service, static_folder=None)
     app.config.update(
         API_TITLE=f"{service} API",
         API_VERSION=version,

@@ -36,6 +36,14 @@ def scoped_unit(caller: Caller, unit_id: str, gen: Generation | None = None) -> 
     return unit
 
 
+def path_scope(view_args: dict) -> tuple[str, list[str]] | None:
+    """The unit a request path names, for the scope check before input is parsed (None: unknown
+    here, the endpoint answers 404)."""
+    unit_id = view_args.get("unit_id")
+    unit = live().units.find_one({"_id": unit_id}, {"ancestors": 1}) if unit_id else None
+    return (unit["_id"], unit.get("ancestors", [])) if unit else None
+
+
 def codes_from(q: dict) -> list[str] | None:
     raw = q.get("indicators")
     return [c for c in raw.split(",") if c] if raw else None

@@ -1,20 +1,29 @@
 """The dashboard in a real headless browser (Debian's chromium) against the reporting API served
 by gunicorn as a real process, over views the real projector built: what a federation officer
-sees, in Vietnamese, with Vietnamese number formats, drill-down and scope.
+sees, in Vietnamese, with Vietnamese number formats, drill-down and scope; and that what the API
+answers (unit names, codes, ids a CĐCS officer can set) is only ever shown as text, under a strict
+Content-Security-Policy, with the token kept in the page's memory only.
 
 Needs:  apt-get update && apt-get install -y chromium"""
 from __future__ import annotations
 
+import json
+import re
 import struct
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
+from platformkit import config
 from platformkit.auth import mint
-from tests.reporting.browser import Page, dump_dom, screenshot
+from platformkit.envelope import Envelope
+from platformkit.kafka_io import EventPublisher
+from tests.reporting.browser import Browser, Page, Tab
 from tests.reporting.projected import projected_province
-from tests.support.infra import Proc, free_port, gunicorn_args, wait_http
+from tests.support.infra import Proc, free_port, gunicorn_args, wait_http, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -24,9 +33,80 @@ COMMUNE = mint("test-x000", "HCM-X000", ["viewer"])
 TARGETS = [("HCM-X000", "members.admitted", 150), ("HCM-X001", "members.admitted", 400),
            ("HCM-X000", "welfare.amount", 40_000_000)]
 
+# Names a unit's officers can give it: each must show as the literal text. Units of the synthetic
+# province renamed (after their siblings in the API's order by name, which the tests above assert),
+# and a small subtree added under HN: a commune whose id, code and name are hostile (the name in
+# Vietnamese, with markup characters) and its CĐCS named with nothing but a payload.
+IMG = '<img src=x onerror="window.__xss=1">'
+SCRIPT = "<script>window.__xss=2</script>"
+SVG = '"><svg onload=window.__xss=3>'
+IFRAME = '<iframe srcdoc="<script>parent.__xss=5</script>"></iframe>'
+RENAMED = {"HCM-X001": f"Công đoàn phường 2 {IMG}", "HCM-X000-S00002": f"CĐCS đơn vị 3 {SCRIPT}",
+           "HCM-X000-S00004": f"CĐCS đơn vị 5 {SVG}"}
+HOSTILE_ID = 'HN-X9"><svg onload=window.__xss=6>'
+HOSTILE_CODE = '<img src=x onerror="window.__xss=4">'  # shown in the breadcrumbs
+VIETNAMESE = 'Công đoàn cơ sở "Hợp tác xã Đồng Xuân" – Hoàn Kiếm & <b>Hà Nội</b> &amp; Ứng Hòa'
+HOSTILE_CDCS = {"HN-X9-S1": IFRAME, "HN-X9-S2": IMG, "HN-X9-S3": SCRIPT, "HN-X9-S4": SVG}
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+                    "Referrer-Policy": "no-referrer"}
+
+
+def _event(type_: str, unit: str, data: dict, version: int) -> Envelope:
+    return Envelope(id=str(uuid.uuid4()), source="membership", type=type_, subject=unit,
+                    time="2025-06-02T09:00:00.000Z", data=data, aggregateversion=version)
+
+
+def hostile_units(province) -> list:
+    """Renames of units of the synthetic province, and a commune (hostile id, code and a name in
+    Vietnamese with markup characters) and its CĐCS under HN, as membership events."""
+    events = []
+    for uid, name in RENAMED.items():
+        unit = province.units[uid]
+        unit.version += 1
+        events.append(_event("membership.unit.renamed.v1", uid, {
+            "unit_id": uid, "ancestors": unit.ancestors, "old_name": unit.name, "name": name,
+            "effective_date": "2025-06-02"}, unit.version))
+        unit.name = name
+    created = [(HOSTILE_ID, ["VN", "HN"], HOSTILE_CODE, VIETNAMESE, "commune", 3)]
+    created += [(uid, ["VN", "HN", HOSTILE_ID], uid, name, "cdcs", 4) for uid, name in HOSTILE_CDCS.items()]
+    for uid, ancestors, code, name, kind, level in created:
+        parent = ancestors[-1]
+        events.append(_event("membership.unit.created.v1", uid, {
+            "unit_id": uid, "parent_id": parent, "ancestors": ancestors, "name": name, "code": code, "kind": kind,
+            "level": level, "sector": None, "effective_date": "2025-06-02"}, 1))
+    return events
+
+
+def publish_hostile_units(base: str, province) -> None:
+    publisher = EventPublisher()
+    try:
+        publisher.publish(config.topic("membership.events"), hostile_units(province))
+    finally:
+        publisher.close()
+
+    def projected():
+        got = {}
+        for parent in ("HCM", "HCM-X000", "HN", HOSTILE_ID):
+            r = requests.get(f"{base}/api/v1/views/{requests.utils.quote(parent, safe='')}/children?period=2025",
+                             headers={"Authorization": f"Bearer {PLATFORM}"}, timeout=10)
+            if r.status_code != 200:
+                return False
+            got.update({c["unit"]["id"]: c["unit"]["name"] for c in r.json()["children"]})
+        return all(got.get(uid) == name for uid, name in {**RENAMED, HOSTILE_ID: VIETNAMESE, **HOSTILE_CDCS}.items())
+    wait_until(projected, 60, interval=0.3, message="the hostile unit names projected")
+
 
 @pytest.fixture(scope="module")
-def server(infra, tmp_path_factory):
+def browser():
+    with Browser() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def server(infra, tmp_path_factory, browser):
     logs = tmp_path_factory.mktemp("reporting-dashboard")
     with projected_province(logs) as province:
         port = free_port()
@@ -40,7 +120,8 @@ def server(infra, tmp_path_factory):
                                                                         "value": value},
                                  headers={"Authorization": f"Bearer {PROVINCE}"}, timeout=10)
                 assert r.status_code == 200, r.text
-            yield {"base": base, "province": province, "logs": logs, "web": web}
+            publish_hostile_units(base, province.province)
+            yield {"base": base, "province": province, "logs": logs, "web": web, "browser": browser}
         finally:
             web.stop()  # SIGTERM: the master takes its worker down with it
 
@@ -63,15 +144,33 @@ def vn_pct(v) -> str:
     return vn_int(int(whole)) + ("," + frac if frac else "") + " %"
 
 
+SETTLED = "/^(Cập nhật|Lỗi|Nhập mã|Mã truy cập)/.test(document.getElementById('status').textContent)"
+
+
+def settled(tab: Tab) -> str:
+    """Wait for the page to have rendered the API's answer (or an error): its status line says so."""
+    tab.wait(SETTLED)
+    return tab.evaluate("document.getElementById('status').textContent")
+
+
+@contextmanager
+def opened(server, token=PROVINCE, bypass_csp=False, query: str = "", **params):
+    """The dashboard opened the way a user opens a link (#token=... in the fragment, which never
+    reaches a server), once it has rendered; a fresh browser context (empty storage) each time."""
+    fragment = "&".join(f"{k}={requests.utils.quote(str(v), safe='')}"
+                        for k, v in {"token": token, "year": "2025", **params}.items() if v is not None)
+    tab = server["browser"].open(f"{server['base']}/dashboard{query}#{fragment}", bypass_csp=bypass_csp)
+    try:
+        settled(tab)
+        yield tab
+    finally:
+        tab.close()
+
+
 def dashboard(server, token=PROVINCE, **params) -> Page:
     """Load the dashboard the way a user opens a link, and wait for it to have rendered."""
-    query = "&".join(f"{k}={v}" for k, v in {"token": token, "year": "2025", **params}.items())
-    url = f"{server['base']}/dashboard#{query}"
-    for _ in range(2):  # one more go if a slow machine ran out of virtual time before the API answered
-        page = Page(dump_dom(url))
-        if page.text("status").startswith(("Cập nhật", "Lỗi")):
-            break
-    return page
+    with opened(server, token, **params) as tab:
+        return tab.page()
 
 
 def own_rows(page: Page) -> dict[str, list[str]]:
@@ -169,11 +268,195 @@ def test_commune_officer_sees_its_own_subtree_only(server):
 
 def test_screenshot(server):
     path = server["logs"] / "dashboard-HCM.png"
-    url = f"{server['base']}/dashboard#token={PROVINCE}&year=2025&kind=Y"
-    screenshot(url, path, 1400, 1000)
+    with opened(server, PROVINCE, kind="Y") as tab:  # a 1400x1000 viewport
+        # the styles came from the stylesheet and the script's CSSOM widths, none refused by the CSP
+        looks = tab.evaluate("""({
+          header: getComputedStyle(document.querySelector('header')).backgroundColor,
+          bars: [...document.querySelectorAll('.bar > i')].map(i => [i.className, i.style.width,
+                                                                     getComputedStyle(i).backgroundColor]),
+          segs: [...document.querySelectorAll('#ratings .seg')].map(s => [s.style.width,
+                                                                         getComputedStyle(s).backgroundColor]),
+          csp: window.__csp_violations })""")
+        assert looks["header"] == "rgb(31, 78, 156)" and looks["csp"] == [], looks
+        assert looks["bars"] and all(width.endswith("%") and colour != "rgba(0, 0, 0, 0)"
+                                     for _, width, colour in looks["bars"]), looks
+        assert looks["segs"] and all(width.endswith("%") and colour != "rgba(0, 0, 0, 0)"
+                                     for width, colour in looks["segs"]), looks
+        tab.screenshot(path)
     data = Path(path).read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1400, 1000)
     assert len(data) > 20_000, len(data)  # a rendered page, not a blank one
     print(f"screenshot: {path}")
+
+
+# ------------------------------------------------------------------ hostile data, CSP, the token
+
+# What data could have turned into markup: elements of kinds the page never creates, event-handler
+# attributes, scripts other than the dashboard's own, <b> outside the attainment bars, and whether
+# any payload ran; the CSP violations the page reported (the page itself must need none).
+INSPECT = """(() => {
+  const all = [...document.querySelectorAll('*')];
+  return {
+    elements: [...document.querySelectorAll('img, svg, iframe, object, embed, frame, base, form, meta[http-equiv]')]
+      .map(e => e.outerHTML),
+    handlers: all.flatMap(e => [...e.attributes].filter(a => /^on/i.test(a.name)).map(a => e.tagName + ' ' + a.name)),
+    scripts: [...document.scripts].map(s => s.getAttribute('src')),
+    stylesheets: [...document.querySelectorAll('style, link')].map(e => e.getAttribute('href')),
+    bold: [...document.querySelectorAll('b')].filter(b => !b.parentElement.classList.contains('bar'))
+      .map(b => b.outerHTML),
+    xss: typeof window.__xss,
+    csp: window.__csp_violations,
+  };
+})()"""
+
+
+def assert_inert(tab: Tab) -> None:
+    tab.evaluate("new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))")  # onload/onerror had their turn
+    found = tab.evaluate(INSPECT)
+    assert found == {"elements": [], "handlers": [], "scripts": ["/static/dashboard.js"],
+                     "stylesheets": ["/static/dashboard.css"], "bold": [], "xss": "undefined", "csp": []}, found
+
+
+def text_of(tab: Tab, ident: str) -> str:
+    return tab.evaluate(f"document.getElementById({json.dumps(ident)}).textContent")
+
+
+def children(tab: Tab) -> list[list[str]]:
+    """[data-unit, the name cell's text] of each child row, as the DOM holds them (not re-parsed)."""
+    return tab.evaluate("[...document.querySelectorAll('#kids tbody tr.child')].map(tr => [tr.dataset.unit, "
+                        "tr.cells[0].textContent])")
+
+
+def click_and_wait(tab: Tab, selector_js: str, title: str) -> None:
+    """Click what the expression finds (as a user would), then wait for the page of `title`."""
+    tab.evaluate(f"({selector_js}).click()")
+    tab.wait(f"document.getElementById('title').textContent === {json.dumps(title)} && "
+             f"document.getElementById('status').textContent.startsWith('Cập nhật')")
+
+
+def child_row(unit_id: str) -> str:
+    return f"[...document.querySelectorAll('#kids tr.child')].find(tr => tr.dataset.unit === {json.dumps(unit_id)})"
+
+
+def crumb(unit_id: str) -> str:
+    return f"[...document.querySelectorAll('#crumbs a')].find(a => a.textContent === {json.dumps('↑ ' + unit_id)})"
+
+
+@pytest.mark.parametrize("csp", ["enforced", "bypassed"])
+def test_hostile_unit_names_are_shown_as_text(server, csp):
+    """With the CSP enforced, and with the browser told to ignore it: the page's own code must never
+    turn data into markup, the CSP is the second line."""
+    bypass = csp == "bypassed"
+    # the province officer's page: a child named with an <img onerror>, then a click into it
+    with opened(server, PROVINCE, bypass_csp=bypass, kind="Y") as tab:
+        assert text_of(tab, "status").startswith("Cập nhật"), text_of(tab, "status")
+        assert children(tab) == [["HCM-X000", "Công đoàn phường 1"], ["HCM-X001", RENAMED["HCM-X001"]]]
+        assert tab.page().body_rows("kids")[1]["cells"][0] == RENAMED["HCM-X001"]  # serialised as text too
+        assert_inert(tab)
+        click_and_wait(tab, child_row("HCM-X001"), RENAMED["HCM-X001"])
+        assert text_of(tab, "crumbs") == "↑ HCM›HCM-X001"
+        assert_inert(tab)
+
+    # a commune whose CĐCS are named with <script> and with an attribute break-out, then into each
+    with opened(server, PLATFORM, bypass_csp=bypass, kind="Y", unit="HCM-X000") as tab:
+        assert children(tab) == [["HCM-X000-S00000", "CĐCS đơn vị 1"],
+                                 ["HCM-X000-S00002", RENAMED["HCM-X000-S00002"]],
+                                 ["HCM-X000-S00004", RENAMED["HCM-X000-S00004"]]]
+        assert_inert(tab)
+        click_and_wait(tab, child_row("HCM-X000-S00002"), RENAMED["HCM-X000-S00002"])
+        assert text_of(tab, "crumbs") == "↑ VN›↑ HCM›↑ HCM-X000›HCM-X000-S00002"
+        assert_inert(tab)
+        click_and_wait(tab, crumb("HCM-X000"), "Công đoàn phường 1")
+        click_and_wait(tab, child_row("HCM-X000-S00004"), RENAMED["HCM-X000-S00004"])
+        assert_inert(tab)
+
+    # HN: a commune whose id breaks out of an attribute, whose code is an <img onerror> and whose
+    # name is Vietnamese with markup characters; its CĐCS, named with payloads only
+    with opened(server, PLATFORM, bypass_csp=bypass, kind="Y", unit="HN") as tab:
+        assert children(tab) == [[HOSTILE_ID, VIETNAMESE]]
+        assert_inert(tab)
+        click_and_wait(tab, child_row(HOSTILE_ID), VIETNAMESE)
+        assert text_of(tab, "crumbs") == f"↑ VN›↑ HN›{HOSTILE_CODE}"
+        assert tab.evaluate("document.querySelector('#crumbs .here').textContent") == HOSTILE_CODE
+        assert sorted(children(tab)) == sorted([uid, name] for uid, name in HOSTILE_CDCS.items())
+        assert_inert(tab)
+        for uid, name in HOSTILE_CDCS.items():
+            click_and_wait(tab, child_row(uid), name)
+            assert text_of(tab, "crumbs") == f"↑ VN›↑ HN›↑ {HOSTILE_ID}›{uid}"
+            assert tab.evaluate("[...document.querySelectorAll('#crumbs a')].map(a => a.title)") == [
+                "Lên cấp trên: VN", "Lên cấp trên: HN", f"Lên cấp trên: {HOSTILE_ID}"]
+            assert text_of(tab, "kids").endswith("Không có đơn vị trực thuộc")
+            assert_inert(tab)
+            # back up by the breadcrumb: the hostile id in the API's path
+            click_and_wait(tab, crumb(HOSTILE_ID), VIETNAMESE)
+            assert_inert(tab)
+
+    # opened directly by a link naming the unit (the fragment carries the hostile id)
+    with opened(server, PLATFORM, bypass_csp=bypass, kind="Y", unit=HOSTILE_ID) as tab:
+        assert text_of(tab, "title") == VIETNAMESE
+        assert tab.page().text("title") == VIETNAMESE
+        assert_inert(tab)
+
+
+def test_dashboard_and_its_files_send_a_strict_policy(server):
+    base = server["base"]
+    html = requests.get(f"{base}/dashboard", timeout=10)
+    assert html.status_code == 200 and html.headers["Content-Type"].startswith("text/html")
+    for name, value in SECURITY_HEADERS.items():
+        assert html.headers.get(name) == value, (name, html.headers)
+    assert html.headers["Cache-Control"] == "no-store"
+    # nothing inline the policy would refuse: scripts, styles and handlers are files
+    assert re.findall(r'<script\b[^>]*>', html.text) == ['<script src="/static/dashboard.js" defer>']
+    assert not re.search(r"<style\b|\sstyle\s*=|\son[a-z]+\s*=|javascript:", html.text, re.I), html.text
+    for name, kind in (("dashboard.js", "text/javascript"), ("dashboard.css", "text/css")):
+        r = requests.get(f"{base}/static/{name}", timeout=10)
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith(kind), r.headers
+        for header, value in SECURITY_HEADERS.items():
+            assert r.headers.get(header) == value, (name, header, r.headers)
+    script = re.sub(r"(?m)^\s*//.*$", "", requests.get(f"{base}/static/dashboard.js", timeout=10).text)  # code only
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+                 "localStorage", "sessionStorage", "document.cookie", "setAttribute('on", 'setAttribute("on'):
+        assert sink not in script, sink
+    assert requests.get(f"{base}/static/../app.py", timeout=10).status_code == 404
+
+
+STORAGE = """({local: localStorage.length, session: sessionStorage.length, cookie: document.cookie,
+  href: location.href, field: document.getElementById('token').value,
+  dom: document.documentElement.outerHTML.includes(%s)})"""
+
+
+def test_token_stays_in_the_page_memory(server):
+    # from the fragment: used, then taken out of the address bar; nothing stored
+    with opened(server, PROVINCE, kind="Y") as tab:
+        assert text_of(tab, "status").startswith("Cập nhật")
+        assert text_of(tab, "title") == "LĐLĐ HCM"
+        assert tab.evaluate(STORAGE % json.dumps(PROVINCE)) == {
+            "local": 0, "session": 0, "cookie": "", "href": f"{server['base']}/dashboard#year=2025&kind=Y",
+            "field": "", "dom": False}
+        assert tab.history()[-1] == f"{server['base']}/dashboard#year=2025&kind=Y"  # replaced, not pushed
+        assert not [url for url in tab.history() if PROVINCE in url]
+        # drilling down keeps working with the token held in memory
+        click_and_wait(tab, child_row("HCM-X000"), "Công đoàn phường 1")
+        assert tab.evaluate(STORAGE % json.dumps(PROVINCE))["local"] == 0
+
+    # typed into the field: used, the field emptied; nothing stored
+    with opened(server, None, kind="Y") as tab:
+        assert text_of(tab, "status") == "Nhập mã truy cập rồi bấm Xem"
+        assert text_of(tab, "title") == "…"
+        tab.evaluate(f"document.getElementById('token').value = {json.dumps(COMMUNE)}; "
+                     "document.getElementById('go').click()")
+        tab.wait("document.getElementById('status').textContent.startsWith('Cập nhật')")
+        assert text_of(tab, "title") == "Công đoàn phường 1"
+        assert tab.evaluate(STORAGE % json.dumps(COMMUNE)) == {
+            "local": 0, "session": 0, "cookie": "", "href": f"{server['base']}/dashboard#year=2025&kind=Y",
+            "field": "", "dom": False}
+
+    # from the query string: refused (it is in the server's logs already) and taken out of the address
+    with opened(server, None, query=f"?token={PROVINCE}&kind=Y") as tab:
+        assert text_of(tab, "status").startswith("Mã truy cập không được nhận qua ?token=")
+        assert text_of(tab, "title") == "…"
+        assert tab.page().body_rows("own") == []
+        assert tab.evaluate("location.href") == f"{server['base']}/dashboard?kind=Y#year=2025"
+        assert tab.evaluate(STORAGE % json.dumps(PROVINCE))["dom"] is False
