@@ -29,7 +29,7 @@ ROOT_KINDS = ("central", "province")  # the confederation, or a province run on 
 # the bottom; the structure inside a CĐCS never holds another CĐCS). This is what stops an officer
 # from founding a CĐCS under its own CĐCS and so becoming "the level above" that approves itself.
 ALLOWED_CHILDREN = {
-    "central": ("province", "sector_union"),
+    "central": ("province", "sector_union", "cdcs"),  # e.g. the CĐCS of the confederation's own offices
     "province": ("sector_union", "commune", "district", "industrial_zone", "cdcs"),
     "sector_union": ("sector_union", "industrial_zone", "cdcs"),
     "district": ("commune", "cdcs"),
