@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test unit bench venv infra topics logs tools
+.PHONY: up down status test unit bench venv infra topics logs prereqs tools
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -12,13 +12,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-## kustomize (from the Go module proxy) for the manifest tests; cached under ~/.cache/congdoan
+## What `make up` needs: python3-venv, Java 17 and Maven (apt-get, only when a command is missing), Go.
+prereqs:
+	deploy/local/prereqs.sh up
+
+## What `make test` needs on top: Debian's chromium (apt-get when missing), and kustomize and promtool
+## built once from the Go module proxy into ~/.cache/congdoan. Quick when all is there.
 tools:
-	deploy/k8s/build.sh >/dev/null
+	deploy/local/prereqs.sh test
 
 venv: $(STAMP)
 
-infra: venv
+infra: prereqs venv
 	deploy/local/infra.sh up
 
 topics: infra
@@ -39,7 +44,7 @@ logs:
 	deploy/local/infra.sh logs
 
 ## Every test, against the real broker and database (started if needed).
-test: infra tools
+test: tools infra
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## Pure unit tests only (no broker, no database).

@@ -8,6 +8,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,13 +85,17 @@ def compose() -> dict:
 
 
 @lru_cache(maxsize=None)
-def kustomize_bin() -> str | None:
-    """deploy/k8s/build.sh's binary, else one on the PATH, else None (the test says how to get it)."""
+def kustomize_bin() -> str:
+    """deploy/k8s/build.sh's binary, else one on the PATH; without either the calling test FAILS
+    (not skips) with NO_KUSTOMIZE: `make test` builds it through deploy/local/prereqs.sh."""
     cache = Path(os.environ.get("CONGDOAN_CACHE", Path.home() / ".cache" / "congdoan"))
     built = cache / f"kustomize-{KUSTOMIZE_VERSION}" / "kustomize"
     if built.is_file() and os.access(built, os.X_OK):
         return str(built)
-    return shutil.which("kustomize")
+    found = shutil.which("kustomize")
+    if not found:
+        pytest.fail(NO_KUSTOMIZE, pytrace=False)
+    return found
 
 
 @lru_cache(maxsize=None)
@@ -102,5 +107,5 @@ def kustomize_build(directory: Path) -> tuple[dict, ...]:
     return tuple(d for d in yaml.safe_load_all(out.stdout) if d is not None)
 
 
-NO_KUSTOMIZE = ("kustomize not found: run deploy/k8s/build.sh (builds it from the Go module proxy into "
-                "~/.cache/congdoan) or put kustomize on the PATH")
+NO_KUSTOMIZE = ("kustomize not found: run deploy/local/prereqs.sh (or deploy/k8s/build.sh), which builds it "
+                "from the Go module proxy into ~/.cache/congdoan (`make test` does it), or put kustomize on the PATH")
