@@ -16,4 +16,5 @@ def create_app() -> Flask:
         service.SERVICE, BLUEPRINTS,
         ready=lambda: {"database": mongo.ping(service.database()), "kafka": kafka_ready()},
         description="Welfare programmes, support cases with level-above approval and budgets, "
-                    "micro-loans with repayments. Money is whole đồng; dates are ISO 8601.")
+                    "micro-loans with repayments. Money is whole đồng; dates are ISO 8601.",
+        path_scope=service.path_scope)

@@ -146,6 +146,17 @@ def _load(db: Database, coll: str, _id: str, what: str) -> dict:
     return doc
 
 
+def path_scope(view_args: dict) -> tuple[str, list[str]] | None:
+    """The unit a request path names (a programme's or a case's), for the scope check before input
+    is parsed; None when the path names nothing known (the endpoint answers 404)."""
+    db = database()
+    for key, coll in (("case_id", CASES), ("programme_id", PROGRAMMES)):
+        if view_args.get(key):
+            doc = db[coll].find_one({"_id": view_args[key]}, {"unit_id": 1, "ancestors": 1})
+            return (doc["unit_id"], _current_ancestors(db, doc)) if doc else None
+    return None
+
+
 def get_programme(programme_id: str) -> dict:
     db = database()
     doc = _load(db, PROGRAMMES, programme_id, "programme")
