@@ -59,3 +59,4 @@ bench: infra
 	$(PY) -m bench.http_bench $(HTTP_BENCH_ARGS)
 	$(PY) -m bench.freshness_bench $(FRESHNESS_BENCH_ARGS)
 	$(PY) -m bench.rebuild_bench $(REBUILD_BENCH_ARGS)
+	$(PY) -m bench.heavy_read_bench $(HEAVY_BENCH_ARGS)

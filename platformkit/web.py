@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from typing import Callable, Iterable
@@ -123,15 +124,48 @@ def read_budget_seconds() -> float:
     return float(os.environ.get("READ_TIME_LIMIT_SECONDS", "10"))
 
 
-def requires(capability: str):
+def heavy_reads_per_worker() -> int:
+    """How many heavy reads one API process serves at once: by default two threads fewer than it
+    has (WEB_THREADS), so that probes and light requests always find a free thread."""
+    default = max(1, int(os.environ.get("WEB_THREADS", "4")) - 2)
+    return max(1, int(os.environ.get("HEAVY_READS_PER_WORKER", str(default))))
+
+
+class HeavyReadSlots:
+    """A per-process limit on concurrent heavy reads (views, drill-downs, exports). A request that
+    finds no slot within a moment is answered 503 + Retry-After at once instead of queueing for a
+    thread: eight slow drill-downs once held every gunicorn thread and /healthz waited 8.5 s."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sem: threading.BoundedSemaphore | None = None
+
+    def acquire(self, wait_seconds: float = 0.2) -> bool:
+        with self._lock:
+            if self._sem is None:
+                self._sem = threading.BoundedSemaphore(heavy_reads_per_worker())
+        return self._sem.acquire(timeout=wait_seconds)
+
+    def release(self) -> None:
+        assert self._sem is not None
+        self._sem.release()
+
+
+class Busy(Exception):
+    """Every heavy-read slot of this process is taken (HTTP 503 + Retry-After)."""
+
+
+def requires(capability: str, heavy: bool = False):
     """Declare the capability (platformkit.permissions) an endpoint needs. Put it right under the
     route decorator. The app checks the token and the capability before the endpoint parses any
-    input; an /api/v1 endpoint without a declaration makes the app refuse to start."""
+    input; an /api/v1 endpoint without a declaration makes the app refuse to start. `heavy`: the
+    endpoint may read many documents; it runs only in one of the process's heavy-read slots."""
     if capability not in permissions.CAPABILITIES:
         raise ValueError(f"unknown capability {capability!r}")
 
     def deco(fn):
         fn.required_capability = capability
+        fn.heavy_read = heavy
         return fn
     return deco
 
@@ -183,6 +217,7 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
     )
     app.json.ensure_ascii = False
     api = PlatformApi(app)
+    heavy_slots = HeavyReadSlots()
     for bp in blueprints:
         api.register_blueprint(bp, url_prefix=f"/api/v1{bp.url_prefix or ''}")
     undeclared = sorted(rule.endpoint for rule in app.url_map.iter_rules()
@@ -209,6 +244,10 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
             target = path_scope(request.view_args or {}) if path_scope else None
             if target is not None and not caller.covers(*target):
                 raise Forbidden("the unit is outside the caller's subtree")
+            if getattr(view, "heavy_read", False):
+                if not heavy_slots.acquire():
+                    raise Busy()
+                g.heavy_slot = True
 
     @app.after_request
     def _finish(resp: Response):
@@ -228,6 +267,8 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
 
     @app.teardown_request
     def _end_read_budget(_exc):
+        if g.pop("heavy_slot", False):
+            heavy_slots.release()
         budget = g.pop("read_budget", None)
         if budget is not None:
             budget.__exit__(None, None, None)
@@ -291,6 +332,12 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
             status = 400
         code = "invalid_input" if status == 400 else (exc.name or "error").lower().replace(" ", "_")
         return error_body(status, code, exc.description or exc.name, messages)
+
+    @app.errorhandler(Busy)
+    def _busy(_exc: Busy):
+        resp = error_body(503, "busy", "too many heavy reads at once on this server; retry shortly")
+        resp.headers["Retry-After"] = "2"
+        return resp
 
     @app.errorhandler(ConnectionFailure)
     def _database_unavailable(exc: ConnectionFailure):

@@ -23,7 +23,7 @@ def documented(bp, codes=(400, 401, 403, 404)):
 
 
 @views.route("/<unit_id>", methods=["GET"])
-@requires("read")
+@requires("read", heavy=True)
 @views.arguments(PeriodQuery, location="query")
 @views.response(200, UnitView)
 @documented(views)
@@ -33,7 +33,7 @@ def unit_view(q, unit_id):
 
 
 @views.route("/<unit_id>/children", methods=["GET"])
-@requires("read")
+@requires("read", heavy=True)
 @views.arguments(PeriodQuery, location="query")
 @views.response(200, ChildrenView)
 @documented(views)
@@ -43,7 +43,7 @@ def children_view(q, unit_id):
 
 
 @views.route("/<unit_id>/series", methods=["GET"])
-@requires("read")
+@requires("read", heavy=True)
 @views.arguments(SeriesQuery, location="query")
 @views.response(200, SeriesView)
 @documented(views, (400, 401, 403, 404, 422))
@@ -53,7 +53,7 @@ def series_view(q, unit_id):
 
 
 @views.route("/<unit_id>/ratings", methods=["GET"])
-@requires("read")
+@requires("read", heavy=True)
 @views.arguments(YearQuery, location="query")
 @views.response(200, RatingsView)
 @documented(views)
@@ -67,7 +67,7 @@ def _download(body: bytes, mimetype: str, name: str) -> Response:
 
 
 @views.route("/<unit_id>/export.csv", methods=["GET"])
-@requires("read")
+@requires("read", heavy=True)
 @views.arguments(PeriodQuery, location="query")
 @views.response(200, description="CSV (UTF-8 with BOM): unit rows, indicator columns, actual / target / %")
 @documented(views)
@@ -78,7 +78,7 @@ def export_csv(q, unit_id):
 
 
 @views.route("/<unit_id>/export.xlsx", methods=["GET"])
-@requires("read")
+@requires("read", heavy=True)
 @views.arguments(PeriodQuery, location="query")
 @views.response(200, description="XLSX workbook: unit rows, indicator columns, actual / target / %")
 @documented(views)

@@ -94,3 +94,30 @@ def test_every_answer_carries_the_api_security_headers():
         assert resp.headers["X-Frame-Options"] == "DENY"
         assert resp.headers["Referrer-Policy"] == "no-referrer"
         assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+
+
+def test_heavy_reads_beyond_the_slots_are_refused_at_once_and_probes_still_answer(monkeypatch):
+    import threading
+    monkeypatch.setenv("HEAVY_READS_PER_WORKER", "1")
+    release, entered = threading.Event(), threading.Event()
+    bp = Blueprint("views", __name__, url_prefix="/views")
+
+    @bp.route("/<unit>", methods=["GET"])
+    @requires("read", heavy=True)
+    def view(unit):
+        entered.set()
+        release.wait(10)
+        return {"unit": unit}
+
+    client = create_app("heavy", [bp], ready=lambda: {}).test_client()
+    first: dict = {}
+    holder = threading.Thread(target=lambda: first.setdefault("r", client.get("/api/v1/views/root", headers=auth())))
+    holder.start()
+    assert entered.wait(5)
+    busy = client.get("/api/v1/views/root", headers=auth())
+    assert busy.status_code == 503 and busy.json["code"] == "busy" and busy.headers["Retry-After"]
+    assert client.get("/healthz").status_code == 200
+    release.set()
+    holder.join(5)
+    assert first["r"].status_code == 200
+    assert client.get("/api/v1/views/root", headers=auth()).status_code == 200  # the slot was given back
