@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import uuid
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import flask_smorest
 from flask import Flask, Response, g, jsonify, request
@@ -20,7 +20,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-from . import metrics, permissions
+from . import messages_vi, metrics, permissions
 from .auth import Forbidden, Unauthorized, check_key_policy, current_caller
 from .logs import setup_logging
 from .outbox import AlreadyExists, NotFound, StaleVersion
@@ -87,14 +87,49 @@ def error_responses(bp, descriptions: dict[int, str], codes):
     return deco
 
 
+def wants_vietnamese() -> bool:
+    """`Accept-Language: vi` (the dashboard sends it): error texts in Vietnamese; English otherwise."""
+    try:
+        return request.accept_languages.best_match(["en", "vi"], default="en") == "vi"
+    except RuntimeError:  # outside a request
+        return False
+
+
+def first_field_error(errors: Any, path: str = "") -> tuple[str, str] | None:
+    """(dotted field, first message) of a marshmallow error tree, for a message that names the field."""
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            inner = "" if key in ("json", "query", "files", "form", "headers", "_schema") else str(key)
+            found = first_field_error(value, f"{path}.{inner}".strip(".") if inner else path)
+            if found:
+                return found
+    elif isinstance(errors, list) and errors:
+        if all(isinstance(e, str) for e in errors):
+            return path or "body", errors[0]
+        return first_field_error(errors[0], path)
+    elif isinstance(errors, str):
+        return path or "body", errors
+    return None
+
+
 def error_body(status: int, code: str, message: str, errors: dict | None = None) -> Response:
+    if wants_vietnamese():
+        message, errors = messages_vi.translate(message), messages_vi.translate_errors(errors)
     body = {"status": status, "code": code, "message": message,
             "request_id": getattr(g, "request_id", None)}
     if errors:
         body["errors"] = errors
     resp = jsonify(body)
     resp.status_code = status
+    if status != 401:
+        resp.headers["Content-Language"] = "vi" if wants_vietnamese() else "en"
     return resp
+
+
+def invalid_input_message(errors: Any) -> str:
+    """One text for every 400, naming the (first) field like a rule refusal does."""
+    found = first_field_error(errors)
+    return f"invalid input in '{found[0]}': {found[1]}" if found else "invalid input"
 
 
 class PlatformParser(FlaskParser):
@@ -316,7 +351,7 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError):
-        return error_body(400, "invalid_input", "invalid input", exc.messages)
+        return error_body(400, "invalid_input", invalid_input_message(exc.messages), exc.messages)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
@@ -331,7 +366,8 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
         if status == 422 and messages:  # webargs says 422 for schema errors; we say 400
             status = 400
         code = "invalid_input" if status == 400 else (exc.name or "error").lower().replace(" ", "_")
-        return error_body(status, code, exc.description or exc.name, messages)
+        text = invalid_input_message(messages) if status == 400 and messages else (exc.description or exc.name)
+        return error_body(status, code, text, messages)
 
     @app.errorhandler(Busy)
     def _busy(_exc: Busy):
