@@ -64,8 +64,14 @@ class ProjectorHandler:
 
     def __call__(self, records: list[Record]) -> dict[int, str]:
         failures: dict[int, str] = {}
-        keys = [k for r in records if (k := state_key(r.envelope))]
-        keys += [seen_key(r.envelope) for r in records]
+        state_keys: dict[int, str | None] = {}
+        for i, r in enumerate(records):
+            try:
+                state_keys[i] = state_key(r.envelope)
+            except (KeyError, TypeError, ValueError) as exc:  # an event lacking its facts: dead letter
+                failures[i] = f"{type(exc).__name__}: {exc}"
+        keys = [k for k in state_keys.values() if k]
+        keys += [seen_key(r.envelope) for i, r in enumerate(records) if i not in failures]
         states = self.gen.load_states(keys)
         changed: dict[str, dict] = {}
         pending_ops: list[dict] = []
@@ -78,19 +84,21 @@ class ProjectorHandler:
             placed.clear()
 
         for i, rec in enumerate(records):
+            if i in failures:
+                continue
             env = rec.envelope
             pkey = partition_key(rec.topic, rec.partition)
             skey = seen_key(env)
             seen = states.get(skey)
             if is_duplicate(env, seen):
                 continue  # re-published by a relay after a crash: same envelope, new offset
-            states[skey] = changed[skey] = remember(env, seen)
-            key = state_key(env)
+            key = state_keys[i]
             try:
                 fx: Effects = project(env, states.get(key) if key else None)
             except (KeyError, TypeError, ValueError) as exc:
                 failures[i] = f"{type(exc).__name__}: {exc}"
-                continue
+                continue  # not remembered as seen: its replay from the dead letters is applied
+            states[skey] = changed[skey] = remember(env, seen)
             for unit_id, ancestors in fx.unit_hints:
                 pending_ops.extend(self.gen.provisional_ops(unit_id, ancestors))
             placed.extend(PlacedDelta(pkey, rec.offset, d) for d in fx.deltas)
