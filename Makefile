@@ -60,3 +60,4 @@ bench: infra
 	$(PY) -m bench.freshness_bench $(FRESHNESS_BENCH_ARGS)
 	$(PY) -m bench.rebuild_bench $(REBUILD_BENCH_ARGS)
 	$(PY) -m bench.heavy_read_bench $(HEAVY_BENCH_ARGS)
+	$(PY) -m bench.batch_bench $(BATCH_BENCH_ARGS)

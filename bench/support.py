@@ -142,10 +142,10 @@ class Tree:
             "parent_id": None, "effective_date": "1929-07-28"})["id"]
         for code, name, kind, level, parent in (("BENCH", "LĐLĐ Tỉnh Đo Tải", "province", 2, "TLD"),
                                                 ("BENCH-C1", "Công đoàn phường Đo Tải", "commune", 3, "BENCH")):
-            self.ids[code] = self.m.ok("POST", "/units", self.token(parent), {
+            self.ids[code] = self.m.ok("POST", "/units", self.token(parent, "admin"), {  # structure: admin
                 "name": name, "code": code, "kind": kind, "level": level, "parent_id": self.ids[parent],
                 "effective_date": "2025-07-01"})["id"]
-        self.ids["BENCH-C1-001"] = self.m.ok("POST", "/units", self.token("BENCH-C1"), {
+        self.ids["BENCH-C1-001"] = self.m.ok("POST", "/units", self.token("BENCH-C1", "admin"), {
             "name": "CĐCS Công ty TNHH Đo Tải", "code": "BENCH-C1-001", "kind": "cdcs", "level": 4,
             "parent_id": self.ids["BENCH-C1"], "sector": "non_state", "effective_date": "2024-01-01",
             "founding": {"method": "standard", "founding_member_count": 10, "founding_group": ["Trần Thị Một", "Lê Văn Hai", "Phạm Thị Ba"],

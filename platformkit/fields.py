@@ -8,6 +8,8 @@ from datetime import date
 
 from marshmallow import ValidationError, fields
 
+from .clock import today
+
 EARLIEST = date(1900, 1, 1)   # older than any member's birth or any union record kept here
 LATEST = date(2100, 12, 31)   # plans and targets run at most this far ahead
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -26,7 +28,7 @@ class PlausibleDate(fields.Date):
         day = super()._deserialize(value, attr, data, **kwargs)
         if not EARLIEST <= day <= LATEST:
             raise ValidationError(f"must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
-        if self.not_after_today and day > date.today():
+        if self.not_after_today and day > today():
             raise ValidationError("must not be in the future")
         return day
 

@@ -31,6 +31,7 @@ MEMBER_STATUS = {
     "membership.member.admitted": "admitted",
     "membership.member.approved": "active",
     "membership.member.left": "left",
+    "membership.member.refused": "refused",  # the level above refused the admission: never a member
     "membership.member.reinstated": "active",
 }
 

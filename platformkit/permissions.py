@@ -37,7 +37,7 @@ CAPABILITIES: dict[str, tuple[frozenset[str], str]] = {
     "member.enter": (frozenset({OPERATOR, "admin", "officer", "service"}),
                      "admit, import, change a profile, record dues, leave, reinstate"),
     "member.approve": (frozenset({OPERATOR, "admin", "officer"}),
-                       "approve an admission, issue a card (level rule: a federation unit above the CĐCS)"),
+                       "approve or refuse an admission, issue a card (level rule: a federation unit above the CĐCS)"),
     "member.transfer": (frozenset({OPERATOR, "admin", "officer"}),
                         "transfer a member (the destination must be in the subtree too)"),
     "training.manage": (frozenset({OPERATOR, "admin", "officer"}),

@@ -3,12 +3,13 @@ caller's token and the service layer keeps it inside its org-unit subtree."""
 from flask import request
 
 from platformkit.auth import current_caller
-from platformkit.web import Blueprint, InvalidInput, error_responses, requires
+from platformkit.web import localised_items, Blueprint, InvalidInput, error_responses, requires
 
 from . import service
-from .schemas import (ActionIn, AdmitIn, CommitteeIn, ConfirmRatingIn, DissolveIn, DuesIn, DuesOut,
-                      ImportFile, ImportReport, LeaveIn, MemberOut, MemberPage, MemberQuery, MergeIn, MoveIn,
-                      ProfileIn, RatingIn, RenameIn, TransferIn, UnitIn, UnitOut, UnitPage, UnitQuery)
+from .schemas import (BATCH_MAX_ITEMS, ActionIn, AdmitIn, CardsIn, CommitteeIn, ConfirmRatingIn, DecisionsIn,
+                      DissolveIn, DuesIn, DuesOut, IdempotencyHeader, ImportFile, ImportReport, LeaveIn, LookupQuery,
+                      MemberBatchOut, MemberOut, MemberPage, MemberQuery, MergeIn, MoveIn, ProfileIn, RatingBatchOut,
+                      RatingIn, RatingsIn, RefuseIn, RenameIn, TransferIn, UnitIn, UnitOut, UnitPage, UnitQuery)
 
 units = Blueprint("units", __name__, url_prefix="/units",
                   description="Org units as data: the hierarchy, CĐCS founding, committees, ratings")
@@ -17,22 +18,51 @@ members = Blueprint("members", __name__, url_prefix="/members",
 
 ERRORS = {400: "invalid input, per field", 401: "no valid token", 403: "outside the caller's subtree or role",
           404: "not found", 409: "conflict", 412: "stale version", 413: "the file has too many rows or bytes",
-          422: "a rule refused it"}
+          422: "a rule refused it, or the Idempotency-Key was used for a different request"}
+BATCH_ERRORS = {**ERRORS,
+                400: f"invalid request (no items, more than {BATCH_MAX_ITEMS}, a bad `on`); a bad item is "
+                     "answered in its own result, not here",
+                403: "the role may not do this (an item outside the caller's subtree is a 403 in its own result)",
+                409: "a request with the same Idempotency-Key is running this batch; retry shortly",
+                422: "the Idempotency-Key was used for a different request"}
+REPLAYED = "Idempotent-Replayed"
+REPLAY_HEADERS = {REPLAYED: {"description": "`true` when the answer is the stored answer of an earlier request "
+                                            "with the same Idempotency-Key (nothing was applied again)",
+                             "schema": {"type": "string", "enum": ["true"]}}}
 
 
 def documented(bp, codes=(400, 401, 403, 404, 409, 412, 422)):
     return error_responses(bp, ERRORS, codes)
 
 
+def batch_answer(answer: dict, replayed: bool):
+    # per-item errors are stored in English (a keyed retry replays them); localised when answering
+    return localised_items(answer), 200, ({REPLAYED: "true"} if replayed else {})
+
+
 # ---------------------------------------------------------------- units
 @units.route("", methods=["POST"])
 @requires("unit.structure")
+@units.arguments(IdempotencyHeader, location="headers")
 @units.arguments(UnitIn)
 @units.response(201, UnitOut)
 @documented(units, (400, 401, 403, 404, 409, 422))
-def create_unit(body):
-    """Create a unit under a parent (a CĐCS with its founding record)"""
-    return service.create_unit(current_caller(), body)
+def create_unit(headers, body):
+    """Create a unit under a parent (a CĐCS with its founding record); a retry with the same
+    Idempotency-Key answers the unit created first (201) and creates nothing"""
+    return service.create_unit(current_caller(), body, headers.get("idempotency_key"))
+
+
+@units.route("/ratings", methods=["POST"])
+@requires("rating.propose")
+@units.arguments(IdempotencyHeader, location="headers")
+@units.arguments(RatingsIn)
+@units.response(200, RatingBatchOut, headers=REPLAY_HEADERS)
+@error_responses(units, BATCH_ERRORS, (400, 401, 403, 409, 422))
+def record_ratings(headers, body):
+    """Propose or confirm many CĐCS ratings, each on its own: the per-item results in order (each
+    item's status is what the one-item endpoint would answer; confirming also needs rating.confirm)"""
+    return batch_answer(*service.record_ratings(current_caller(), body, headers.get("idempotency_key")))
 
 
 @units.route("/<unit_id>", methods=["GET"])
@@ -145,12 +175,14 @@ def confirm_rating(body, unit_id, year):
 
 @units.route("/<unit_id>/members", methods=["POST"])
 @requires("member.enter")
+@units.arguments(IdempotencyHeader, location="headers")
 @units.arguments(AdmitIn)
 @units.response(201, MemberOut)
 @documented(units, (400, 401, 403, 404, 409, 422))
-def admit_member(body, unit_id):
-    """Admit a member into a CĐCS (awaits approval by the level above)"""
-    return service.admit(current_caller(), unit_id, body)
+def admit_member(headers, body, unit_id):
+    """Admit a member into a CĐCS (awaits approval by the level above); a retry with the same
+    Idempotency-Key answers the member admitted first (201) and admits nobody"""
+    return service.admit(current_caller(), unit_id, body, idempotency_key=headers.get("idempotency_key"))
 
 
 @units.route("/<unit_id>/members", methods=["GET"])
@@ -165,18 +197,55 @@ def list_members(q, unit_id):
 
 @units.route("/<unit_id>/members/import", methods=["POST"])
 @requires("member.enter")
+@units.arguments(IdempotencyHeader, location="headers")
 @units.arguments(ImportFile, location="files")
-@units.response(200, ImportReport)
-@documented(units, (400, 401, 403, 404, 413))
-def import_members(files, unit_id):
-    """Admit a group from a CSV or XLSX file; a per-row report of what was admitted or rejected"""
+@units.response(200, ImportReport, headers=REPLAY_HEADERS)
+@documented(units, (400, 401, 403, 404, 409, 413, 422))
+def import_members(headers, files, unit_id):
+    """Admit a group from a CSV or XLSX file; a per-row report of what was admitted or rejected (a
+    retry with the same Idempotency-Key: the first report, nothing admitted again)"""
     upload = request.files.get("file")
     if upload is None:
         raise InvalidInput("upload the file as multipart field 'file'", field="file")
-    return service.import_members(current_caller(), unit_id, upload.filename or "", upload.read())
+    return batch_answer(*service.import_members(current_caller(), unit_id, upload.filename or "", upload.read(),
+                                                headers.get("idempotency_key")))
 
 
 # ---------------------------------------------------------------- members
+@members.route("/lookup", methods=["GET"])
+@requires("read")
+@members.arguments(LookupQuery, location="query")
+@members.response(200, MemberOut)
+@documented(members, (400, 401, 403, 404))
+def lookup_member(q):
+    """A member by citizen ID (CCCD) or union card number: the person's current record (admitted or
+    active), else their latest former one; 403 outside the caller's subtree"""
+    return service.lookup_member(current_caller(), q)
+
+
+@members.route("/approvals", methods=["POST"])
+@requires("member.approve")
+@members.arguments(IdempotencyHeader, location="headers")
+@members.arguments(DecisionsIn)
+@members.response(200, MemberBatchOut, headers=REPLAY_HEADERS)
+@error_responses(members, BATCH_ERRORS, (400, 401, 403, 409, 422))
+def decide_admissions(headers, body):
+    """Approve or refuse many admissions (the level above the CĐCS), each on its own: the per-item
+    results in order (each item's status is what the one-item endpoint would answer)"""
+    return batch_answer(*service.decide_admissions(current_caller(), body, headers.get("idempotency_key")))
+
+
+@members.route("/cards", methods=["POST"])
+@requires("member.approve")
+@members.arguments(IdempotencyHeader, location="headers")
+@members.arguments(CardsIn)
+@members.response(200, MemberBatchOut, headers=REPLAY_HEADERS)
+@error_responses(members, BATCH_ERRORS, (400, 401, 403, 409, 422))
+def issue_cards(headers, body):
+    """Issue many union cards, each on its own: the per-item results in order"""
+    return batch_answer(*service.issue_cards(current_caller(), body, headers.get("idempotency_key")))
+
+
 @members.route("/<member_id>", methods=["GET"])
 @requires("read")
 @members.response(200, MemberOut)
@@ -204,6 +273,17 @@ def update_member(body, member_id):
 def approve_member(body, member_id):
     """Approve an admission (the level above the CĐCS)"""
     return service.approve(current_caller(), member_id, body)
+
+
+@members.route("/<member_id>/refuse", methods=["POST"])
+@requires("member.approve")
+@members.arguments(RefuseIn)
+@members.response(200, MemberOut)
+@documented(members)
+def refuse_member(body, member_id):
+    """Refuse an admission (the level above the CĐCS): the record closes as refused and is never
+    approved later; the person may be admitted again"""
+    return service.refuse(current_caller(), member_id, body)
 
 
 @members.route("/<member_id>/card", methods=["POST"])
@@ -252,7 +332,8 @@ def reinstate_member(body, member_id):
 @members.response(200, DuesOut)
 @documented(members)
 def record_dues(body, member_id):
-    """Record a month's dues: the due amount follows the rule in force that month"""
+    """Record a month's dues: the due amount follows the rule in force that month. Naturally
+    idempotent (one record per member and month): the same figures again change nothing"""
     return service.record_dues(current_caller(), member_id, body)
 
 

@@ -289,6 +289,8 @@ def propose_rating(unit: dict, year: int, rating: str, by_unit: str) -> tuple[di
     current = (unit.get("ratings") or {}).get(str(year))
     if current and current["status"] == "confirmed":
         raise Conflict(f"the {year} rating is already confirmed", field="year")
+    if current and current["rating"] == rating:
+        return current, []  # already proposed as that: nothing changes, no event (a retry is harmless)
     entry = {"rating": rating, "status": "proposed", "proposed_by": by_unit}
     return entry, [_rating_event(unit, year, entry)]
 
@@ -350,6 +352,9 @@ def admit(member_id: str, cmd: dict, unit: dict, today: date) -> tuple[dict, lis
 
 
 def approve(member: dict, unit: dict, approver_unit_id: str, on: date) -> tuple[dict, list[Envelope]]:
+    if member["status"] == "refused":
+        raise RuleViolated("the admission was refused by the level above; a refused admission is never approved "
+                           "(the person may be admitted again)", field="status")
     if member["status"] != "admitted":
         raise RuleViolated(f"only an admitted member awaiting approval can be approved (status {member['status']})",
                            field="status")
@@ -359,6 +364,26 @@ def approve(member: dict, unit: dict, approver_unit_id: str, on: date) -> tuple[
     ev = event("membership.member.approved.v1", member["_id"], {
         **member_facts(member, unit), "approved_on": on.isoformat(), "approved_by_unit_id": approver_unit_id},
         member["version"] + 1)
+    return changes, [ev]
+
+
+def refuse(member: dict, unit: dict, refuser_unit_id: str, reason: str, on: date) -> tuple[dict, list[Envelope]]:
+    """The level above refuses an admission the CĐCS decided: the record closes as `refused` (it
+    never counted as an active member) and is never approved later; the person may be admitted
+    again, as a new admission."""
+    if member["status"] != "admitted":
+        raise RuleViolated(f"only an admitted member awaiting approval can be refused (status {member['status']})",
+                           field="status")
+    if refuser_unit_id not in unit["ancestors"]:
+        raise RuleViolated("an admission is refused by the level above the CĐCS", field="refused_by")
+    reason = " ".join(unicodedata.normalize("NFC", reason or "").split())
+    if not reason:
+        raise InvalidInput("a refusal states its reason", field="reason")
+    changes = {"status": "refused", "refused_on": on.isoformat(), "refused_reason": reason,
+               "refused_by": refuser_unit_id}
+    ev = event("membership.member.refused.v1", member["_id"], {
+        **member_facts(member, unit), "admitted_on": member["admitted_on"], "refused_on": on.isoformat(),
+        "reason": reason, "refused_by_unit_id": refuser_unit_id}, member["version"] + 1)
     return changes, [ev]
 
 
@@ -393,6 +418,8 @@ def transfer(member: dict, from_unit: dict, to_unit: dict, on: date, reason: str
 def leave(member: dict, unit: dict, reason: str, on: date) -> tuple[dict, list[Envelope]]:
     if member["status"] == "left":
         raise RuleViolated("the member has already left", field="status")
+    if member["status"] == "refused":
+        raise RuleViolated("the admission was refused: there is no membership to leave", field="status")
     if reason not in LEAVE_REASONS:
         raise InvalidInput(f"reason must be one of {LEAVE_REASONS}", field="reason")
     changes = {"status": "left", "left_on": on.isoformat(), "left_reason": reason}
@@ -416,7 +443,11 @@ def reinstate(member: dict, unit: dict, on: date) -> tuple[dict, list[Envelope]]
 PROFILE_FIELDS = ("full_name", "gender", "phone", "employer", "is_official", "date_of_birth")
 
 
-def update_profile(member: dict, unit: dict, changes_in: dict) -> tuple[dict, list[Envelope]]:
+def update_profile(member: dict, unit: dict, changes_in: dict, on: date, today: date) -> tuple[dict, list[Envelope]]:
+    """A profile change effective on `on` (e.g. the day someone became a union official): the
+    event carries it as `effective_date`, and the reports count the change in that month."""
+    if on > today:
+        raise InvalidInput("the effective date is in the future", field="on")
     changes: dict[str, Any] = {}
     for key in PROFILE_FIELDS:
         if key in changes_in:
@@ -434,8 +465,8 @@ def update_profile(member: dict, unit: dict, changes_in: dict) -> tuple[dict, li
         return {}, []
     after = {**member, **changes}
     ev = event("membership.member.profile_updated.v1", member["_id"], {
-        **member_facts(after, unit), "changed": sorted(k for k in changes if k != "name_search")},
-        member["version"] + 1)
+        **member_facts(after, unit), "changed": sorted(k for k in changes if k != "name_search"),
+        "effective_date": on.isoformat()}, member["version"] + 1)
     return changes, [ev]
 
 
@@ -495,6 +526,8 @@ def record_dues(member: dict, unit: dict, month: date, salary: int, paid: int, o
     doc = {"_id": key, "member_id": member["_id"], "unit_id": unit["_id"], "unit_path": unit_path(unit),
            "month": f"{month:%Y-%m}", "salary": salary, "rate_permille": rate, "due": due, "paid": paid,
            "exempt_reason": exempt}
+    if existing is not None and all(existing.get(k) == v for k, v in doc.items()):
+        return doc, []  # the same month with the same figures (a retry): nothing changes, no event
     version = (existing or {}).get("version", 0) + 1
     ev = event("membership.dues.recorded.v1", key, {
         "member_id": member["_id"], "unit_id": unit["_id"], "ancestors": unit["ancestors"],

@@ -3,35 +3,44 @@ in domain.py, and save each change as ONE single-document write carrying its eve
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 import uuid
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from marshmallow import ValidationError
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from platformkit import mongo
+from platformkit import clock
+from platformkit import mongo, permissions
 from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
 from platformkit.outbox import (OUTBOX_INDEX, AlreadyExists, StaleVersion, insert_with_events,
                                 update_with_events)
 from platformkit.write_claims import claimed_update, next_sequence
 from platformkit.web import Conflict, InvalidInput, Missing, RuleViolated, TooLarge
 
-from . import domain
-from .schemas import AdmitIn
+from . import batch, domain
+from .schemas import AdmitIn, CardItem, DecisionItem, RatingItem
 
 SERVICE = "membership"
+# The Idempotency-Key of the POST that created a unit or a member (caller-scoped, see
+# _idempotency_key) is stored with the document it created, under a unique index: two racing
+# retries cannot both insert. Sparse: most documents have none (a unique non-sparse index would
+# treat every missing key as the same null on MongoDB).
+IDEMPOTENCY_INDEX = ("idempotency_key", {"unique": True, "sparse": True, "name": "idempotency_key"})
 INDEXES = {
     "units": [("code", {"unique": True, "name": "code"}), ("parent_id", {"name": "parent"}),
-              ("ancestors", {"name": "ancestors"}), ("paths_dirty", {"name": "paths_dirty"}), *OUTBOX_INDEX],
+              ("ancestors", {"name": "ancestors"}), ("paths_dirty", {"name": "paths_dirty"}), IDEMPOTENCY_INDEX,
+              *OUTBOX_INDEX],
     "members": [("active_citizen_id", {"unique": True, "sparse": True, "name": "active_citizen_id"}),
                 ("member_number", {"unique": True, "sparse": True, "name": "member_number"}),
+                ("citizen_id", {"name": "citizen_id"}),  # the lookup of a person's former records
                 ("unit_path", {"name": "unit_path"}), ("unit_id", {"name": "unit"}),
-                ("name_search", {"name": "name_search"}), *OUTBOX_INDEX],
+                ("name_search", {"name": "name_search"}), IDEMPOTENCY_INDEX, *OUTBOX_INDEX],
     "dues": [("member_id", {"name": "member"}), *OUTBOX_INDEX],
+    # batches: _id is the caller-scoped Idempotency-Key of a batch (services/membership/batch.py)
 }
 RELAY_ROUTES = {"units": "membership.events", "members": "membership.events", "dues": "membership.events"}
 
@@ -44,8 +53,38 @@ def setup(database: Database | None = None) -> None:
     mongo.ensure_indexes(database or db(), INDEXES)
 
 
+# Vietnam keeps UTC+7 all year. Every default date of a membership command is the Vietnamese day,
+# whatever the server's time zone (it was `date.today()`, the server's local day: on a UTC server,
+# between 00:00 and 07:00 in Vietnam, yesterday).
+VN = timezone(timedelta(hours=7))
+
+
 def today() -> date:
-    return date.today()
+    return clock.today()  # Vietnam's day (platformkit.clock), whatever the server's zone
+
+
+# ---------------------------------------------------------------- idempotent creation
+def _fingerprint(request: Any) -> str:
+    return batch.fingerprint_of(request)
+
+
+def _idempotency_key(caller: Caller, operation: str, key: str | None) -> str | None:
+    """Keys are chosen by clients: scoped by the token's subject and unit (a token for another
+    unit never replays what an earlier token saw) and by the operation (batch.scoped_key)."""
+    return batch.scoped_key(caller, operation, key) if key else None
+
+
+def _first_created(coll, key: str | None, fingerprint: str) -> dict | None:
+    """What a POST with this Idempotency-Key created, if one did; a different request under the
+    same key is refused (422 naming the header). The answer is the created document as it stands:
+    the same body as the first answer unless the document changed since (no second copy of a
+    member's personal data is kept for replays)."""
+    if not key:
+        return None
+    first = coll.find_one({"idempotency_key": key}, {"outbox": 0})
+    if first is not None and first.get("request_fingerprint") != fingerprint:
+        raise RuleViolated("this Idempotency-Key was used for a different request", field="Idempotency-Key")
+    return first
 
 
 def _check_version(doc: dict, version: int | None) -> int:
@@ -55,10 +94,16 @@ def _check_version(doc: dict, version: int | None) -> int:
 
 
 # ---------------------------------------------------------------- units
-def load_unit(unit_id: str, field: str = "unit_id") -> dict:
+def load_unit(unit_id: str, field: str = "unit_id", cache: dict | None = None) -> dict:
+    """`cache`: one request's units already read (a batch reads each CĐCS once, not once per
+    member); never used for a unit the command writes."""
+    if cache is not None and ("unit", unit_id) in cache:
+        return cache[("unit", unit_id)]
     unit = db().units.find_one({"_id": unit_id}, {"outbox": 0})
     if unit is None:
         raise Missing(f"unit {unit_id} not found", field=field)
+    if cache is not None:
+        cache[("unit", unit_id)] = unit
     return unit
 
 
@@ -67,10 +112,15 @@ def _actor(caller: Caller) -> str | None:
     return None if caller.unit_id == PLATFORM_SCOPE else caller.unit_id
 
 
-def _actor_unit(caller: Caller) -> dict | None:
+def _actor_unit(caller: Caller, cache: dict | None = None) -> dict | None:
     if caller.unit_id == PLATFORM_SCOPE:
         return None
-    return db().units.find_one({"_id": caller.unit_id}, {"outbox": 0}) or {"_id": caller.unit_id, "kind": None}
+    if cache is not None and "actor" in cache:
+        return cache["actor"]
+    actor = db().units.find_one({"_id": caller.unit_id}, {"outbox": 0}) or {"_id": caller.unit_id, "kind": None}
+    if cache is not None:
+        cache["actor"] = actor
+    return actor
 
 
 def path_scope(view_args: dict) -> tuple[str, list[str]] | None:
@@ -90,20 +140,29 @@ def read_unit(caller: Caller, unit_id: str) -> dict:
     return unit
 
 
-def create_unit(caller: Caller, cmd: dict) -> dict:
+def create_unit(caller: Caller, cmd: dict, idempotency_key: str | None = None) -> dict:
     parent = None
     if cmd.get("parent_id"):
         parent = load_unit(cmd["parent_id"], "parent_id")
         check_scope(caller, parent["_id"], parent["ancestors"], write=True)
     elif caller.unit_id != PLATFORM_SCOPE or "admin" not in caller.roles:
         raise Forbidden("only the platform operator creates a root unit")
+    key, fingerprint = _idempotency_key(caller, "units.create", idempotency_key), _fingerprint(cmd)
+    first = _first_created(db().units, key, fingerprint)
+    if first is not None:
+        return first
     cmd = {**cmd, "effective_date": cmd.get("effective_date") or today()}
     unit_id = "u-" + uuid.uuid4().hex[:16]
     doc, events = domain.new_unit(unit_id, cmd, parent)
     doc["version"] = len(events)
+    if key:
+        doc.update(idempotency_key=key, request_fingerprint=fingerprint)
     try:
         insert_with_events(db().units, doc, events)
     except AlreadyExists as exc:
+        first = _first_created(db().units, key, fingerprint)
+        if first is not None:
+            return first  # a racing retry with the same key created it first
         raise Conflict(f"unit code {cmd['code']} is taken", field="code") from exc
     return load_unit(unit_id)
 
@@ -188,15 +247,14 @@ def merge_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
     effective = cmd.get("effective_date") or today()
     if unit["status"] == "active":
         expected = _check_version(unit, cmd.get("version"))
-        if into["kind"] not in domain.GRASSROOTS_KINDS and d.members.count_documents(
-                {"unit_id": unit_id, "status": {"$ne": "left"}}, limit=1):
+        if into["kind"] not in domain.GRASSROOTS_KINDS and _current_members(unit_id, count=True):
             raise RuleViolated("the unit has members; merge it into a CĐCS that can take them", field="into_unit_id")
         update_with_events(d.units, unit_id, expected, {"status": "merging", "merging_into": into["_id"]}, [])
     for child in list(d.units.find({"parent_id": unit_id, "status": "active"}, {"outbox": 0})):
         changes, events = domain.move_unit(child, into, effective)
         moved = update_with_events(d.units, child["_id"], child["version"], {**changes, "paths_dirty": True}, events)
         _repath_subtree(moved)
-    for member in list(d.members.find({"unit_id": unit_id, "status": {"$ne": "left"}}, {"outbox": 0})):
+    for member in _current_members(unit_id):
         changes, events = domain.transfer(member, unit, into, effective, reason="unit_merged")
         update_with_events(d.members, member["_id"], member["version"], changes, events)
     unit = load_unit(unit_id)
@@ -205,13 +263,25 @@ def merge_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
     return load_unit(unit_id)
 
 
+CURRENT_STATUSES = ("admitted", "active")  # a record that left or was refused is no one's member now
+
+
+def _current_members(unit_id: str, count: bool = False):
+    """The unit's admitted and active members (their list, or how many): one equality query per
+    status, so that a record that left or whose admission was refused never holds a unit up."""
+    coll = db().members
+    if count:
+        return sum(coll.count_documents({"unit_id": unit_id, "status": s}) for s in CURRENT_STATUSES)
+    return [m for s in CURRENT_STATUSES for m in coll.find({"unit_id": unit_id, "status": s}, {"outbox": 0})]
+
+
 def dissolve_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
     d = db()
     unit = load_unit(unit_id)
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
     domain.check_restructured_from_above(_actor(caller), unit)
     expected = _check_version(unit, cmd.get("version"))
-    members = d.members.count_documents({"unit_id": unit_id, "status": {"$ne": "left"}})
+    members = _current_members(unit_id, count=True)
     children = d.units.count_documents({"parent_id": unit_id, "status": "active"})
     changes, events = domain.dissolve_unit(unit, members, children, cmd.get("effective_date") or today())
     return update_with_events(d.units, unit_id, expected, changes, events)
@@ -265,14 +335,16 @@ def propose_rating(caller: Caller, unit_id: str, cmd: dict) -> dict:
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
     expected = _check_version(unit, cmd.get("version"))
     entry, events = domain.propose_rating(unit, cmd["year"], cmd["rating"], caller.unit_id)
+    if not events:
+        return unit  # already proposed as that
     return update_with_events(db().units, unit_id, expected, {f"ratings.{cmd['year']}": entry}, events)
 
 
-def confirm_rating(caller: Caller, unit_id: str, year: int, cmd: dict) -> dict:
+def confirm_rating(caller: Caller, unit_id: str, year: int, cmd: dict, cache: dict | None = None) -> dict:
     unit = load_unit(unit_id)
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
     expected = _check_version(unit, cmd.get("version"))
-    domain.check_decides_as_level_above(_actor_unit(caller), unit, "confirmed_by")
+    domain.check_decides_as_level_above(_actor_unit(caller, cache), unit, "confirmed_by")
     by = unit["parent_id"] if caller.unit_id == PLATFORM_SCOPE else caller.unit_id
     entry, events = domain.confirm_rating(unit, year, cmd.get("rating"), by)
     return update_with_events(db().units, unit_id, expected, {f"ratings.{year}": entry}, events)
@@ -286,9 +358,9 @@ def load_member(member_id: str) -> dict:
     return member
 
 
-def _member_in_scope(caller: Caller, member_id: str, write: bool) -> tuple[dict, dict]:
+def _member_in_scope(caller: Caller, member_id: str, write: bool, cache: dict | None = None) -> tuple[dict, dict]:
     member = load_member(member_id)
-    unit = load_unit(member["unit_id"])
+    unit = load_unit(member["unit_id"], cache=cache)
     check_scope(caller, unit["_id"], unit["ancestors"], write=write)
     return member, unit
 
@@ -297,56 +369,122 @@ def read_member(caller: Caller, member_id: str) -> dict:
     return _member_in_scope(caller, member_id, write=False)[0]
 
 
-def admit(caller: Caller, unit_id: str, cmd: dict, method: str = "individual") -> dict:
-    unit = load_unit(unit_id)
+def _former_first(member: dict) -> tuple:
+    """Order of a person's former records: the one whose membership ended last."""
+    return (member.get("left_on") or member.get("refused_on") or member.get("admitted_on") or "", member["_id"])
+
+
+def lookup_member(caller: Caller, q: dict) -> dict:
+    """A member by citizen ID (CCCD) or card number, scoped like every read. A CCCD is unique
+    among current records only (`active_citizen_id`: admitted or active); a person who left, or
+    whose admission was refused, and was admitted again has several records. The answer is the
+    current record; without one, the latest former record (left or refused)."""
+    d = db()
+    if q.get("member_number"):
+        member = d.members.find_one({"member_number": q["member_number"]}, {"outbox": 0})
+        field, what = "member_number", "card number"
+    else:
+        member = d.members.find_one({"active_citizen_id": q["citizen_id"]}, {"outbox": 0})
+        if member is None:
+            former = list(d.members.find({"citizen_id": q["citizen_id"]}, {"outbox": 0}))
+            member = max(former, key=_former_first) if former else None
+        field, what = "citizen_id", "citizen ID"
+    if member is None:
+        raise Missing(f"no member with this {what}", field=field)  # the value is not echoed
+    unit = load_unit(member["unit_id"])
+    check_scope(caller, unit["_id"], unit["ancestors"])  # 403 naming nothing of the member
+    return member
+
+
+def admit(caller: Caller, unit_id: str, cmd: dict, method: str = "individual", idempotency_key: str | None = None,
+          cache: dict | None = None) -> dict:
+    unit = load_unit(unit_id, cache=cache)
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
+    key = _idempotency_key(caller, "members.admit", idempotency_key)
+    fingerprint = _fingerprint({"unit_id": unit_id, **cmd}) if key else None
+    first = _first_created(db().members, key, fingerprint)
+    if first is not None:
+        return first
     member_id = "m-" + uuid.uuid4().hex[:16]
     doc, events = domain.admit(member_id, {**cmd, "method": method}, unit, today())
+    if key:
+        doc.update(idempotency_key=key, request_fingerprint=fingerprint)
     try:
         insert_with_events(db().members, doc, events)
     except AlreadyExists as exc:
+        first = _first_created(db().members, key, fingerprint)
+        if first is not None:
+            return first  # a racing retry with the same key created it first
         raise Conflict("a member with this citizen ID is already active", field="citizen_id") from exc
     return load_member(member_id)
 
 
-def _member_command(caller: Caller, member_id: str, version: int | None, fn, *args, extra_ops=None) -> dict:
-    member, unit = _member_in_scope(caller, member_id, write=True)
+def _member_write(member: dict, unit: dict, version: int | None, fn, *args, extra_ops=None) -> dict:
+    """Run a rule on a member already loaded and scope-checked, and save its change with its events."""
     expected = _check_version(member, version)
     changes, events = fn(member, unit, *args)
     if not events:
         return member
     try:
-        return update_with_events(db().members, member_id, expected, changes, events, extra_ops)
+        return update_with_events(db().members, member["_id"], expected, changes, events, extra_ops)
     except AlreadyExists as exc:
         raise Conflict("a member with this citizen ID is already active", field="citizen_id") from exc
 
 
-def approve(caller: Caller, member_id: str, cmd: dict) -> dict:
+def _member_command(caller: Caller, member_id: str, version: int | None, fn, *args, extra_ops=None) -> dict:
     member, unit = _member_in_scope(caller, member_id, write=True)
-    domain.check_decides_as_level_above(_actor_unit(caller), unit, "approved_by")
-    approver = unit["parent_id"] if caller.unit_id == PLATFORM_SCOPE else caller.unit_id
-    return _member_command(caller, member_id, cmd.get("version"), domain.approve, approver, cmd.get("on") or today())
+    return _member_write(member, unit, version, fn, *args, extra_ops=extra_ops)
 
 
-def _province_code(unit: dict) -> str:
+def _decider(caller: Caller, unit: dict) -> str:
+    """The unit a decision is made by: the caller's, or for the platform operator the CĐCS's parent."""
+    return unit["parent_id"] if caller.unit_id == PLATFORM_SCOPE else caller.unit_id
+
+
+def approve(caller: Caller, member_id: str, cmd: dict, cache: dict | None = None) -> dict:
+    member, unit = _member_in_scope(caller, member_id, write=True, cache=cache)
+    domain.check_decides_as_level_above(_actor_unit(caller, cache), unit, "approved_by")
+    return _member_write(member, unit, cmd.get("version"), domain.approve, _decider(caller, unit),
+                         cmd.get("on") or today())
+
+
+def refuse(caller: Caller, member_id: str, cmd: dict, cache: dict | None = None) -> dict:
+    """The level above refuses an admission. The citizen ID is freed (`active_citizen_id`), so
+    that the person may be admitted again later, as a new admission."""
+    member, unit = _member_in_scope(caller, member_id, write=True, cache=cache)
+    domain.check_decides_as_level_above(_actor_unit(caller, cache), unit, "refused_by")
+    on = cmd.get("on") or today()
+    return _member_write(member, unit, cmd.get("version"), domain.refuse, _decider(caller, unit), cmd.get("reason"), on,
+                         extra_ops={"$unset": {"active_citizen_id": ""},
+                                    "$push": {"history": {"change": "refused", "on": on.isoformat()}}})
+
+
+def _province_code(unit: dict, cache: dict | None = None) -> str:
+    if cache is not None and ("province", unit["_id"]) in cache:
+        return cache[("province", unit["_id"])]
     d = db()
+    code = "VN"
     for anc in unit["ancestors"]:
         a = d.units.find_one({"_id": anc}, {"kind": 1, "code": 1})
         if a and a.get("kind") == "province":
-            return re.sub(r"[^A-Z0-9]", "", a["code"].upper())[:6] or "VN"
-    return "VN"
+            code = re.sub(r"[^A-Z0-9]", "", a["code"].upper())[:6] or "VN"
+            break
+    if cache is not None:
+        cache[("province", unit["_id"])] = code
+    return code
 
 
-def issue_card(caller: Caller, member_id: str, cmd: dict) -> dict:
-    member, unit = _member_in_scope(caller, member_id, write=True)
-    domain.check_decides_as_level_above(_actor_unit(caller), unit, "member_number")
+def issue_card(caller: Caller, member_id: str, cmd: dict, cache: dict | None = None) -> dict:
+    member, unit = _member_in_scope(caller, member_id, write=True, cache=cache)
+    domain.check_decides_as_level_above(_actor_unit(caller, cache), unit, "member_number")
     on = cmd.get("on") or today()
+    _check_version(member, cmd.get("version"))  # before a card number is drawn
     if member["status"] != "active" or member.get("member_number"):
         domain.issue_card(member, unit, "", on)  # raises the rule's refusal, writes nothing
-    province = _province_code(unit)
+    province = _province_code(unit, cache)
     number = domain.member_number(province, on.year, next_sequence(db(), f"card:{province}:{on.year}"))
-    return _member_command(caller, member_id, cmd.get("version"), domain.issue_card, number, on,
-                           extra_ops={"$push": {"history": {"change": "card_issued", "on": on.isoformat()}}})
+    return _member_write(member, unit, cmd.get("version"), domain.issue_card, number, on,
+                         extra_ops={"$push": {"history": {"change": "card_issued", "on": on.isoformat()}}})
 
 
 def transfer(caller: Caller, member_id: str, cmd: dict) -> dict:
@@ -380,8 +518,10 @@ def reinstate(caller: Caller, member_id: str, cmd: dict) -> dict:
 
 
 def update_profile(caller: Caller, member_id: str, cmd: dict) -> dict:
-    changes = {k: v for k, v in cmd.items() if k != "version"}
-    return _member_command(caller, member_id, cmd.get("version"), domain.update_profile, changes)
+    changes = {k: v for k, v in cmd.items() if k not in ("version", "on")}
+    now = today()
+    return _member_command(caller, member_id, cmd.get("version"), domain.update_profile, changes,
+                           cmd.get("on") or now, now)
 
 
 def list_members(caller: Caller, unit_id: str, q: dict) -> dict:
@@ -404,6 +544,8 @@ def record_dues(caller: Caller, member_id: str, cmd: dict) -> dict:
     existing = db().dues.find_one({"_id": key}, {"outbox": 0})
     doc, events = domain.record_dues(member, unit, month, cmd["salary"], cmd["paid"],
                                      cmd["on_social_insurance_benefits"], cmd["unpaid_leave_months"], existing)
+    if not events:
+        return existing  # naturally idempotent: the same month with the same figures changes nothing
     if existing is None:
         try:
             insert_with_events(db().dues, doc, events)
@@ -493,30 +635,89 @@ def _clean_row(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def import_members(caller: Caller, unit_id: str, filename: str, content: bytes) -> dict:
-    """Admit a group from one file. A bad row never blocks the good ones; re-running the same
-    file admits nobody twice (a citizen ID already active in this CĐCS is reported, not re-admitted)."""
+def import_members(caller: Caller, unit_id: str, filename: str, content: bytes,
+                   idempotency_key: str | None = None) -> tuple[dict, bool]:
+    """Admit a group from one file: a batch of admissions (batch.py), one per row, each with its
+    own result. A bad row never blocks the good ones; re-running the same file admits nobody twice
+    (a citizen ID already active in this CĐCS is reported, not re-admitted); with an
+    Idempotency-Key, a retry returns the first report and changes nothing."""
     unit = load_unit(unit_id)
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
     rows = _rows_from_file(filename, content)
-    report = {"file": filename, "admitted": 0, "already_admitted": 0, "rejected": 0, "rows": []}
     schema = AdmitIn()
-    for n, raw in enumerate(rows, start=2):  # row 1 is the header
-        entry: dict[str, Any] = {"row": n, "member_id": None, "errors": None}
-        try:
-            cmd = schema.load(_clean_row(raw))
-            existing = db().members.find_one({"active_citizen_id": cmd["citizen_id"]}, {"unit_id": 1})
-            if existing and existing["unit_id"] == unit_id:
-                entry.update(status="already_admitted", member_id=existing["_id"])
-                report["already_admitted"] += 1
-            else:
-                entry.update(status="admitted", member_id=admit(caller, unit_id, cmd, method="group")["_id"])
-                report["admitted"] += 1
-        except ValidationError as exc:
-            entry.update(status="rejected", errors=exc.messages)
-            report["rejected"] += 1
-        except (InvalidInput, Conflict, RuleViolated) as exc:
-            entry.update(status="rejected", errors={exc.field or "row": [exc.message]})
-            report["rejected"] += 1
-        report["rows"].append(entry)
-    return report
+    cache: dict = {("unit", unit_id): unit}
+
+    def admit_row(i: int, raw: dict) -> dict:
+        cmd = schema.load(_clean_row(raw))
+        existing = db().members.find_one({"active_citizen_id": cmd["citizen_id"]}, {"unit_id": 1})
+        if existing and existing["unit_id"] == unit_id:
+            return {"row": i + 2, "status": "already_admitted", "member_id": existing["_id"], "errors": None}
+        member = admit(caller, unit_id, cmd, method="group", cache=cache)
+        return {"row": i + 2, "status": "admitted", "member_id": member["_id"], "errors": None}
+
+    def rejected(i: int, _raw: Any, error: dict) -> dict:
+        return {"row": i + 2, "status": "rejected", "member_id": None,
+                "errors": error.get("errors") or {"row": [error["message"]]}}
+
+    def report(rows_out: list[dict]) -> dict:
+        counts = {status: sum(1 for r in rows_out if r["status"] == status)
+                  for status in ("admitted", "already_admitted", "rejected")}
+        return {"file": filename, **counts, "rows": rows_out}
+
+    request = {"unit_id": unit_id, "file": filename, "sha256": hashlib.sha256(content).hexdigest()}
+    # (answer, replayed); row 1 of the file is the header
+    return batch.run(caller, "members.import", idempotency_key, request, rows, admit_row, rejected, report)
+
+
+# ---------------------------------------------------------------- batches of decisions
+def _member_brief(doc: dict) -> dict:
+    return {"id": doc["_id"], "unit_id": doc["unit_id"], "status": doc["status"], "version": doc["version"],
+            "approved_on": doc.get("approved_on"), "refused_on": doc.get("refused_on"),
+            "member_number": doc.get("member_number"), "card_issued_on": doc.get("card_issued_on")}
+
+
+def decide_admissions(caller: Caller, body: dict, idempotency_key: str | None) -> tuple[dict, bool]:
+    """Approve or refuse many admissions: each item through approve() / refuse(), as one by one."""
+    on = body.get("on") or today()
+    cache: dict = {}
+
+    def decide(i: int, raw: Any) -> dict:
+        item = DecisionItem().load(raw)
+        cmd = {"on": on, "version": item.get("version"), "reason": item.get("reason")}
+        act = approve if item["decision"] == "approve" else refuse
+        return {"index": i, "status": 200, "member": _member_brief(act(caller, item["member_id"], cmd, cache))}
+    return batch.run(caller, "members.decisions", idempotency_key, body, body["items"], decide)
+
+
+def issue_cards(caller: Caller, body: dict, idempotency_key: str | None) -> tuple[dict, bool]:
+    """Issue many cards: each item through issue_card(), as one by one."""
+    on = body.get("on") or today()
+    cache: dict = {}
+
+    def issue(i: int, raw: Any) -> dict:
+        item = CardItem().load(raw)
+        member = issue_card(caller, item["member_id"], {"on": on, "version": item.get("version")}, cache)
+        return {"index": i, "status": 200, "member": _member_brief(member)}
+    return batch.run(caller, "members.cards", idempotency_key, body, body["items"], issue)
+
+
+def record_ratings(caller: Caller, body: dict, idempotency_key: str | None) -> tuple[dict, bool]:
+    """Propose or confirm many CĐCS ratings: each item through propose_rating() / confirm_rating().
+    The endpoint requires `rating.propose`; a confirmation also needs `rating.confirm` (403 per item)."""
+    cache: dict = {}
+
+    def rate(i: int, raw: Any) -> dict:
+        item = RatingItem().load(raw)
+        year = item["year"]
+        if item["action"] == "propose":
+            unit = propose_rating(caller, item["unit_id"], {"year": year, "rating": item["rating"],
+                                                            "version": item.get("version")})
+        else:
+            if not permissions.allowed(caller, "rating.confirm"):
+                raise Forbidden(f"the roles {sorted(caller.roles)} may not rating confirm")
+            unit = confirm_rating(caller, item["unit_id"], year, {"rating": item.get("rating"),
+                                                                  "version": item.get("version")}, cache)
+        entry = unit["ratings"][str(year)]
+        return {"index": i, "status": 200, "unit": {"id": unit["_id"], "version": unit["version"], "year": year,
+                                                     "rating": entry["rating"], "rating_status": entry["status"]}}
+    return batch.run(caller, "units.ratings", idempotency_key, body, body["items"], rate)

@@ -19,6 +19,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from platformkit import clock
 from platformkit import membership_view, mongo
 from platformkit.auth import Caller, current_caller, require_in_scope, require_write
 from platformkit.envelope import new_event
@@ -42,7 +43,9 @@ HIDDEN = {OUTBOX, PENDING, "idempotency_key", "request_fingerprint", "disburseme
 
 INDEXES: dict[str, list[tuple]] = {
     PROGRAMMES: [*OUTBOX_INDEX, ("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
-                 ([("year", ASCENDING), ("kind", ASCENDING)], {"name": "year_kind"})],
+                 ([("year", ASCENDING), ("kind", ASCENDING)], {"name": "year_kind"}),
+                 # Idempotency-Key of the POST that created it (sparse unique: see CASES)
+                 ("idempotency_key", {"name": "idempotency_key", "unique": True, "sparse": True})],
     CASES: [*OUTBOX_INDEX, ("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
             ("programme_id", {"name": "programme"}), ("member_id", {"name": "member"}),
             ("status", {"name": "status"}),
@@ -68,7 +71,7 @@ def ensure_schema(db: Database | None = None) -> None:
 
 
 def today() -> date:
-    return datetime.now(VN).date()
+    return clock.today()  # Vietnam's day (platformkit.clock), whatever the server's zone
 
 
 def public(doc: dict[str, Any]) -> dict[str, Any]:
@@ -121,8 +124,18 @@ def _check_pin(doc: dict, version: int | None) -> None:
 
 # ---------------------------------------------------------------- programmes
 
-def create_programme(body: dict[str, Any]) -> dict:
+def create_programme(body: dict[str, Any], idempotency_key: str | None = None) -> dict:
+    """A retry with the same Idempotency-Key answers the programme the first request created (as
+    created: nothing reserved yet) and creates nothing; the same key with another body is a 422
+    naming the header."""
     db = database()
+    caller = require_write()
+    key = _scoped_key(caller, idempotency_key)
+    fingerprint = _fingerprint(body)
+    if key:
+        first = db[PROGRAMMES].find_one({"idempotency_key": key})
+        if first is not None:
+            return _replay_programme(db, first, fingerprint)
     owner = _unit(db, body["unit_id"])
     if owner is None:
         current_caller()  # authenticate before saying anything about units
@@ -134,8 +147,22 @@ def create_programme(body: dict[str, Any]) -> dict:
     pid = "prg-" + uuid4().hex
     state, events = domain.create_programme(pid, owner, cmd)
     state["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    insert_with_events(db[PROGRAMMES], state, _envelopes(pid, 1, events))
+    stamp = {"idempotency_key": key, "request_fingerprint": fingerprint} if key else {}
+    try:
+        insert_with_events(db[PROGRAMMES], {**state, **stamp}, _envelopes(pid, 1, events))
+    except AlreadyExists:
+        first = db[PROGRAMMES].find_one({"idempotency_key": key}) if key else None
+        if first is None:
+            raise
+        return _replay_programme(db, first, fingerprint)  # a racing retry inserted it first
     return public(domain.with_budget_position({**state, "version": 1}, 0))
+
+
+def _replay_programme(db: Database, first: dict, fingerprint: str) -> dict:
+    if first.get("request_fingerprint") != fingerprint:
+        raise RuleViolated("this Idempotency-Key was used for a different request", field="Idempotency-Key")
+    require_in_scope(first["unit_id"], _current_ancestors(db, first), write=True)
+    return public(domain.with_budget_position(first, 0))
 
 
 def _load(db: Database, coll: str, _id: str, what: str) -> dict:

@@ -12,17 +12,22 @@ class Api:
     def __init__(self, client):
         self.c = client
 
-    def post(self, path, body=None, as_unit="*", roles=("admin",), **kw):
-        return self.c.post("/api/v1" + path, json=body, headers=bearer(as_unit, roles), **kw)
+    def post(self, path, body=None, as_unit="*", roles=("admin",), headers=None, **kw):
+        return self.c.post("/api/v1" + path, json=body, headers={**bearer(as_unit, roles), **(headers or {})}, **kw)
 
-    def get(self, path, as_unit="*", roles=("admin",)):
-        return self.c.get("/api/v1" + path, headers=bearer(as_unit, roles))
+    def get(self, path, as_unit="*", roles=("admin",), **kw):
+        return self.c.get("/api/v1" + path, headers=bearer(as_unit, roles), **kw)
 
     def put(self, path, body, as_unit="*", roles=("admin",)):
         return self.c.put("/api/v1" + path, json=body, headers=bearer(as_unit, roles))
 
     def patch(self, path, body, as_unit="*", roles=("admin",)):
         return self.c.patch("/api/v1" + path, json=body, headers=bearer(as_unit, roles))
+
+    def upload(self, unit_id, name, content, as_unit="*", roles=("admin",), headers=None):
+        import io
+        return self.c.post(f"/api/v1/units/{unit_id}/members/import", data={"file": (io.BytesIO(content), name)},
+                           headers={**bearer(as_unit, roles), **(headers or {})}, content_type="multipart/form-data")
 
     def ok(self, resp, status=(200, 201)):
         assert resp.status_code in ((status,) if isinstance(status, int) else status), resp.get_json()

@@ -86,10 +86,17 @@ def seed_membership(s) -> None:
     s.m_transfer = member(s.sa, "Phạm Văn Chuyển Đi", "079190000003")
     s.m_leave = member(s.sa, "Hoàng Văn Nghỉ Việc", "079190000004")
     s.mb = member(s.sb, "Ngô Thị Bến Bờ", "079190000005")
+    # admissions awaiting the level above (one refused alone, one decided in a batch) and an active
+    # member without a card (issued in a batch)
+    s.m_refuse = member(s.sa, "Đặng Thị Bị Từ Chối", "079190000006", approve=False)
+    s.m_batch = member(s.sa, "Đinh Văn Duyệt Loạt", "079190000007", approve=False)
+    s.m_card = member(s.sa, "Lý Thị Thẻ Loạt", "079190000008")
     s.secrets = ["Ánh Dương", "Ánh Nguyệt", "Chờ Duyệt", "Chuyển Đi", "Nghỉ Việc", "sáp nhập A", "giải thể A",
                  "chuyển A", "079190000001", "079190000002", "079190000003", "079190000004", "079190000101",
-                 "079190000102", "Nhập A", "Mới A"]
-    s.a_ids = [s.pa, s.ca, s.ca2, s.sa, s.sa2, s.sm, s.sd, s.smv, s.ma, s.m_admitted, s.m_transfer, s.m_leave]
+                 "079190000102", "Nhập A", "Mới A", "Bị Từ Chối", "Duyệt Loạt", "Thẻ Loạt", "079190000006",
+                 "079190000007", "079190000008"]
+    s.a_ids = [s.pa, s.ca, s.ca2, s.sa, s.sa2, s.sm, s.sd, s.smv, s.ma, s.m_admitted, s.m_transfer, s.m_leave,
+               s.m_refuse, s.m_batch, s.m_card]
 
 
 def membership_records() -> list[Record]:
@@ -114,7 +121,7 @@ def seed_training(s):
     s.course_retire = t.call("POST", "/courses", {**course, "code": "A-OLD"})["id"]
     s.session = t.call("POST", "/dissemination-sessions", {
         "organising_unit_id": s.pa, "topic": "Nghị quyết Ánh Dương", "held_on": "2025-09-01",
-        "reached": [{"unit_id": s.sa, "members_reached": 30}]})["id"]
+        "member_ids": [s.ma], "reached": [{"unit_id": s.sa, "members_reached": 30}]})["id"]
 
     def klass(code, *steps):
         kid = t.call("POST", "/classes", {"course_id": s.course, "code": code, "organising_unit_id": s.ca,
