@@ -4,6 +4,7 @@ the checks live in service.py next to the loads. List endpoints return only the 
 from __future__ import annotations
 
 from platformkit.auth import current_caller
+from platformkit.idempotency import IdempotencyHeader
 from platformkit.web import Blueprint, error_responses, requires
 
 from . import service
@@ -19,8 +20,11 @@ ERRORS = {
     404: "not found",
     409: "conflict (duplicate code, already enrolled, already assessed)",
     412: "changed by someone else meanwhile; retry",
-    422: "a training rule refuses it; `errors` names the field",
+    422: "a training rule refuses it, or the Idempotency-Key was used for a different request; "
+         "`errors` names the field (or the header)",
 }
+# The creating POSTs take an Idempotency-Key header (platformkit/idempotency.py): a retry with the
+# same key answers what the first request answered, with the same status, and creates nothing.
 
 
 def errors(bp: Blueprint, *codes: int):
@@ -38,12 +42,14 @@ courses = Blueprint("courses", __name__, url_prefix="/courses",
 
 @courses.route("", methods=["POST"])
 @requires("training.manage")
+@courses.arguments(IdempotencyHeader, location="headers")
 @courses.arguments(CourseIn)
-@courses.response(201, CourseOut)
+@courses.response(201, CourseOut, description="Registered (or, for a retry with the same Idempotency-Key, "
+                                              "registered by the first request)")
 @errors(courses, 400, 401, 403, 409, 422)
-def register_course(body):
+def register_course(headers, body):
     """Register a course in the owner unit's catalogue"""
-    return service.register_course(body)
+    return service.register_course(body, headers.get("idempotency_key"))
 
 
 @courses.route("", methods=["GET"])
@@ -81,12 +87,14 @@ classes = Blueprint("classes", __name__, url_prefix="/classes",
 
 @classes.route("", methods=["POST"])
 @requires("training.manage")
+@classes.arguments(IdempotencyHeader, location="headers")
 @classes.arguments(ClassIn)
-@classes.response(201, ClassOut)
+@classes.response(201, ClassOut, description="Planned (or, for a retry with the same Idempotency-Key, "
+                                            "as the first request planned it)")
 @errors(classes, 400, 401, 403, 409, 422)
-def plan_class(body):
+def plan_class(headers, body):
     """Plan a class of a course (status planned)"""
-    return service.plan_class(body)
+    return service.plan_class(body, headers.get("idempotency_key"))
 
 
 @classes.route("", methods=["GET"])
@@ -153,12 +161,14 @@ enrolments = Blueprint("enrolments", __name__, url_prefix="",
 
 @enrolments.route("/classes/<class_id>/enrolments", methods=["POST"])
 @requires("training.record")
+@enrolments.arguments(IdempotencyHeader, location="headers")
 @enrolments.arguments(EnrolmentIn)
-@enrolments.response(201, EnrolmentOut)
+@enrolments.response(201, EnrolmentOut, description="Enrolled (or, for a retry with the same Idempotency-Key, "
+                                                    "the enrolment as the first request answered it)")
 @errors(enrolments, *WRITE)
-def enrol(body, class_id):
+def enrol(headers, body, class_id):
     """Enrol an active member of the organising unit's subtree (class must be open, not full)"""
-    return service.enrol(class_id, body)
+    return service.enrol(class_id, body, headers.get("idempotency_key"))
 
 
 @enrolments.route("/classes/<class_id>/enrolments", methods=["GET"])
@@ -212,12 +222,14 @@ completion = Blueprint("completion", __name__, url_prefix="/classes",
 
 @completion.route("/<class_id>/enrolments/<member_id>/completion", methods=["POST"])
 @requires("training.record")
+@completion.arguments(IdempotencyHeader, location="headers")
 @completion.arguments(CompletionIn)
-@completion.response(200, CompletionOut)
+@completion.response(200, CompletionOut, description="Assessed (or, for a retry with the same Idempotency-Key, "
+                                                     "as the first request assessed it: one certificate)")
 @errors(completion, *WRITE)
-def assess_completion(body, class_id, member_id):
+def assess_completion(headers, body, class_id, member_id):
     """Assess one member: completed (certificate issued) or not_completed (reason attendance/score)"""
-    return service.assess_completion(class_id, member_id, body)
+    return service.assess_completion(class_id, member_id, body, headers.get("idempotency_key"))
 
 
 # ---------------------------------------------------------------- certificates
@@ -244,17 +256,23 @@ def class_certificates(class_id):
 
 # ---------------------------------------------------------------- dissemination sessions
 dissemination = Blueprint("dissemination", __name__, url_prefix="/dissemination-sessions",
-                          description="Sessions disseminating resolutions (quán triệt nghị quyết), members reached per unit")
+                          description="Sessions disseminating resolutions (quán triệt nghị quyết): the members "
+                                      "reached, by member id, and head counts of attendees not identified")
 
 
 @dissemination.route("", methods=["POST"])
 @requires("training.record")
+@dissemination.arguments(IdempotencyHeader, location="headers")
 @dissemination.arguments(DisseminationIn)
-@dissemination.response(201, DisseminationOut)
+@dissemination.response(201, DisseminationOut, description="Recorded (or, for a retry with the same "
+                                                            "Idempotency-Key, the session the first request recorded)")
 @errors(dissemination, 400, 401, 403, 422)
-def record_dissemination(body):
-    """Record a dissemination session and the members reached in each unit of the organiser's subtree"""
-    return service.record_dissemination(body)
+def record_dissemination(headers, body):
+    """Record a dissemination session: the members reached (`member_ids`: active members of the
+    organiser's subtree, each counted once) and head counts per unit of attendees not identified
+    (`reached`). The session derives the members reached per unit and the CĐCS reached; only
+    identified members count toward the shares of members and CĐCS reached."""
+    return service.record_dissemination(body, headers.get("idempotency_key"))
 
 
 @dissemination.route("", methods=["GET"])
@@ -263,7 +281,7 @@ def record_dissemination(body):
 @dissemination.response(200, DisseminationOut(many=True))
 @errors(dissemination, 400, 401, 403)
 def list_dissemination(query):
-    """Sessions organised in the caller's subtree"""
+    """Sessions organised in the caller's subtree (without `member_ids`: GET one session for them)"""
     return service.list_dissemination(query)
 
 

@@ -11,7 +11,10 @@ Aggregates
   (classes stay below MAX_CAPACITY = 500 people), so capacity, attendance and certificate numbers
   are decided by one conditional update of one document: two enrolments racing for the last seat
   cannot both win (the loser's write misses the version it read, reloads, and finds the class full).
-* dissemination session (quán triệt nghị quyết): a recorded fact with the members reached per unit.
+* dissemination session (quán triệt nghị quyết): a recorded fact with the members reached (identified
+  by member id, so that reporting counts each member and each CĐCS once a year) and head counts per
+  unit of attendees not identified (lượt only). Events: `dissemination.recorded` (per unit counts),
+  one `dissemination.member_reached` per member, one `dissemination.cdcs_reached` per CĐCS.
 
 Class life cycle:  planned -> open -> running -> closed;  planned/open/running -> cancelled.
   open:     enrolments accepted (and withdrawn)
@@ -142,7 +145,12 @@ def register_course(course_id: str, cmd: dict[str, Any], owner_ancestors: list[s
         "owner_ancestors": list(owner_ancestors),
         "status": "active",
     }
-    return course, [Raised("training.course.registered.v1", _course_facts(course))]
+    return course, course_created(course)
+
+
+def course_created(course: dict) -> list[Raised]:
+    """The events that commit a course's creation (also when a retry finishes a half-done one)."""
+    return [Raised("training.course.registered.v1", _course_facts(course))]
 
 
 def retire_course(course: dict) -> tuple[dict, list[Raised]]:
@@ -212,8 +220,13 @@ def plan_class(class_id: str, cmd: dict[str, Any], course: dict | None,
         "certificate_seq": 0,
         "enrolments": [],
     }
-    return cls, [Raised("training.class.planned.v1", {**class_facts(cls), "capacity": capacity,
-                                                       "location": cls["location"]})]
+    return cls, class_created(cls)
+
+
+def class_created(cls: dict) -> list[Raised]:
+    """The events that commit a class's creation (also when a retry finishes a half-done one)."""
+    return [Raised("training.class.planned.v1", {**class_facts(cls), "capacity": cls["capacity"],
+                                                 "location": cls["location"]})]
 
 
 def class_facts(cls: dict) -> dict[str, Any]:
@@ -406,21 +419,54 @@ def assess_completion(cls: dict, member_id: str, score: float, on: date) -> tupl
 
 # ---------------------------------------------------------------- dissemination sessions
 
+MAX_MEMBERS_PER_SESSION = 2000  # one event per member reached travels in the session's outbox
+MAX_UNITS_PER_SESSION = 5000
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What training's local view knows of a member listed as reached (service.py looks it up)."""
+    member: dict[str, Any] | None        # the view's member document; None: unknown here
+    ancestors: list[str] | None          # ancestors of the member's unit; None: unit unknown
+    cdcs_id: str | None = None           # the member's CĐCS (its unit; the CĐCS above a section)
+    cdcs_ancestors: list[str] | None = None
+
+
+# why a listed member is refused, in the order the message names them
+_REFUSALS = ("not known to training", "left the union", "not an active member yet",
+             "in a unit not known to training yet", "outside the organising unit's subtree")
+
+
 def record_dissemination(session_id: str, cmd: dict[str, Any], organiser_ancestors: list[str] | None,
-                         reached_ancestors: dict[str, list[str] | None]) -> tuple[dict, list[Raised]]:
-    """A session that disseminated a resolution (quán triệt nghị quyết) with the members reached in
-    each unit. `reached_ancestors` maps each reached unit to its ancestors (None if unknown)."""
+                         reached_ancestors: dict[str, list[str] | None],
+                         members: dict[str, Reach] | None = None) -> tuple[dict, list[Raised]]:
+    """A session that disseminated a resolution (quán triệt nghị quyết).
+
+    Who was reached: `member_ids`, the members identified (active, in the organising unit's
+    subtree; a member listed twice is reached once), from which the session derives the members
+    reached per unit and the CĐCS reached; and `reached`, head counts per unit of attendees NOT
+    identified. Both count as lượt (person-times reached: `members_reached`); only identified
+    members count toward the distinct members and CĐCS reached (reporting's shares), since a head
+    count cannot say who was there. `reached_ancestors` maps each unit of `reached` to its
+    ancestors, `members` each listed member to what the view knows (None: unknown)."""
     org = cmd["organising_unit_id"]
     if organiser_ancestors is None:
         raise RuleViolated(f"unit {org} is not known to training", "organising_unit_id")
-    reached = cmd.get("reached") or []
-    if not reached:
-        raise InvalidInput("at least one unit reached is required", "reached")
-    ids = [r["unit_id"] for r in reached]
+    heads = cmd.get("reached") or []
+    member_ids = sorted(set(cmd.get("member_ids") or []))
+    if not heads and not member_ids:
+        raise InvalidInput("list the members reached (member_ids) and/or head counts per unit of attendees "
+                           "not identified (reached)", "member_ids")
+    if len(member_ids) > MAX_MEMBERS_PER_SESSION:
+        raise InvalidInput(f"at most {MAX_MEMBERS_PER_SESSION} members per session; record a larger "
+                           f"gathering as several sessions", "member_ids")
+    if len(heads) > MAX_UNITS_PER_SESSION:
+        raise InvalidInput(f"at most {MAX_UNITS_PER_SESSION} units per session", "reached")
+    ids = [r["unit_id"] for r in heads]
     if len(set(ids)) != len(ids):
         raise InvalidInput("a unit is listed twice", "reached")
-    out = []
-    for r in reached:
+    units: dict[str, dict[str, Any]] = {}
+    for r in heads:
         n = r.get("members_reached")
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise InvalidInput(f"members_reached of unit {r['unit_id']} must be a whole number >= 1", "reached")
@@ -429,7 +475,44 @@ def record_dissemination(session_id: str, cmd: dict[str, Any], organiser_ancesto
             raise RuleViolated(f"unit {r['unit_id']} is not known to training", "reached")
         if not covers(org, r["unit_id"], anc):
             raise RuleViolated(f"unit {r['unit_id']} is outside the organising unit", "reached")
-        out.append({"unit_id": r["unit_id"], "ancestors": list(anc), "members_reached": n})
+        units[r["unit_id"]] = {"unit_id": r["unit_id"], "ancestors": list(anc), "members_reached": n,
+                               "identified": 0, "unidentified": n}
+    refused: dict[str, list[str]] = {why: [] for why in _REFUSALS}
+    accepted: list[tuple[str, dict, Reach]] = []
+    for mid in member_ids:
+        reach = (members or {}).get(mid) or Reach(None, None)
+        m = reach.member
+        if m is None:
+            refused[_REFUSALS[0]].append(mid)
+        elif m.get("status") == "left":
+            refused[_REFUSALS[1]].append(mid)
+        elif m.get("status") != "active":
+            refused[_REFUSALS[2]].append(mid)
+        elif reach.ancestors is None:
+            refused[_REFUSALS[3]].append(mid)
+        elif not covers(org, m["unit_id"], reach.ancestors):
+            # names only the member ids the caller typed, never the member's unit
+            refused[_REFUSALS[4]].append(mid)
+        else:
+            accepted.append((mid, m, reach))
+    if any(refused.values()):
+        raise RuleViolated("; ".join(f"{', '.join(ms)}: {why}" for why, ms in refused.items() if ms),
+                           "member_ids")
+    cdcs: dict[str, dict[str, Any]] = {}
+    reached_members = []
+    for mid, m, reach in accepted:
+        unit = m["unit_id"]
+        entry = units.setdefault(unit, {"unit_id": unit, "ancestors": list(reach.ancestors), "members_reached": 0,
+                                        "identified": 0, "unidentified": 0})
+        entry["identified"] += 1
+        entry["members_reached"] += 1
+        reached_members.append({"member_id": mid, "unit_id": unit, "ancestors": list(reach.ancestors),
+                                "cdcs_id": reach.cdcs_id})
+        if reach.cdcs_id is not None:
+            c = cdcs.setdefault(reach.cdcs_id, {"unit_id": reach.cdcs_id, "ancestors": list(reach.cdcs_ancestors or []),
+                                                "members_identified": 0})
+            c["members_identified"] += 1
+    out = list(units.values())
     session = {
         "_id": session_id,
         "organising_unit_id": org,
@@ -439,11 +522,20 @@ def record_dissemination(session_id: str, cmd: dict[str, Any], organiser_ancesto
         "held_on": _iso(cmd["held_on"]),
         "format": _one_of(cmd.get("format", "in_person"), FORMATS, "format"),
         "audience": _one_of(cmd.get("audience", "members"), AUDIENCES, "audience"),
+        "member_ids": member_ids,
         "reached": out,
+        "cdcs_ids": sorted(cdcs),
         "members_reached": sum(r["members_reached"] for r in out),
+        "members_identified": len(member_ids),
+        "unidentified": sum(r["unidentified"] for r in out),
         "units_reached": len(out),
+        "cdcs_reached": len(cdcs),
     }
+    common = {"session_id": session_id, "organising_unit_id": org, "held_on": session["held_on"]}
     data = {"session_id": session_id, **{k: session[k] for k in (
         "organising_unit_id", "organising_ancestors", "topic", "document_ref", "held_on", "format", "audience",
-        "reached", "members_reached", "units_reached")}}
-    return session, [Raised("training.dissemination.recorded.v1", data)]
+        "reached", "members_reached", "members_identified", "unidentified", "units_reached", "cdcs_reached")}}
+    return session, [Raised("training.dissemination.recorded.v1", data),
+                     *(Raised("training.dissemination.member_reached.v1", {**common, **r}) for r in reached_members),
+                     *(Raised("training.dissemination.cdcs_reached.v1", {**common, **c})
+                       for _, c in sorted(cdcs.items()))]

@@ -200,7 +200,9 @@ class CertificateOut(Schema):
 
 class ReachedIn(Schema):
     unit_id = fields.String(required=True, validate=ID)
-    members_reached = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    members_reached = fields.Integer(required=True, strict=True, validate=validate.Range(min=1),
+                                     metadata={"description": "attendees of this unit NOT listed in member_ids "
+                                                              "(a head count): lượt only"})
 
 
 class DisseminationIn(Schema):
@@ -211,19 +213,33 @@ class DisseminationIn(Schema):
     held_on = PlausibleDate(required=True)
     format = fields.String(load_default="in_person", validate=validate.OneOf(domain.FORMATS))
     audience = fields.String(load_default="members", validate=validate.OneOf(domain.AUDIENCES))
-    reached = fields.List(fields.Nested(ReachedIn), required=True, validate=validate.Length(min=1, max=5000))
+    member_ids = fields.List(
+        fields.String(validate=ID), load_default=list,
+        validate=validate.Length(max=domain.MAX_MEMBERS_PER_SESSION),
+        metadata={"description": "the members reached: active members of the organising unit's subtree (a "
+                                 "member listed twice is reached once). They count toward lượt and toward the "
+                                 "members and CĐCS reached (each once a year in reporting)"})
+    reached = fields.List(fields.Nested(ReachedIn), load_default=list,
+                          validate=validate.Length(max=domain.MAX_UNITS_PER_SESSION),
+                          metadata={"description": "head counts per unit of attendees not identified by member "
+                                                   "id: they count toward lượt only, never toward the shares"})
 
     @validates_schema
-    def _unique_units(self, data, **_kw):
+    def _who(self, data, **_kw):
         ids = [r["unit_id"] for r in data.get("reached", [])]
         if len(set(ids)) != len(ids):
             raise ValidationError("a unit is listed twice", "reached")
+        if not data.get("reached") and not data.get("member_ids"):
+            raise ValidationError("list the members reached (member_ids) and/or head counts per unit of "
+                                  "attendees not identified (reached)", "member_ids")
 
 
 class ReachedOut(Schema):
     unit_id = fields.String()
     ancestors = fields.List(fields.String())
-    members_reached = fields.Integer()
+    members_reached = fields.Integer(metadata={"description": "lượt in this unit: identified + unidentified"})
+    identified = fields.Integer(metadata={"description": "members of this unit listed in member_ids"})
+    unidentified = fields.Integer(metadata={"description": "the head count given for this unit"})
 
 
 class DisseminationOut(Schema):
@@ -235,7 +251,13 @@ class DisseminationOut(Schema):
     held_on = _date_str()
     format = fields.String()
     audience = fields.String()
+    member_ids = fields.List(fields.String(), metadata={"description": "the members reached, each once (not in "
+                                                                       "lists)"})
     reached = fields.List(fields.Nested(ReachedOut))
-    members_reached = fields.Integer()
+    cdcs_ids = fields.List(fields.String(), metadata={"description": "the CĐCS with at least one member reached"})
+    members_reached = fields.Integer(metadata={"description": "lượt: members identified + attendees not identified"})
+    members_identified = fields.Integer()
+    unidentified = fields.Integer()
     units_reached = fields.Integer()
+    cdcs_reached = fields.Integer()
     version = fields.Integer()

@@ -27,6 +27,13 @@ heals itself. Decisions are always taken on the state after the newest committed
 Creation: the aggregate document is inserted at version 0 (unique indexes such as the class code
 refuse duplicates here), then the change `@1` with the creation events commits it. A version-0
 document without its `@1` change is treated as absent.
+
+Idempotency-Key (platformkit/idempotency.py): a creation carries the caller's key in the version-0
+document, a command (an enrolment, a completion) in its change document; both collections have a
+sparse unique index on it, so the insert that creates is also the guard. A creation found by its key
+at version 0 (the first request died between its two inserts, or is still between them) is finished
+by whoever finds it: `finish_create` commits `@1`, and `create` takes an `@1` committed by someone
+else as done (nobody but a retry with the same key knows the new id).
 """
 from __future__ import annotations
 
@@ -36,13 +43,23 @@ from typing import Any, Callable
 
 from pymongo.database import Database
 
+from platformkit import idempotency
 from platformkit.envelope import Envelope
 from platformkit.outbox import OUTBOX, OUTBOX_INDEX, PENDING, AlreadyExists, StaleVersion, insert_with_events
 from platformkit.web import Missing
 
-NOT_STATE = {"_id", "version", OUTBOX, PENDING}
-HIDDEN = {OUTBOX: 0, PENDING: 0}
+FIRST_ANSWER = "first_answer"  # what a creation with an Idempotency-Key answered (replayed as is)
+NOT_STATE = {"_id", "version", OUTBOX, PENDING, FIRST_ANSWER, *idempotency.FIELDS}
+HIDDEN = {OUTBOX: 0, PENDING: 0, FIRST_ANSWER: 0, **idempotency.HIDDEN}
 ATTEMPTS = 25
+
+
+class KeyTaken(Exception):
+    """A change with this Idempotency-Key was committed (by an earlier or a racing request)."""
+
+    def __init__(self, first: dict):
+        super().__init__(first["_id"])
+        self.first = first
 
 
 def change_id(aggregate_id: str, version: int) -> str:
@@ -90,7 +107,17 @@ class AggregateStore:
 
     @staticmethod
     def indexes(collection: str) -> dict[str, list]:
-        return {f"{collection}_events": [("aggregate_id", {"name": "aggregate"}), *OUTBOX_INDEX]}
+        """Of the change documents (the aggregate's own collection declares its indexes, including
+        `idempotency.index()` when it is created with a key)."""
+        return {f"{collection}_events": [("aggregate_id", {"name": "aggregate"}), *OUTBOX_INDEX, idempotency.index()]}
+
+    def created_with(self, key: str) -> dict | None:
+        """The aggregate document (whole, at any version) a creation with this key inserted."""
+        return self.coll.find_one({idempotency.KEY: key})
+
+    def changed_with(self, key: str) -> dict | None:
+        """The change document a command with this key committed."""
+        return self.changes.find_one({idempotency.KEY: key})
 
     # ------------------------------------------------------------ reading
 
@@ -123,29 +150,49 @@ class AggregateStore:
 
     # ------------------------------------------------------------ writing
 
-    def _commit(self, aggregate_id: str, version: int, change: dict, events: list[Envelope]) -> None:
+    def _commit(self, aggregate_id: str, version: int, change: dict, events: list[Envelope],
+                stamp: dict | None = None) -> None:
         insert_with_events(self.changes, {"_id": change_id(aggregate_id, version), "aggregate_id": aggregate_id,
-                                          "version": version, "change": change}, events)
+                                          "version": version, "change": change, **(stamp or {})}, events)
 
-    def create(self, state: dict, events_for: Callable[[int], list[Envelope]]) -> dict:
-        """Insert a new aggregate; AlreadyExists when a unique index refuses it."""
-        insert_with_events(self.coll, {**state, "version": 0}, [])
-        self._commit(state["_id"], 1, {}, events_for(1))
-        new = {**state, "version": 1}
+    def create(self, state: dict, events_for: Callable[[int], list[Envelope]],
+               stamp: dict | None = None) -> dict:
+        """Insert a new aggregate; AlreadyExists when a unique index refuses it. `stamp`: fields
+        kept in the aggregate document only (the Idempotency-Key, the first answer)."""
+        insert_with_events(self.coll, {**state, **(stamp or {}), "version": 0}, [])
+        return self.finish_create(state, events_for)
+
+    def finish_create(self, state: dict, events_for: Callable[[int], list[Envelope]]) -> dict:
+        """Commit `@1` of an aggregate inserted at version 0. Already committed (by a retry with the
+        same key that found the creation half-done, or by the request it retried): done as well."""
+        try:
+            self._commit(state["_id"], 1, {}, events_for(1))
+        except AlreadyExists:
+            pass
+        new = {k: v for k, v in state.items() if k not in NOT_STATE}
+        new = {**new, "_id": state["_id"], "version": 1}
         self._materialise(new)
         return new
 
     def command(self, aggregate_id: str, check: Callable[[dict], Any],
-                decide: Callable[[dict], tuple[dict, list]], events_for: Callable[[int, list], list[Envelope]]) -> dict:
-        """Load (rolled forward) -> check -> decide -> commit version+1; re-run on a lost race."""
+                decide: Callable[[dict], tuple[dict, list]], events_for: Callable[[int, list], list[Envelope]],
+                stamp: Callable[[dict], dict] | None = None) -> dict:
+        """Load (rolled forward) -> check -> decide -> commit version+1; re-run on a lost race.
+        `stamp(new state)`: fields of the change document (an Idempotency-Key and the answer);
+        KeyTaken when a change with that key is committed already."""
         for attempt in range(ATTEMPTS):
             doc = self.load(aggregate_id)
             check(doc)
             new, raised = decide(doc)
             version = doc["version"] + 1
+            fields = stamp({**new, "version": version}) if stamp else {}
             try:
-                self._commit(aggregate_id, version, diff(doc, new, self.list_field), events_for(version, raised))
+                self._commit(aggregate_id, version, diff(doc, new, self.list_field), events_for(version, raised),
+                             fields)
             except AlreadyExists:
+                first = self.changed_with(fields[idempotency.KEY]) if fields.get(idempotency.KEY) else None
+                if first is not None:
+                    raise KeyTaken(first)
                 time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # someone else won v+1: decide again
                 continue
             new = {**new, "version": version}

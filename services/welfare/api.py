@@ -23,7 +23,8 @@ ERRORS = {
          "another request.",
     412: "The `version` given is not the current one: reload and retry.",
     422: "A business rule refuses it: `errors` names the field (amount over the remaining budget, "
-         "funding source not in the programme, beneficiary left, approving unit not above the CĐCS...).",
+         "funding source not in the programme, beneficiary left, approving unit not above the CĐCS...), "
+         "or a programme's Idempotency-Key was used for a different request (`errors` names the header).",
 }
 
 
@@ -45,12 +46,15 @@ loans = Blueprint("loans", __name__, url_prefix="/loans",
 
 @programmes.route("", methods=["POST"])
 @requires("welfare.programme")
+@programmes.arguments(s.IdempotencyHeader, location="headers")
 @programmes.arguments(s.ProgrammeIn)
-@programmes.response(201, s.ProgrammeOut)
+@programmes.response(201, s.ProgrammeOut, description="Created, or for a retry with the same Idempotency-Key "
+                                                     "the programme the first request created (201 both).")
 @documents(programmes, 400, 401, 403, 422)
-def create_programme(body):
-    """Create a programme owned by a unit in the caller's subtree."""
-    return service.create_programme(body)
+def create_programme(headers, body):
+    """Create a programme owned by a unit in the caller's subtree. The same Idempotency-Key with a
+    different body: 422 naming the header."""
+    return service.create_programme(body, headers.get("idempotency_key"))
 
 
 @programmes.route("", methods=["GET"])

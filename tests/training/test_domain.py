@@ -283,7 +283,10 @@ def test_dissemination_counts_members_reached_per_unit():
     s, ev = domain.record_dissemination("s1", cmd, ANC["P1"], {"C1": ANC["C1"], "P1": ANC["P1"]})
     assert s["members_reached"] == 45 and s["units_reached"] == 2
     assert ev[0].type == "training.dissemination.recorded.v1"
-    assert ev[0].data["reached"][0] == {"unit_id": "C1", "ancestors": ANC["C1"], "members_reached": 40}
+    assert ev[0].data["reached"][0] == {"unit_id": "C1", "ancestors": ANC["C1"], "members_reached": 40,
+                                        "identified": 0, "unidentified": 40}
+    assert [e.type for e in ev] == ["training.dissemination.recorded.v1"]  # head counts name nobody
+    assert s["members_identified"] == 0 and s["cdcs_reached"] == 0 and s["unidentified"] == 45
     assert ev[0].data["organising_ancestors"] == ["VN", "HCM"]
     bad = {**cmd, "reached": [{"unit_id": "C3", "members_reached": 3}]}
     with pytest.raises(RuleViolated) as exc:
@@ -295,3 +298,48 @@ def test_dissemination_counts_members_reached_per_unit():
     with pytest.raises(InvalidInput):
         domain.record_dissemination("s1", {**cmd, "reached": [{"unit_id": "C1", "members_reached": 0}]},
                                     ANC["P1"], {"C1": ANC["C1"]})
+
+
+def reach(mid, unit="C1", status="active"):
+    anc = ANC.get(unit, ["VN", "HCM", "P1"])
+    return domain.Reach(member(mid, unit, status), anc, unit, anc)
+
+
+def test_dissemination_of_identified_members_derives_units_and_cdcs_and_counts_each_member_once():
+    cmd = {"organising_unit_id": "P1", "topic": "NQ", "held_on": D1,
+           "member_ids": ["m2", "m1", "m2", "m3"], "reached": [{"unit_id": "C1", "members_reached": 4}]}
+    facts = {"m1": reach("m1"), "m2": reach("m2"), "m3": reach("m3", "C2")}
+    anc = {"C2": ["VN", "HCM", "P1"]}
+    s, ev = domain.record_dissemination("s1", cmd, ANC["P1"], {"C1": ANC["C1"]}, facts)
+    assert s["member_ids"] == ["m1", "m2", "m3"] and s["members_identified"] == 3  # m2 listed twice: once
+    assert s["reached"] == [
+        {"unit_id": "C1", "ancestors": ANC["C1"], "members_reached": 6, "identified": 2, "unidentified": 4},
+        {"unit_id": "C2", "ancestors": anc["C2"], "members_reached": 1, "identified": 1, "unidentified": 0}]
+    assert s["members_reached"] == 7 and s["unidentified"] == 4 and s["cdcs_ids"] == ["C1", "C2"]
+    assert s["cdcs_reached"] == 2 and s["units_reached"] == 2
+    types = [e.type.rsplit(".", 2)[1] for e in ev]
+    assert types == ["recorded", "member_reached", "member_reached", "member_reached", "cdcs_reached", "cdcs_reached"]
+    assert ev[1].data == {"session_id": "s1", "organising_unit_id": "P1", "held_on": "2025-10-06", "member_id": "m1",
+                          "unit_id": "C1", "ancestors": ANC["C1"], "cdcs_id": "C1"}
+    assert ev[4].data == {"session_id": "s1", "organising_unit_id": "P1", "held_on": "2025-10-06", "unit_id": "C1",
+                          "ancestors": ANC["C1"], "members_identified": 2}
+    assert ev[0].data["members_identified"] == 3 and ev[0].data["cdcs_reached"] == 2
+
+
+def test_dissemination_refuses_unknown_left_inactive_and_outside_members_naming_them():
+    cmd = {"organising_unit_id": "P1", "topic": "NQ", "held_on": D1,
+           "member_ids": ["ghost", "gone", "new", "far", "ok"]}
+    facts = {"ghost": domain.Reach(None, None), "gone": reach("gone", status="left"),
+             "new": reach("new", status="admitted"), "far": reach("far", "C3"), "ok": reach("ok")}
+    with pytest.raises(RuleViolated) as exc:
+        domain.record_dissemination("s1", cmd, ANC["P1"], {}, facts)
+    assert exc.value.field == "member_ids"
+    msg = exc.value.message
+    assert msg == ("ghost: not known to training; gone: left the union; new: not an active member yet; "
+                   "far: outside the organising unit's subtree")
+    with pytest.raises(InvalidInput) as exc:
+        domain.record_dissemination("s1", {**cmd, "member_ids": []}, ANC["P1"], {}, {})
+    assert exc.value.field == "member_ids"
+    with pytest.raises(InvalidInput):
+        too_many = [f"m{i}" for i in range(domain.MAX_MEMBERS_PER_SESSION + 1)]
+        domain.record_dissemination("s1", {**cmd, "member_ids": too_many}, ANC["P1"], {}, {})

@@ -125,8 +125,9 @@ def test_relay_publishes_training_events_with_the_facts_reporting_needs(training
     assert (closed["enrolled"], closed["completed"], closed["certificates_issued"]) == (3, 2, 2)
     dis = next(e for e in events if e.type == "training.dissemination.recorded.v1")
     assert dis.subject == session and dis.data["members_reached"] == 85
-    assert dis.data["reached"] == [{"unit_id": "C1", "ancestors": ["VN", "HCM", "P1"], "members_reached": 55},
-                                   {"unit_id": "C2", "ancestors": ["VN", "HCM", "P1"], "members_reached": 30}]
+    assert dis.data["reached"] == [
+        {"unit_id": "C1", "ancestors": ["VN", "HCM", "P1"], "members_reached": 55, "identified": 0, "unidentified": 55},
+        {"unit_id": "C2", "ancestors": ["VN", "HCM", "P1"], "members_reached": 30, "identified": 0, "unidentified": 30}]
     assert dis.data["organising_ancestors"] == ["VN", "HCM"] and dis.data["held_on"] == "2025-10-01"
     # the relay emptied every outbox
     for coll in ("classes_events", "courses_events", "dissemination_sessions"):
