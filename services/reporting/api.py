@@ -1,5 +1,7 @@
 """The HTTP surface of reporting: views, drill-down, series, ratings, exports, targets, the
 indicator catalogue. Every endpoint checks the caller's token against reporting's hierarchy."""
+import re
+
 from flask import Response
 
 from platformkit.auth import current_caller
@@ -7,8 +9,8 @@ from platformkit.web import Blueprint, error_responses, requires
 
 from . import exports, service
 from .indicators import CATALOGUE
-from .schemas import (ChildrenView, IndicatorOut, Me, PeriodQuery, RatingsView, SeriesQuery, SeriesView, TargetIn,
-                      TargetOut, UnitView, YearQuery)
+from .schemas import (ChildrenQuery, ChildrenView, IndicatorOut, Me, PeriodQuery, RatingsView, SeriesQuery, SeriesView,
+                      TargetIn, TargetOut, UnitView, YearQuery)
 
 views = Blueprint("views", __name__, url_prefix="/views", description="Rolled-up attainment views")
 targets = Blueprint("targets", __name__, url_prefix="/targets", description="Targets assigned downward")
@@ -34,11 +36,11 @@ def unit_view(q, unit_id):
 
 @views.route("/<unit_id>/children", methods=["GET"])
 @requires("read", heavy=True)
-@views.arguments(PeriodQuery, location="query")
+@views.arguments(ChildrenQuery, location="query")
 @views.response(200, ChildrenView)
 @documented(views)
 def children_view(q, unit_id):
-    """Drill-down: the unit's total and its children side by side"""
+    """Drill-down: the unit's total and its children side by side, each with its status and path"""
     return service.children_view(current_caller(), unit_id, q)
 
 
@@ -58,18 +60,21 @@ def series_view(q, unit_id):
 @views.response(200, RatingsView)
 @documented(views)
 def ratings_view(q, unit_id):
-    """Share of the subtree's CĐCS at each confirmed quality rating, overall and by sector"""
+    """CĐCS quality ratings at the year's 30 November cut-off: the share of the ELIGIBLE CĐCS (operating
+    12 months by then) at each confirmed grade and good or better, overall and by sector, against targets"""
     return service.ratings_view(current_caller(), unit_id, q["year"])
 
 
 def _download(body: bytes, mimetype: str, name: str) -> Response:
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)  # a unit code as typed must not break the header
     return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @views.route("/<unit_id>/export.csv", methods=["GET"])
 @requires("read", heavy=True)
-@views.arguments(PeriodQuery, location="query")
-@views.response(200, description="CSV (UTF-8 with BOM): unit rows, indicator columns, actual / target / %")
+@views.arguments(ChildrenQuery, location="query")
+@views.response(200, description=("CSV (UTF-8 with BOM): unit rows with their status, indicator columns actual / "
+                                 "target / % / reached; text that could start a formula is prefixed with '"))
 @documented(views)
 def export_csv(q, unit_id):
     """Export the drill-down view as CSV"""
@@ -79,8 +84,9 @@ def export_csv(q, unit_id):
 
 @views.route("/<unit_id>/export.xlsx", methods=["GET"])
 @requires("read", heavy=True)
-@views.arguments(PeriodQuery, location="query")
-@views.response(200, description="XLSX workbook: unit rows, indicator columns, actual / target / %")
+@views.arguments(ChildrenQuery, location="query")
+@views.response(200, description=("XLSX workbook: unit rows with their status, indicator columns actual / target / "
+                                 "% / reached; text that could start a formula is prefixed with '"))
 @documented(views)
 def export_xlsx(q, unit_id):
     """Export the drill-down view as an Excel workbook"""

@@ -18,6 +18,12 @@ class Indicator:
     denominator: str | None = None
     group: str = "membership"
 
+    @property
+    def annual(self) -> bool:
+        """A figure of the statistics year's 30 November cut-off (the CĐCS quality ratings): a view
+        reads it at the last 30 November its period contains, and has none without one."""
+        return self.group == "rating"
+
 
 WELFARE_KINDS = {
     "tet_gift": ("Tết Sum vầy", "Tết gifts"),
@@ -39,6 +45,13 @@ SECTORS = {
     "public_admin": "Hành chính sự nghiệp", "state_enterprise": "Doanh nghiệp nhà nước",
     "non_state": "Ngoài nhà nước", "cooperative": "Hợp tác xã", "informal": "Nghiệp đoàn",
 }
+SECTORS_EN = {
+    "public_admin": "public administration", "state_enterprise": "state enterprises", "non_state": "non-state",
+    "cooperative": "cooperatives", "informal": "informal sector",
+}
+# "Hoàn thành tốt nhiệm vụ trở lên": the grades counted together as good or better.
+GOOD_OR_BETTER = ("excellent", "good")
+RATING_GROUPS = {"good_or_better": ("Hoàn thành tốt nhiệm vụ trở lên", "Good or better")}
 
 _BASE = [
     Indicator("members.active", "Đoàn viên hiện có", "Active members", "người", "stock"),
@@ -67,6 +80,17 @@ _BASE = [
     Indicator("training.certificates", "Chứng nhận đã cấp", "Certificates issued", "người", "flow", group="training"),
     Indicator("training.members_reached", "Lượt đoàn viên được quán triệt", "Members reached by dissemination",
               "lượt", "flow", group="training"),
+    # Distinct within a calendar year: a member (a CĐCS) counts in the month of its first session of
+    # the year (projection_training.py). Summed over a period that starts in January they are the
+    # members (CĐCS) reached so far that year; over a later period, those first reached in it.
+    Indicator("training.members_reached_distinct", "Đoàn viên được quán triệt (mỗi người một lần trong năm)",
+              "Members reached by dissemination (each once a year)", "người", "flow", group="training"),
+    Indicator("training.members_reached_pct", "Tỷ lệ đoàn viên được quán triệt", "Share of members reached",
+              "%", "ratio", "training.members_reached_distinct", "members.active", group="training"),
+    Indicator("training.cdcs_reached", "CĐCS được quán triệt (có đoàn viên được quán triệt)",
+              "Grassroots unions reached by dissemination", "đơn vị", "flow", group="training"),
+    Indicator("training.cdcs_reached_pct", "Tỷ lệ CĐCS được quán triệt", "Share of grassroots unions reached",
+              "%", "ratio", "training.cdcs_reached", "cdcs.active", group="training"),
     Indicator("welfare.cases", "Lượt chăm lo", "Welfare cases disbursed", "lượt", "flow", group="welfare"),
     Indicator("welfare.amount", "Kinh phí chăm lo", "Welfare amount disbursed", "đồng", "flow", group="welfare"),
     Indicator("loans.outstanding", "Dư nợ Quỹ Trợ vốn", "Loans outstanding", "đồng", "stock", group="welfare"),
@@ -76,25 +100,45 @@ _DERIVED: list[Indicator] = []
 for kind, (vi, en) in WELFARE_KINDS.items():
     _DERIVED.append(Indicator(f"welfare.cases.{kind}", f"Lượt chăm lo: {vi}", f"Cases: {en}", "lượt", "flow", group="welfare"))
     _DERIVED.append(Indicator(f"welfare.amount.{kind}", f"Kinh phí: {vi}", f"Amount: {en}", "đồng", "flow", group="welfare"))
-for rating, (vi, en) in RATINGS.items():
+# CĐCS quality ratings (all annual, at the 30 November cut-off). The shares divide by the CĐCS
+# ELIGIBLE for rating that year (operating at least 12 months by 30/11 and still active then:
+# `rating_eligible` in services/membership/domain.py), not by those rated; the counts are the
+# confirmed ratings of eligible CĐCS.
+_DERIVED.append(Indicator("cdcs.rating_eligible", "CĐCS thuộc diện xếp loại (hoạt động đủ 12 tháng đến 30/11)",
+                          "Grassroots unions eligible for rating (12 months operating by 30 Nov)", "đơn vị", "stock",
+                          group="rating"))
+_DERIVED.append(Indicator("cdcs.rated_pct", "Tỷ lệ CĐCS được xếp loại", "Share of eligible grassroots unions rated",
+                          "%", "ratio", "cdcs.rated", "cdcs.rating_eligible", group="rating"))
+for sector, svi in SECTORS.items():
+    sen = SECTORS_EN[sector]
+    _DERIVED.append(Indicator(f"cdcs.rating_eligible.{sector}", f"CĐCS {svi} thuộc diện xếp loại",
+                              f"Eligible for rating: {sen}", "đơn vị", "stock", group="rating"))
+    _DERIVED.append(Indicator(f"cdcs.rated.{sector}", f"CĐCS {svi} được xếp loại", f"{sector} rated", "đơn vị", "flow",
+                              group="rating"))
+    _DERIVED.append(Indicator(f"cdcs.rated_pct.{sector}", f"Tỷ lệ CĐCS {svi} được xếp loại",
+                              f"Share of eligible rated: {sen}", "%", "ratio", f"cdcs.rated.{sector}",
+                              f"cdcs.rating_eligible.{sector}", group="rating"))
+for rating, (vi, en) in {**RATINGS, **RATING_GROUPS}.items():
     _DERIVED.append(Indicator(f"cdcs.rated.{rating}", f"CĐCS {vi.lower()}", f"Rated {en.lower()}", "đơn vị", "flow",
                               group="rating"))
-    _DERIVED.append(Indicator(f"cdcs.rated.{rating}_pct", f"Tỷ lệ CĐCS {vi.lower()}", f"Share rated {en.lower()}", "%",
-                              "ratio", f"cdcs.rated.{rating}", "cdcs.rated", group="rating"))
+    _DERIVED.append(Indicator(f"cdcs.rated.{rating}_pct", f"Tỷ lệ CĐCS {vi.lower()}",
+                              f"Share of eligible rated {en.lower()}", "%", "ratio", f"cdcs.rated.{rating}",
+                              "cdcs.rating_eligible", group="rating"))
     for sector, svi in SECTORS.items():
         _DERIVED.append(Indicator(f"cdcs.rated.{rating}.{sector}", f"CĐCS {svi} {vi.lower()}",
                                   f"{sector} rated {en.lower()}", "đơn vị", "flow", group="rating"))
-for sector, svi in SECTORS.items():
-    _DERIVED.append(Indicator(f"cdcs.rated.{sector}", f"CĐCS {svi} được xếp loại", f"{sector} rated", "đơn vị", "flow",
-                              group="rating"))
+        _DERIVED.append(Indicator(f"cdcs.rated.{rating}_pct.{sector}", f"Tỷ lệ CĐCS {svi} {vi.lower()}",
+                                  f"Share of eligible rated {en.lower()}: {SECTORS_EN[sector]}", "%", "ratio",
+                                  f"cdcs.rated.{rating}.{sector}", f"cdcs.rating_eligible.{sector}", group="rating"))
 
 CATALOGUE: dict[str, Indicator] = {i.code: i for i in _BASE + _DERIVED}
 # Shown first on the dashboard and in exports, in this order.
 HEADLINE = ["members.active", "members.admitted", "members.transferred_in", "members.transferred_out",
             "members.left", "members.female_pct", "cdcs.active", "cdcs.founded", "cdcs.founded_new_method",
-            "committees.consolidated", "dues.collected", "dues.collected_pct", "officials.total",
+            "cdcs.rating_eligible", "cdcs.rated.good_or_better_pct", "committees.consolidated", "dues.collected", "dues.collected_pct", "officials.total",
             "officials.trained", "officials.trained_pct", "training.classes_held", "training.certificates",
-            "training.members_reached", "welfare.cases", "welfare.amount", "loans.outstanding"]
+            "training.members_reached", "training.members_reached_pct", "training.cdcs_reached_pct",
+            "welfare.cases", "welfare.amount", "loans.outstanding"]
 
 
 def stored(code: str) -> bool:

@@ -29,6 +29,14 @@ class Period:
         """The year a target of this period belongs to (the year of its last month)."""
         return int(self.last[:4])
 
+    @property
+    def rating_month(self) -> str | None:
+        """The month of the last 30 November cut-off the period contains (YYYY-11), or None: the
+        annual figures (CĐCS ratings) of a period are those of that cut-off."""
+        year = int(self.last[:4]) if self.last[5:7] >= "11" else int(self.last[:4]) - 1
+        month = f"{year:04d}-11"
+        return month if month >= self.first else None
+
 
 def add_months(month: str, n: int) -> str:
     y, m = int(month[:4]), int(month[5:7])

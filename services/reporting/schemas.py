@@ -11,6 +11,22 @@ from .periods import MAX_MONTHS, BadPeriod, check_span, parse
 Strict = StrictSchema
 
 
+class Figure(fields.Number):
+    """A figure as JSON: a count stays an integer (155, never 155.0); a ratio, a percentage or a
+    share is a number with at most two decimals (views.py decides which a value is)."""
+    num_type = float
+
+    def _format_num(self, value):
+        if isinstance(value, bool):
+            raise ValidationError("not a number")
+        if isinstance(value, int):
+            return value
+        return round(float(value), 2)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else self._format_num(value)
+
+
 class PeriodQuery(Strict):
     period = fields.String(required=True, metadata={"example": "2025-SY",
                            "description": "2025-07, 2025-Q3, 2025-H1 (to 31 May), 2025-SY (to 30 Nov), 2025, 2025-01..2025-06"})
@@ -28,6 +44,13 @@ class PeriodQuery(Strict):
         unknown = [c for c in value.split(",") if c and c not in CATALOGUE]
         if unknown:
             raise ValidationError(f"unknown indicators {unknown}")
+
+
+class ChildrenQuery(PeriodQuery):
+    include_closed = fields.Boolean(metadata={"description": (
+        "true: every child, dissolved and merged ones too; false: only the children operating; "
+        "absent: those operating and those closed on or after the period's first day (they still count "
+        "for the period, so the children add up to the total). Closed children are marked by `status`.")})
 
 
 class SeriesQuery(Strict):
@@ -51,14 +74,22 @@ class YearQuery(Strict):
 class TargetIn(Strict):
     year = fields.Integer(required=True, strict=True, validate=validate.Range(min=2000, max=2100))
     indicator = fields.String(required=True, validate=validate.OneOf(sorted(CATALOGUE)))
-    value = fields.Float(required=True, validate=validate.Range(min=0, max=1e15), allow_nan=False)
+    value = fields.Float(required=True, validate=validate.Range(min=0, max=1e15), allow_nan=False,
+                         metadata={"description": "a count (people, units, times, đồng) is whole; a % is 0-100"})
+
+    @validates_schema
+    def _whole_counts(self, data, **_):
+        ind = CATALOGUE.get(data.get("indicator"))
+        value = data.get("value")
+        if ind is not None and ind.kind != "ratio" and value is not None and not float(value).is_integer():
+            raise ValidationError(f"a target of {ind.code} counts {ind.unit}: a whole number", field_name="value")
 
 
 class TargetOut(Schema):
     unit = fields.String()
     year = fields.Integer()
     indicator = fields.String()
-    value = fields.Float()
+    value = Figure()
     assigned_by = fields.String()
     version = fields.Integer()
 
@@ -70,9 +101,17 @@ class Row(Schema):
     unit = fields.String()
     kind = fields.String()
     group = fields.String()
-    actual = fields.Float(allow_none=True)
-    target = fields.Float(allow_none=True)
-    attainment_pct = fields.Float(allow_none=True)
+    actual = Figure(allow_none=True)
+    target = Figure(allow_none=True)
+    attainment_pct = Figure(allow_none=True)
+    reached = fields.Boolean(allow_none=True, metadata={
+        "description": "actual >= target (a % compared exactly); null without a target or an actual"})
+
+
+class PathStep(Schema):
+    id = fields.String()
+    code = fields.String(allow_none=True)
+    name = fields.String()
 
 
 class UnitRef(Schema):
@@ -82,7 +121,10 @@ class UnitRef(Schema):
     kind = fields.String(allow_none=True)
     sector = fields.String(allow_none=True)
     ancestors = fields.List(fields.String())
-    status = fields.String(allow_none=True)
+    status = fields.String(allow_none=True, metadata={"description": "active, dissolved or merged"})
+    closed_on = fields.String(allow_none=True, metadata={"description": "the date it was dissolved or merged"})
+    merged_into = fields.String(allow_none=True)
+    path = fields.List(fields.Nested(PathStep), metadata={"description": "its ancestors, root first"})
 
 
 class PeriodOut(Schema):
@@ -111,7 +153,7 @@ class ChildrenView(Schema):
 
 class Point(Schema):
     month = fields.String()
-    value = fields.Float(allow_none=True)
+    value = Figure(allow_none=True)
 
 
 class SeriesView(Schema):
@@ -122,18 +164,35 @@ class SeriesView(Schema):
 
 
 class RatingShare(Schema):
-    rating = fields.String()
+    rating = fields.String(metadata={"description": "a grade, or good_or_better (excellent + good)"})
     name_vi = fields.String()
     count = fields.Integer()
-    share_pct = fields.Float(allow_none=True)
+    share_pct = Figure(allow_none=True, metadata={"description": "of the CĐCS eligible for rating"})
+    target = Figure(allow_none=True)
+    attainment_pct = Figure(allow_none=True)
+    reached = fields.Boolean(allow_none=True)
+
+
+class SectorRatings(Schema):
+    sector = fields.String()
+    name_vi = fields.String()
+    eligible = fields.Integer()
+    rated = fields.Integer()
+    rated_pct = Figure(allow_none=True)
+    good_or_better = fields.Nested(RatingShare)
+    ratings = fields.List(fields.Nested(RatingShare))
 
 
 class RatingsView(Schema):
     unit = fields.Nested(UnitRef)
     year = fields.Integer()
-    rated = fields.Integer()
+    cutoff = fields.String(metadata={"description": "30 November of the year"})
+    eligible = fields.Integer(metadata={"description": "CĐCS operating 12 months by the cut-off and active then"})
+    rated = fields.Integer(metadata={"description": "of those, rated (confirmed by the level above)"})
+    rated_pct = Figure(allow_none=True)
     shares = fields.List(fields.Nested(RatingShare))
-    by_sector = fields.List(fields.Dict())
+    good_or_better = fields.Nested(RatingShare)
+    by_sector = fields.List(fields.Nested(SectorRatings))
 
 
 class IndicatorOut(Schema):
@@ -145,6 +204,7 @@ class IndicatorOut(Schema):
     numerator = fields.String(allow_none=True)
     denominator = fields.String(allow_none=True)
     group = fields.String()
+    annual = fields.Boolean(metadata={"description": "read at the period's 30 November cut-off"})
 
 
 class Me(Schema):

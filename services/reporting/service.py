@@ -58,7 +58,8 @@ def unit_view(caller: Caller, unit_id: str, q: dict) -> dict:
 def children_view(caller: Caller, unit_id: str, q: dict) -> dict:
     gen = live()
     scoped_unit(caller, unit_id, gen)
-    return views.children_view(gen, db().targets, unit_id, parse(q["period"]), codes_from(q))
+    return views.children_view(gen, db().targets, unit_id, parse(q["period"]), codes_from(q),
+                               q.get("include_closed"))
 
 
 def series_view(caller: Caller, unit_id: str, q: dict) -> dict:
@@ -72,17 +73,17 @@ def series_view(caller: Caller, unit_id: str, q: dict) -> dict:
 def ratings_view(caller: Caller, unit_id: str, year: int) -> dict:
     gen = live()
     scoped_unit(caller, unit_id, gen)
-    return views.ratings_view(gen, unit_id, year)
+    return views.ratings_view(gen, db().targets, unit_id, year)
 
 
 def me(caller: Caller) -> dict:
     gen = live()
     if caller.unit_id == PLATFORM_SCOPE:
         root = gen.units.find_one({"parent_id": None, "provisional": {"$ne": True}}) or gen.units.find_one({"parent_id": None})
-        unit = views.unit_out(root) if root else None
+        unit = views.unit_out(root, views.path_of(gen, root)) if root else None
     else:
         doc = gen.units.find_one({"_id": caller.unit_id})
-        unit = views.unit_out(doc) if doc else None
+        unit = views.unit_out(doc, views.path_of(gen, doc)) if doc else None
     return {"subject": caller.subject, "roles": list(caller.roles), "unit": unit}
 
 
@@ -97,7 +98,7 @@ def set_target(caller: Caller, unit_id: str, body: dict) -> dict:
         raise RuleViolated("a ratio's target is a percentage (0-100)", field="value")
     key = f"{unit_id}|{body['indicator']}|{body['year']}"
     fields = {"unit": unit_id, "parent_id": unit.get("parent_id"), "year": body["year"],
-              "indicator": body["indicator"], "value": body["value"], "assigned_by": caller.unit_id}
+              "indicator": body["indicator"], "value": views.figure(ind, body["value"]), "assigned_by": caller.unit_id}
     coll = db().targets
     try:
         coll.insert_one({"_id": key, **fields, "version": 1, "rev": 0})
@@ -105,11 +106,17 @@ def set_target(caller: Caller, unit_id: str, body: dict) -> dict:
         if not is_duplicate_key(exc):
             raise
         claimed_update(coll, key, lambda d: {"$set": fields, "$inc": {"version": 1}})
-    return coll.find_one({"_id": key})
+    return _target_out(coll.find_one({"_id": key}))
+
+
+def _target_out(doc: dict) -> dict:
+    """A count's target answers as an integer (targets stored before counts were kept whole too)."""
+    ind = CATALOGUE.get(doc["indicator"])
+    return {**doc, "value": views.figure(ind, doc["value"])} if ind else doc
 
 
 def list_targets(caller: Caller, unit_id: str, year: int) -> list[dict]:
     gen = live()
     scoped_unit(caller, unit_id, gen)
     kids = [c["_id"] for c in views.children_ids(gen, unit_id)]
-    return list(db().targets.find({"unit": {"$in": [unit_id] + kids}, "year": year}).sort("unit", 1))
+    return [_target_out(t) for t in db().targets.find({"unit": {"$in": [unit_id] + kids}, "year": year}).sort("unit", 1)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -55,7 +56,10 @@ def figures(unit: str, period: str) -> dict[str, int]:
 
 
 @contextmanager
-def projected_province(log_dir: Path, seed: int = 21, communes: int = 2, cdcs: int = 6, members: int = 300):
+def projected_province(log_dir: Path, seed: int = 21, communes: int = 2, cdcs: int = 6, members: int = 300,
+                       extra: Callable[[Province], list] | None = None):
+    """`extra`: more events after the province's own (made from the province once its stream ran),
+    projected and recounted with them."""
     prefix = unique_prefix()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TOPIC_PREFIX", prefix + ".")
@@ -63,6 +67,8 @@ def projected_province(log_dir: Path, seed: int = 21, communes: int = 2, cdcs: i
         mp.setenv("TOPIC_PARTITIONS", "3")
         province = Province(seed=seed, communes=communes, cdcs=cdcs, members=members)
         envs = list(province.events())
+        if extra is not None:
+            envs += extra(province)
         ensure_topics([config.topic(t) for t in SOURCES], partitions=3)
         publisher = EventPublisher()
         try:

@@ -5,6 +5,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+SECTORS = ("public_admin", "state_enterprise", "non_state", "cooperative", "informal")
+GOOD_OR_BETTER = ("excellent", "good")
+
+
+def plus_12_months(day: str) -> str:
+    """'2024-11-30' -> '2025-11': the month by whose end a CĐCS founded that day has operated 12
+    months (by 30 November, the last day of November, for a November)."""
+    y, m = int(day[:4]), int(day[5:7])
+    return f"{y + 1:04d}-{m:02d}"
+
+
+def cutoff_month(first: str, last: str) -> str | None:
+    """The last 30 November cut-off (YYYY-11) within first..last."""
+    for year in range(int(last[:4]), int(first[:4]) - 1, -1):
+        if first <= f"{year:04d}-11" <= last:
+            return f"{year:04d}-11"
+    return None
+
 
 def final_parents(envelopes) -> dict[str, str | None]:
     parent: dict[str, str | None] = {}
@@ -34,8 +52,10 @@ def recount(envelopes, first: str, last: str) -> dict[str, dict[str, int]]:
 
     member = {}  # id -> [status, unit, gender, official]
     dues = {}
-    trained = set()
-    rated = {}
+    # distinct within a calendar year: (who, year) -> (date, tie-breaker, unit) of the year's earliest
+    trained, reached, reached_cdcs = {}, {}, {}
+    cdcs = {}  # id -> {"founded": day, "sector", "closed": day, "status"}
+    ratings = {}  # (unit, year) -> the grade last confirmed
     for e in envelopes:
         d, t = e.data, e.type.rsplit(".", 1)[0]
         if t.startswith("membership.member."):
@@ -76,6 +96,12 @@ def recount(envelopes, first: str, last: str) -> dict[str, dict[str, int]]:
             add(d["unit_id"], "cdcs.active", m, 1, stock=True)
             if d["method"] == "new_method":
                 add(d["unit_id"], "cdcs.founded_new_method", m, 1)
+            cdcs[d["unit_id"]] = {"founded": d["effective_date"], "sector": d["sector"], "closed": None}
+        elif t in ("membership.unit.dissolved", "membership.unit.merged"):
+            c = cdcs.get(d["unit_id"])
+            if c is not None and c["closed"] is None:
+                c["closed"] = d["effective_date"]
+                add(d["unit_id"], "cdcs.active", d["effective_date"][:7], -1, stock=True)
         elif t == "membership.committee.consolidated":
             add(d["unit_id"], "committees.consolidated", d["date"][:7], 1)
         elif t == "membership.dues.recorded":
@@ -84,21 +110,13 @@ def recount(envelopes, first: str, last: str) -> dict[str, dict[str, int]]:
             add(d["unit_id"], "dues.due", d["month"], d["due"] - old[1])
             dues[e.subject] = (d["paid"], d["due"])
         elif t == "membership.cdcs.rated" and d["status"] == "confirmed":
-            key = (d["unit_id"], d["year"])
-            old = rated.get(key)
-            m = f"{d['year']}-11"
-            if old != d["rating"]:
-                if old:
-                    add(d["unit_id"], f"cdcs.rated.{old}", m, -1)
-                else:
-                    add(d["unit_id"], "cdcs.rated", m, 1)
-                add(d["unit_id"], f"cdcs.rated.{d['rating']}", m, 1)
-                rated[key] = d["rating"]
+            ratings[(d["unit_id"], int(d["year"]))] = d["rating"]
         elif t == "training.enrolment.completed" and d["is_official"]:
-            key = (d["member_id"], d["completed_on"][:4])
-            if key not in trained:
-                trained.add(key)
-                add(d["unit_id"], "officials.trained", d["completed_on"][:7], 1)
+            _earliest(trained, (d["member_id"], d["completed_on"][:4]), (d["completed_on"], d["class_id"], d["unit_id"]))
+        elif t == "training.dissemination.member_reached":
+            _earliest(reached, (d["member_id"], d["held_on"][:4]), (d["held_on"], d["session_id"], d["unit_id"]))
+        elif t == "training.dissemination.cdcs_reached":
+            _earliest(reached_cdcs, (d["unit_id"], d["held_on"][:4]), (d["held_on"], d["session_id"], d["unit_id"]))
         elif t == "training.certificate.issued":
             add(d["unit_id"], "training.certificates", d["issued_on"][:7], 1)
         elif t == "training.class.closed":
@@ -114,12 +132,38 @@ def recount(envelopes, first: str, last: str) -> dict[str, dict[str, int]]:
                 add(d["unit_id"], "loans.outstanding", m, d["outstanding"], stock=True)
         elif t == "welfare.loan.repaid":
             add(d["unit_id"], "loans.outstanding", d["paid_on"][:7], -d["amount"], stock=True)
+    # The ratings: at the period's last 30 November cut-off, the CĐCS that had operated 12 months by
+    # then and were not dissolved or merged by then; the grades of those CĐCS confirmed for that year.
+    cutoff = cutoff_month(first, last)
+    if cutoff is not None:
+        year = int(cutoff[:4])
+        for unit, c in cdcs.items():
+            if plus_12_months(c["founded"]) > cutoff or (c["closed"] and c["closed"][:7] <= cutoff):
+                continue
+            grade = ratings.get((unit, year))
+            codes = ["cdcs.rating_eligible"]
+            if grade:
+                codes += ["cdcs.rated", f"cdcs.rated.{grade}"] + (["cdcs.rated.good_or_better"]
+                                                                   if grade in GOOD_OR_BETTER else [])
+            for code in codes:
+                leaf[unit][code] += 1
+                leaf[unit][f"{code}.{c['sector']}"] += 1
+    # a member (official, CĐCS) counts once a year, in the month of its earliest event of the year
+    for indicator, earliest in (("officials.trained", trained), ("training.members_reached_distinct", reached),
+                                ("training.cdcs_reached", reached_cdcs)):
+        for on, _tie, unit in earliest.values():
+            add(unit, indicator, on[:7], 1)
     rolled: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for unit, figures in leaf.items():
         for u in chain(unit, parent):
             for ind, v in figures.items():
                 rolled[u][ind] += v
     return rolled
+
+
+def _earliest(firsts: dict, key: tuple, candidate: tuple) -> None:
+    if key not in firsts or candidate < firsts[key]:
+        firsts[key] = candidate
 
 
 def _stock(add, unit, gender, official, month, sign):
@@ -133,5 +177,10 @@ def _stock(add, unit, gender, official, month, sign):
 COMPARED = ["members.active", "members.active_female", "members.admitted", "members.transferred_in",
             "members.transferred_out", "members.left", "officials.total", "cdcs.founded", "cdcs.founded_new_method",
             "cdcs.active", "committees.consolidated", "dues.collected", "dues.due", "cdcs.rated",
-            "cdcs.rated.excellent", "cdcs.rated.good", "officials.trained", "training.certificates",
-            "training.classes_held", "training.members_reached", "welfare.cases", "welfare.amount", "loans.outstanding"]
+            "cdcs.rated.excellent", "cdcs.rated.good", "cdcs.rated.completed", "cdcs.rated.not_completed",
+            "cdcs.rated.good_or_better", "cdcs.rating_eligible",
+            *(f"cdcs.rating_eligible.{s}" for s in SECTORS), *(f"cdcs.rated.{s}" for s in SECTORS),
+            *(f"cdcs.rated.good_or_better.{s}" for s in SECTORS),
+            "officials.trained", "training.certificates",
+            "training.classes_held", "training.members_reached", "training.members_reached_distinct",
+            "training.cdcs_reached", "welfare.cases", "welfare.amount", "loans.outstanding"]

@@ -214,17 +214,20 @@ def test_series_of_a_stock_ends_at_the_period_level(client, province):
 
 
 def test_ratings_shares_match_the_confirmed_ratings(client, province):
+    """Shares of the CĐCS eligible for rating (more in tests/reporting/test_ratings.py)."""
     want = province.recount(PERIOD)
     for unit in ["HCM", "HCM-X000"]:
         view = get(client, f"/views/{unit}/ratings?year=2025")
         assert view["rated"] == want[unit]["cdcs.rated"] > 0
+        assert view["eligible"] == want[unit]["cdcs.rating_eligible"] >= view["rated"]
         counts = {s["rating"]: s["count"] for s in view["shares"]}
         assert counts == {r: want[unit].get(f"cdcs.rated.{r}", 0) for r in RATINGS}
         assert sum(counts.values()) == view["rated"]
-        assert abs(sum(s["share_pct"] for s in view["shares"]) - 100) < 0.05
+        assert abs(sum(s["share_pct"] for s in view["shares"]) - pct(view["rated"], view["eligible"])) < 0.05
         for s in view["shares"]:
-            assert s["share_pct"] == pct(s["count"], view["rated"])
+            assert s["share_pct"] == pct(s["count"], view["eligible"])
         assert sum(s["rated"] for s in view["by_sector"]) == view["rated"]
+        assert sum(s["eligible"] for s in view["by_sector"]) == view["eligible"]
 
 
 # ------------------------------------------------------------------------------------- exports
@@ -240,7 +243,7 @@ def _num(cell: str):
     return None if cell == "" else float(cell)
 
 
-def test_csv_export_matches_the_json_view(client):
+def test_csv_export_matches_the_json_view(client, province):
     put_target(client, "HCM-X000", "members.admitted", 30)
     view = get(client, f"/views/HCM/children?period={PERIOD}")
     r = get(client, f"/views/HCM/export.csv?period={PERIOD}")
@@ -251,21 +254,26 @@ def test_csv_export_matches_the_json_view(client):
     lines = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     title, header, body = lines[0], lines[1], lines[2:]
     assert "LĐLĐ HCM" in title[0] and PERIOD in title[0]
-    assert header[:2] == ["Mã đơn vị", "Tên đơn vị"]
-    assert len(header) == 2 + 3 * len(HEADLINE)
+    assert header[:3] == ["Mã đơn vị", "Tên đơn vị", "Trạng thái"]
+    assert len(header) == 3 + 4 * len(HEADLINE)
     for i, code in enumerate(HEADLINE):
         name = CATALOGUE[code].name_vi
-        assert header[2 + 3 * i:5 + 3 * i] == [f"{name} — {col}" for col in ("thực hiện", "chỉ tiêu", "% kế hoạch")]
+        assert header[3 + 4 * i:7 + 4 * i] == [f"{name} — {col}"
+                                               for col in ("thực hiện", "chỉ tiêu", "% kế hoạch", "đánh giá")]
     units = [(view["unit"], view["total"])] + [(c["unit"], c["rows"]) for c in view["children"]]
     assert [line[0] for line in body] == ["HCM", *COMMUNES]
+    marks = {True: "Đạt", False: "Chưa đạt", None: ""}
     for line, (unit, rows) in zip(body, units):
-        assert line[1] == unit["name"]
+        assert line[1] == unit["name"] and line[2] == "Đang hoạt động"
         for i, row in enumerate(rows):
-            got = [_num(c) for c in line[2 + 3 * i:5 + 3 * i]]
-            assert got == [row["actual"], row["target"], row["attainment_pct"]], (unit["id"], row["indicator"])
-    # the target just set shows in the commune's line
+            got = [_num(c) for c in line[3 + 4 * i:6 + 4 * i]] + [line[6 + 4 * i]]
+            assert got == [row["actual"], row["target"], row["attainment_pct"], marks[row["reached"]]], \
+                (unit["id"], row["indicator"])
+    # the target just set shows in the commune's line, reached or not
     i = HEADLINE.index("members.admitted")
-    assert _num(body[1][3 + 3 * i]) == 30
+    assert _num(body[1][4 + 4 * i]) == 30
+    admitted = province.recount(PERIOD)["HCM-X000"]["members.admitted"]
+    assert body[1][6 + 4 * i] == ("Đạt" if admitted >= 30 else "Chưa đạt")
 
 
 def test_xlsx_export_has_the_same_numbers(client):
@@ -278,15 +286,20 @@ def test_xlsx_export_has_the_same_numbers(client):
     assert "01/2025" in ws.cell(2, 1).value and "12/2025" in ws.cell(2, 1).value
     for i, code in enumerate(HEADLINE):
         ind = CATALOGUE[code]
-        assert ws.cell(4, 3 + 3 * i).value == f"{ind.name_vi} ({ind.unit})"
-        assert [ws.cell(5, 3 + 3 * i + j).value for j in range(3)] == ["Thực hiện", "Chỉ tiêu", "% KH"]
+        assert ws.cell(4, 4 + 4 * i).value == f"{ind.name_vi} ({ind.unit})"
+        assert [ws.cell(5, 4 + 4 * i + j).value for j in range(4)] == ["Thực hiện", "Chỉ tiêu", "% KH", "Đánh giá"]
     units = [(view["unit"], view["total"])] + [(c["unit"], c["rows"]) for c in view["children"]]
     assert ws.max_row == 5 + len(units)
+    marks = {True: "Đạt", False: "Chưa đạt", None: None}
     for n, (unit, rows) in enumerate(units):
         assert ws.cell(6 + n, 1).value == unit["id"] and ws.cell(6 + n, 2).value == unit["name"]
+        assert ws.cell(6 + n, 3).value == "Đang hoạt động"
         for i, row in enumerate(rows):
-            got = [ws.cell(6 + n, 3 + 3 * i + j).value for j in range(3)]
-            assert got == [row["actual"], row["target"], row["attainment_pct"]], (unit["id"], row["indicator"])
+            got = [ws.cell(6 + n, 4 + 4 * i + j).value for j in range(4)]
+            assert got == [row["actual"], row["target"], row["attainment_pct"], marks[row["reached"]]], \
+                (unit["id"], row["indicator"])
+            if CATALOGUE[row["indicator"]].kind != "ratio":
+                assert type(got[0]) is int, (unit["id"], row["indicator"])
 
 
 def test_commune_exports_its_cdcs(client):

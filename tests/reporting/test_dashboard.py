@@ -23,6 +23,7 @@ from platformkit.envelope import Envelope
 from platformkit.kafka_io import EventPublisher
 from tests.reporting.browser import Browser, Page, Tab
 from tests.reporting.projected import projected_province
+from tests.reporting.scenario import sector_targets
 from tests.support.infra import Proc, free_port, gunicorn_args, wait_http, wait_until
 
 pytestmark = pytest.mark.integration
@@ -80,12 +81,40 @@ def hostile_units(province) -> list:
     return events
 
 
+# Under HCM-X001: a CĐCS eligible for rating but not rated (its sector's share falls short of a
+# target), and one dissolved during the year (marked in the drill-down).
+UNRATED, CLOSED = "HCM-X001-D1", "HCM-X001-D2"
+
+
+def unrated_and_closed(province) -> list:
+    ancestors = province.units["HCM-X001"].ancestors + ["HCM-X001"]
+    events = []
+    for uid, name, founded in ((UNRATED, "CĐCS chưa xếp loại", "2023-01-10"), (CLOSED, "CĐCS đã giải thể", "2023-02-01")):
+        base = {"unit_id": uid, "ancestors": ancestors}
+        events.append(_event("membership.unit.created.v1", uid, {
+            **base, "parent_id": "HCM-X001", "name": name, "code": uid, "kind": "cdcs", "level": 4,
+            "sector": "informal", "effective_date": founded}, 1))
+        events.append(_event("membership.cdcs.founded.v1", uid, {
+            **base, "sector": "informal", "method": "standard", "founding_member_count": 7, "decision_no": "1/QĐ",
+            "decision_date": founded, "effective_date": founded}, 2))
+    events.append(_event("membership.unit.dissolved.v1", CLOSED, {"unit_id": CLOSED, "ancestors": ancestors,
+                                                                   "effective_date": "2025-06-20"}, 3))
+    return events
+
+
 def publish_hostile_units(base: str, province) -> None:
+    def eligible():
+        r = requests.get(f"{base}/api/v1/views/HCM/ratings?year=2025", headers={"Authorization": f"Bearer {PLATFORM}"},
+                         timeout=10)
+        return r.json()["eligible"] if r.status_code == 200 else None
+
+    before = eligible()
     publisher = EventPublisher()
     try:
-        publisher.publish(config.topic("membership.events"), hostile_units(province))
+        publisher.publish(config.topic("membership.events"), hostile_units(province) + unrated_and_closed(province))
     finally:
         publisher.close()
+    wait_until(lambda: eligible() == before + 1, 60, interval=0.3, message="the unrated CĐCS projected")
 
     def projected():
         got = {}
@@ -121,7 +150,17 @@ def server(infra, tmp_path_factory, browser):
                                  headers={"Authorization": f"Bearer {PROVINCE}"}, timeout=10)
                 assert r.status_code == 200, r.text
             publish_hostile_units(base, province.province)
-            yield {"base": base, "province": province, "logs": logs, "web": web, "browser": browser}
+            # plans for the province's CĐCS ratings, by sector (one reached, one not) and in total
+            ratings = requests.get(f"{base}/api/v1/views/HCM/ratings?year=2025",
+                                   headers={"Authorization": f"Bearer {PLATFORM}"}, timeout=10).json()
+            sectors = sector_targets(ratings)
+            for indicator, value in [(f"cdcs.rated.good_or_better_pct.{sector}", target) for sector, target in sectors] + [
+                    ("cdcs.rated.good_or_better_pct", 95)]:
+                r = requests.put(f"{base}/api/v1/targets/HCM", json={"year": 2025, "indicator": indicator, "value": value},
+                                 headers={"Authorization": f"Bearer {PLATFORM}"}, timeout=10)
+                assert r.status_code == 200, r.text
+            yield {"base": base, "province": province, "logs": logs, "web": web, "browser": browser,
+                   "sectors": sectors}
         finally:
             web.stop()  # SIGTERM: the master takes its worker down with it
 
@@ -199,10 +238,17 @@ def test_province_page_in_vietnamese_with_vietnamese_numbers(server):
     assert rows["members.female_pct"][1] == vn_pct(female) and "," in vn_pct(female)
     # targets summed from the children, attainment as a bar labelled in Vietnamese format
     admitted = total["members.admitted"]
-    assert admitted["target"] == 550
-    assert rows["members.admitted"][2:] == ["550", vn_pct(admitted["attainment_pct"])]
+    assert admitted["target"] == 550 and admitted["reached"] is (admitted["actual"] >= 550)
+    assert rows["members.admitted"][2:] == ["550", vn_pct(admitted["attainment_pct"]),
+                                            "Đạt" if admitted["reached"] else "Chưa đạt"]
     assert rows["welfare.amount"][2] == "40.000.000 đ"
-    assert rows["members.active"][2:] == ["—", "chưa giao chỉ tiêu"]
+    assert rows["members.active"][2:] == ["—", "chưa giao chỉ tiêu", "—"]
+    # the share of eligible CĐCS rated good or better, against the province's plan (95 %)
+    good = total["cdcs.rated.good_or_better_pct"]
+    assert good["target"] == 95 and good["reached"] is False
+    assert rows["cdcs.rated.good_or_better_pct"][1:] == [vn_pct(good["actual"]), "95 %",
+                                                         vn_pct(good["attainment_pct"]), "Chưa đạt"]
+    assert page.rows["own"][0]["cells"] == ["Chỉ tiêu", "Thực hiện", "Kế hoạch", "% kế hoạch", "Đánh giá"]
     # one row per child unit, in the API's order, with their own figures
     kids = page.body_rows("kids")
     assert [r["attrs"]["data-unit"] for r in kids] == [c["unit"]["id"] for c in view["children"]] == ["HCM-X000",
@@ -212,7 +258,9 @@ def test_province_page_in_vietnamese_with_vietnamese_numbers(server):
         assert row["cells"][0] == child["unit"]["name"]
         assert row["cells"][1] == vn_int(figures["members.active"]["actual"])
         assert row["cells"][2].startswith(vn_int(figures["members.admitted"]["actual"]))
-        assert f"{vn_pct(figures['members.admitted']['attainment_pct'])} KH" in row["cells"][2]
+        assert f"{vn_pct(figures['members.admitted']['attainment_pct'])} KH · " in row["cells"][2]
+        mark = "Đạt" if figures["members.admitted"]["reached"] else "Chưa đạt"
+        assert row["cells"][2].endswith(f"KH · {mark}"), row["cells"][2]
         assert row["cells"][7].startswith(vn_int(figures["welfare.amount"]["actual"]) + " đ")
     header = page.rows["kids"][0]["cells"]
     assert header[:3] == ["Đơn vị", "Đoàn viên hiện có", "Kết nạp đoàn viên mới"]
@@ -247,11 +295,52 @@ def test_drill_down_to_a_commune_shows_its_cdcs(server):
     total = {r["indicator"]: r for r in view["total"]}
     rows = own_rows(page)
     assert rows["members.admitted"][1:] == [vn_int(total["members.admitted"]["actual"]), "150",
-                                            vn_pct(total["members.admitted"]["attainment_pct"])]
+                                            vn_pct(total["members.admitted"]["attainment_pct"]),
+                                            "Đạt" if total["members.admitted"]["reached"] else "Chưa đạt"]
     # a CĐCS has no children
     leaf = dashboard(server, token=PLATFORM, kind="Y", unit="HCM-X000-S00000")
     assert leaf.text("title") == "CĐCS đơn vị 1"
     assert leaf.text("kids").endswith("Không có đơn vị trực thuộc")
+
+
+def test_ratings_by_sector_against_their_targets(server):
+    """The share of ELIGIBLE CĐCS rated good or better, in total and per sector, with the plan and
+    whether it is reached, as text."""
+    page = dashboard(server, kind="SY")
+    ratings = api(server, "/views/HCM/ratings?year=2025")
+    assert ratings["eligible"] > ratings["rated"] > 0
+    assert (f"{ratings['eligible']} CĐCS thuộc diện xếp loại (hoạt động đủ 12 tháng đến 30/11/2025); "
+            f"{ratings['rated']} CĐCS được xếp loại") in page.text("ratings")
+    rows = {r["attrs"]["data-sector"]: r["cells"] for r in page.body_rows("rsectors")}
+    assert list(rows) == ["all"] + [s["sector"] for s in ratings["by_sector"]]
+    assert page.rows["rsectors"][0]["cells"] == ["Khu vực", "Thuộc diện xếp loại", "Được xếp loại",
+                                                 "Hoàn thành tốt nhiệm vụ trở lên", "Tỷ lệ", "Chỉ tiêu", "Đánh giá"]
+    good = ratings["good_or_better"]
+    assert rows["all"] == ["Toàn bộ", vn_int(ratings["eligible"]), vn_int(ratings["rated"]), vn_int(good["count"]),
+                           vn_pct(good["share_pct"]), "95 %", "Chưa đạt"]
+    by_sector = {s["sector"]: s for s in ratings["by_sector"]}
+    (hit, hit_target), (missed, missed_target) = server["sectors"]
+    assert hit_target > 0
+    for sector, target, mark in ((hit, hit_target, "Đạt"), (missed, missed_target, "Chưa đạt")):
+        s = by_sector[sector]
+        g = s["good_or_better"]
+        assert (g["target"], g["reached"]) == (target, mark == "Đạt")
+        assert rows[sector] == [s["name_vi"], vn_int(s["eligible"]), vn_int(s["rated"]), vn_int(g["count"]),
+                                vn_pct(g["share_pct"]), vn_pct(target), mark], sector
+    for sector in set(by_sector) - {hit, missed}:
+        assert rows[sector][5:] == ["—", "—"], sector  # no plan for that sector
+
+
+def test_closed_units_are_marked_in_the_drill_down(server):
+    with opened(server, PLATFORM, kind="Y", unit="HCM-X001") as tab:
+        rows = tab.evaluate("[...document.querySelectorAll('#kids tr.child')].map(tr => [tr.dataset.unit, "
+                            "tr.dataset.status, tr.className, tr.cells[0].textContent, tr.cells[0].title])")
+        by_unit = {r[0]: r[1:] for r in rows}
+        assert by_unit[CLOSED] == ["dissolved", "child closed", "CĐCS đã giải thể (đã giải thể 20/06/2025)",
+                                   f"Tổng Liên đoàn Lao động Việt Nam › LĐLĐ HCM › {RENAMED['HCM-X001']} › "
+                                   "CĐCS đã giải thể"]
+        assert by_unit[UNRATED][:3] == ["active", "child", "CĐCS chưa xếp loại"]
+        assert_inert(tab)
 
 
 def test_commune_officer_sees_its_own_subtree_only(server):

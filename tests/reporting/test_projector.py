@@ -11,6 +11,7 @@ from services.reporting import views
 from services.reporting.periods import parse
 from services.reporting.store import Generation, active_generation
 from synthetic.province import Province
+from tests.reporting import scenario
 from tests.reporting.recount import COMPARED, recount
 from tests.support.infra import wait_until
 
@@ -77,12 +78,14 @@ def test_views_equal_the_recount_at_every_level(publish, procs):
 def test_redelivery_and_republished_events_count_once(publish, procs):
     province = Province(seed=12, communes=2, cdcs=4, members=150)
     envs = list(province.events())
+    edges = scenario.closures_and_edges(province)  # ratings, closures: the CĐCS memory
+    envs += edges
     publish(envs)
     projector = procs(PROJECTOR, "projector")
     wait_until(lambda: caught_up(envs), 120, interval=0.5, message="caught up")
     # the same envelopes again (an outbox relay re-publishing after a crash): new offsets,
     # same ids and aggregate versions; and the projector restarted from scratch offsets
-    publish(envs[: len(envs) // 2])
+    publish(envs[: len(envs) // 2] + edges)
     projector.kill(signal.SIGTERM)
     procs(PROJECTOR, "projector-2")
     time.sleep(3)

@@ -11,6 +11,7 @@ from platformkit import mongo
 from services.reporting.rebuild import end_offsets, rebuild
 from services.reporting.store import AGG_BUCKETS, STATE_BUCKETS, Generation, active_generation
 from synthetic.province import Province
+from tests.reporting import scenario
 from tests.reporting.test_projector import PROJECTOR, caught_up
 from tests.support.infra import wait_until
 
@@ -40,7 +41,9 @@ def documents(number: int) -> dict:
 
 def test_rebuild_equals_incremental_and_the_projector_follows(publish, procs):
     province = Province(seed=31, communes=2, cdcs=6, members=400)
-    envs = list(province.events())
+    # with CĐCS becoming eligible for rating, rated, dissolved and merged (the rating memory, the
+    # eligibility stock and the units' closing dates are rebuilt too)
+    envs = list(province.events()) + scenario.closures_and_edges(province)
     first, rest = envs[: len(envs) // 2], envs[len(envs) // 2:]
     publish(first)
     procs(PROJECTOR, "projector")
@@ -62,6 +65,8 @@ def test_rebuild_equals_incremental_and_the_projector_follows(publish, procs):
     assert after["units"] == before["units"]
     assert after["states"] == before["states"]
     assert after["journal"] == before["journal"] == []
+    assert after["units"]["HCM-X000-E4"]["status"] == "merged" and after["units"]["HCM-X000-E4"]["closed_on"]
+    assert any(s.get("ratings") for s in after["states"].values())
     assert "write phase" in log and "offsets committed" in log
     # the live projector notices the swap and continues in generation 1
     extra = province.move_commune("HCM-X001", "HN", __import__("datetime").date(2025, 11, 29))

@@ -40,6 +40,22 @@
     return nf.format(v);
   }
   function vnMonth(m) { return m.slice(5, 7) + '/' + m.slice(0, 4); }
+  function vnDate(d) { return String(d).slice(8, 10) + '/' + vnMonth(String(d)); }
+  // Reached or not against the target: a text mark, never a colour alone.
+  function mark(reached) {
+    if (reached === true) return el('span', 'reached yes', 'Đạt');
+    if (reached === false) return el('span', 'reached no', 'Chưa đạt');
+    return el('span', 'muted', '—');
+  }
+  // A dissolved or merged unit, as a text after its name.
+  function closedMark(unit) {
+    if (unit.status !== 'dissolved' && unit.status !== 'merged') return null;
+    const what = unit.status === 'dissolved' ? 'đã giải thể' : 'đã sáp nhập';
+    return el('span', 'closed', ` (${what}${unit.closed_on ? ' ' + vnDate(unit.closed_on) : ''})`);
+  }
+  function pathText(unit) {
+    return (unit.path || []).map(p => p.name).concat([unit.name]).join(' › ');
+  }
   function lastDay(m) { const y = +m.slice(0, 4), mo = +m.slice(5, 7); return new Date(Date.UTC(y, mo, 0)).getUTCDate(); }
   function ddmmyyyy(m, end) { const d = end ? lastDay(m) : 1; return String(d).padStart(2, '0') + '/' + vnMonth(m); }
   function bar(pct) {
@@ -57,7 +73,8 @@
 
   async function api(path) {
     const r = await fetch('/api/v1' + path, {
-      headers: { Authorization: 'Bearer ' + state.token }, credentials: 'omit', cache: 'no-store',
+      // error texts in Vietnamese, like the rest of the page
+      headers: { Authorization: 'Bearer ' + state.token, 'Accept-Language': 'vi' }, credentials: 'omit', cache: 'no-store',
       referrerPolicy: 'no-referrer',
     });
     if (!r.ok) { const body = await r.json().catch(() => ({})); throw new Error(`${r.status}: ${body.message || r.statusText}`); }
@@ -101,7 +118,7 @@
   function renderOwn(view) {
     $('own').tBodies[0].replaceChildren(...view.total.map(r => {
       const tr = el('tr', null, el('td', 'name', r.name_vi), el('td', null, fmt(r.actual, r.unit)),
-        el('td', null, fmt(r.target, r.unit)), el('td', null, bar(r.attainment_pct)));
+        el('td', null, fmt(r.target, r.unit)), el('td', null, bar(r.attainment_pct)), el('td', 'mark', mark(r.reached)));
       tr.dataset.ind = r.indicator;
       return tr;
     }));
@@ -115,16 +132,21 @@
       ...KIDS_COLS.map(c => el('th', null, names.has(c) ? names.get(c).name_vi : c))));
     const rows = view.children.map(ch => {
       const figures = byCode(ch.rows);
-      const tr = el('tr', 'child', el('td', 'name', ch.unit.name), ...KIDS_COLS.map(c => {
+      const name = el('td', 'name', ch.unit.name);
+      const closed = closedMark(ch.unit);
+      if (closed) name.append(closed);
+      name.title = pathText(ch.unit);
+      const tr = el('tr', closed ? 'child closed' : 'child', name, ...KIDS_COLS.map(c => {
         const r = figures.get(c);
         if (!r) return el('td');
         const td = el('td', null, fmt(r.actual, r.unit));
         if (r.attainment_pct !== null && r.attainment_pct !== undefined) {
-          td.append(el('br'), el('span', 'muted', pf.format(r.attainment_pct) + ' % KH'));
+          td.append(el('br'), el('span', 'muted', pf.format(r.attainment_pct) + ' % KH · '), mark(r.reached));
         }
         return td;
       }));
       tr.dataset.unit = ch.unit.id;
+      tr.dataset.status = ch.unit.status || 'active';
       tr.tabIndex = 0;
       tr.addEventListener('click', () => load(ch.unit.id));
       tr.addEventListener('keydown', e => { if (e.key === 'Enter') load(ch.unit.id); });
@@ -138,21 +160,40 @@
     kids.tBodies[0].replaceChildren(...rows);
   }
 
+  // The shares are of the CĐCS ELIGIBLE for rating (operating 12 months by 30 November): the strip
+  // shows each grade's share of them (the grey rest: not rated), the table "good or better"
+  // (hoàn thành tốt nhiệm vụ trở lên) overall and by sector against its target.
   function renderRatings(ratings) {
     $('ryear').textContent = ratings.year;
-    if (!ratings.rated) {
-      $('ratings').replaceChildren(el('span', 'muted', 'Chưa có kết quả xếp loại được cấp trên xác nhận'));
+    if (!ratings.eligible && !ratings.rated) {
+      $('ratings').replaceChildren(el('span', 'muted', 'Chưa có CĐCS thuộc diện xếp loại hay kết quả xếp loại được cấp trên xác nhận'));
       return;
     }
-    const segs = ratings.shares.filter(s => s.count).map(s => {
+    const segs = ratings.shares.filter(s => s.count && s.share_pct !== null).map(s => {
       const seg = el('span', 'seg', pf.format(s.share_pct) + ' %');
       if (RATINGS.has(s.rating)) seg.classList.add(s.rating);
       seg.title = `${s.name_vi}: ${s.count}`;
       seg.style.width = Math.max(0, Math.min(Number(s.share_pct) || 0, 100)) + '%';
       return seg;
     });
-    $('ratings').replaceChildren(el('div', 'strip', ...segs), el('div', 'muted',
-      `${nf.format(ratings.rated)} CĐCS được xếp loại: ` + ratings.shares.map(s => `${s.name_vi} ${nf.format(s.count)}`).join('; ')));
+    const summary = `${nf.format(ratings.eligible)} CĐCS thuộc diện xếp loại (hoạt động đủ 12 tháng đến ` +
+      `${vnDate(ratings.cutoff)}); ${nf.format(ratings.rated)} CĐCS được xếp loại: ` +
+      ratings.shares.map(s => `${s.name_vi} ${nf.format(s.count)}`).join('; ');
+    const head = el('tr', null, el('th', 'name', 'Khu vực'), el('th', null, 'Thuộc diện xếp loại'),
+      el('th', null, 'Được xếp loại'), el('th', null, 'Hoàn thành tốt nhiệm vụ trở lên'), el('th', null, 'Tỷ lệ'),
+      el('th', null, 'Chỉ tiêu'), el('th', null, 'Đánh giá'));
+    const line = (sector, name, s) => {
+      const g = s.good_or_better;
+      const tr = el('tr', sector === 'all' ? 'total' : null, el('td', 'name', name), el('td', null, nf.format(s.eligible)),
+        el('td', null, nf.format(s.rated)), el('td', null, nf.format(g.count)), el('td', null, fmt(g.share_pct, '%')),
+        el('td', null, fmt(g.target, '%')), el('td', 'mark', mark(g.reached)));
+      tr.dataset.sector = sector;
+      return tr;
+    };
+    const table = el('table', null, el('thead', null, head), el('tbody', null, line('all', 'Toàn bộ', ratings),
+      ...ratings.by_sector.map(s => line(s.sector, s.name_vi, s))));
+    table.id = 'rsectors';
+    $('ratings').replaceChildren(el('div', 'strip', ...segs), el('div', 'muted', summary), table);
   }
 
   function render(view, ratings) {
