@@ -126,6 +126,33 @@ def error_body(status: int, code: str, message: str, errors: dict | None = None)
     return resp
 
 
+def localised_items(answer: Any) -> Any:
+    """A batch answer whose per-item `error` bodies (and an import's per-row `errors`) are in the
+    caller's language (Accept-Language: vi), like every other error text."""
+    if not wants_vietnamese() or not isinstance(answer, dict):
+        return answer
+    out = dict(answer)
+    for key in ("results", "rows"):
+        if isinstance(answer.get(key), list):
+            out[key] = [_localised_item(item) for item in answer[key]]
+    return out
+
+
+def _localised_item(item: Any) -> Any:
+    if not isinstance(item, dict):
+        return item
+    item = dict(item)
+    if isinstance(item.get("error"), dict):
+        error = dict(item["error"])
+        error["message"] = messages_vi.translate(error.get("message"))
+        if error.get("errors"):
+            error["errors"] = messages_vi.translate_errors(error["errors"])
+        item["error"] = error
+    if isinstance(item.get("errors"), dict):
+        item["errors"] = messages_vi.translate_errors(item["errors"])
+    return item
+
+
 def invalid_input_message(errors: Any) -> str:
     """One text for every 400, naming the (first) field like a rule refusal does."""
     found = first_field_error(errors)
