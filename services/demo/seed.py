@@ -509,18 +509,17 @@ class Seeder:
             self.t.ok("POST", f"/classes/{cid}/close", token, {"on": self.clamp(days[1] + timedelta(days=1)).isoformat()},
                       what="close class")
             say(f"class {cls['code']}: {len(enrolled)} officials enrolled, {certs} certificates, closed")
-        reached = []
-        for code in [c[2] for c in CDCS if c[2].startswith("HCM-")]:
-            n = len(self.active(lambda m, code=code: m.cdcs == code))
-            if n:
-                reached.append({"unit_id": self.units[code], "members_reached": max(1, int(n * 0.8))})
+        # the members reached, by id: each counts once per session, and once a year in the shares
+        hcm = self.active(lambda m: m.cdcs.startswith("HCM-"))
+        reached = [m.id for m in hcm if self.rng.random() < 0.8][:2000]
         session = self.t.when_known("POST", "/dissemination-sessions", self.tok("HCM"), {
             "organising_unit_id": self.units["HCM"],
             "topic": "Quán triệt Nghị quyết Đại hội XIII Công đoàn Việt Nam",
             "document_ref": "NQ Đại hội XIII CĐVN", "held_on": self.at(0.6).isoformat(), "format": "blended",
-            "audience": "members", "reached": reached}, what="dissemination", timeout=self.o.wait)
-        say(f"dissemination session recorded: {session['members_reached']} members reached in "
-            f"{session['units_reached']} units")
+            "audience": "members", "member_ids": reached}, what="dissemination", timeout=self.o.wait,
+            headers={"Idempotency-Key": f"demo-dissemination-{self.year}"})
+        say(f"dissemination session recorded: {session['members_identified']} members reached in "
+            f"{session['cdcs_reached']} CĐCS")
 
     # ------------------------------------------------------------ welfare
     def welfare(self) -> None:
@@ -614,7 +613,8 @@ class Seeder:
                     ("members.admitted", max(5, round(admitted * self.rng.uniform(0.85, 1.3)))),
                     ("officials.trained_pct", 70),
                     ("welfare.cases", max(3, len(self.members) // 25)),
-                    ("training.members_reached", max(10, round(len(self.members) / 3.5)))):
+                    ("training.members_reached", max(10, round(len(self.members) / 3.5))),
+                    ("training.members_reached_pct", 95), ("training.cdcs_reached_pct", 95)):
                 self.r.when_known("PUT", f"/targets/{self.units[code]}", prov,
                                   {"year": Y, "indicator": indicator, "value": value},
                                   what=f"target {indicator} for {code}", timeout=self.o.wait)

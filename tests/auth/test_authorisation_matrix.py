@@ -102,6 +102,11 @@ MEMBERSHIP = {
         path=lambda s: {"unit_id": s.sa}, body=lambda s: {"year": 2024, "rating": "good"}),
     ("POST", "/api/v1/units/{unit_id}/ratings/{year}/confirm"): Case(
         path=lambda s: {"unit_id": s.sa, "year": 2024}, body=lambda s: {}),
+    # Batches: B's items naming A's resources are each refused (a 403 in the item's result, the
+    # request itself 200 with none of A's ids); A's own items pass.
+    ("POST", "/api/v1/units/ratings"): Case(
+        kind="list", expect_in=lambda s: s.sa2,
+        body=lambda s: {"items": [{"unit_id": s.sa2, "year": 2024, "rating": "good", "action": "propose"}]}),
     ("POST", "/api/v1/units/{unit_id}/members"): Case(
         path=lambda s: {"unit_id": s.sa},
         body=lambda s: {"full_name": "Đỗ Thị Mới A", "citizen_id": "079190000101", "date_of_birth": "1991-02-03",
@@ -112,6 +117,14 @@ MEMBERSHIP = {
         files=lambda s: {"file": (io.BytesIO("full_name,citizen_id,date_of_birth,gender\n"
                                              "Vũ Văn Nhập A,079190000102,1992-04-05,nam\n".encode()), "doan-vien.csv")}),
     ("GET", "/api/v1/members/{member_id}"): Case(path=lambda s: {"member_id": s.ma}),
+    ("GET", "/api/v1/members/lookup"): Case(query=lambda s: {"citizen_id": "079190000001"}, expect_in=lambda s: s.ma),
+    ("POST", "/api/v1/members/approvals"): Case(
+        kind="list", body=lambda s: {"items": [{"member_id": s.m_batch, "decision": "approve"}]},
+        expect_in=lambda s: s.m_batch),
+    ("POST", "/api/v1/members/cards"): Case(
+        kind="list", body=lambda s: {"items": [{"member_id": s.m_card}]}, expect_in=lambda s: s.m_card),
+    ("POST", "/api/v1/members/{member_id}/refuse"): Case(
+        path=lambda s: {"member_id": s.m_refuse}, body=lambda s: {"reason": "Chưa đủ điều kiện"}),
     ("PATCH", "/api/v1/members/{member_id}"): Case(
         path=lambda s: {"member_id": s.ma}, body=lambda s: {"phone": "0907654321"}),
     ("POST", "/api/v1/members/{member_id}/approve"): Case(path=lambda s: {"member_id": s.m_admitted}, body=lambda s: {}),
@@ -164,7 +177,8 @@ TRAINING = {
     ("GET", "/api/v1/classes/{class_id}/certificates"): Case(path=lambda s: {"class_id": s.k_done}),
     ("POST", "/api/v1/dissemination-sessions"): Case(
         body=lambda s: {"organising_unit_id": s.pa, "topic": "Nghị quyết Đại hội Công đoàn tỉnh A",
-                        "held_on": "2025-09-10", "reached": [{"unit_id": s.sa, "members_reached": 12}]}, ok=(201,)),
+                        "held_on": "2025-09-10", "member_ids": [s.ma],
+                        "reached": [{"unit_id": s.sa, "members_reached": 12}]}, ok=(201,)),
     ("GET", "/api/v1/dissemination-sessions"): Case(
         kind="list", query=lambda s: {"unit_id": s.pa}, expect_in=lambda s: s.session, b_queries=lambda s: [{}]),
     ("GET", "/api/v1/dissemination-sessions/{session_id}"): Case(path=lambda s: {"session_id": s.session}),
