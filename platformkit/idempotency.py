@@ -57,8 +57,13 @@ def index(name: str = KEY) -> tuple[str, dict[str, Any]]:
     return (KEY, {"name": name, "unique": True, "sparse": True})
 
 
+def fingerprint_of(request: Any) -> str:
+    """What a retry with the same key must repeat: a hash of the request (keys sorted)."""
+    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def fingerprint(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+    return fingerprint_of(list(parts))
 
 
 class KeyReused(RuleViolated):

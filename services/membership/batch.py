@@ -24,7 +24,6 @@ today's, not the first one's.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 import uuid
@@ -34,7 +33,7 @@ from typing import Any, Callable
 from marshmallow import ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from platformkit import mongo
+from platformkit import idempotency, mongo
 from platformkit.auth import Caller, Forbidden
 from platformkit.outbox import AlreadyExists, NotFound, StaleVersion
 from platformkit.web import Conflict, DomainError, RuleViolated
@@ -120,7 +119,7 @@ def run(caller: Caller, operation: str, key: str | None, request: Any, items: li
         return finish([_apply_one(i, item, handle, failure) for i, item in enumerate(items)]), False
     coll = _coll()
     _id = scoped_key(caller, operation, key)
-    fingerprint = fingerprint_of(request)
+    fingerprint = idempotency.fingerprint_of(request)
     owner = uuid.uuid4().hex
     try:
         coll.insert_one({"_id": _id, "operation": operation, "fingerprint": fingerprint, "state": "running",
@@ -142,10 +141,6 @@ def run(caller: Caller, operation: str, key: str | None, request: Any, items: li
     _save(coll, _id, owner, {"state": "done", "answer": json.dumps(answer), "results": None,
                              "finished_at": _now(), "heartbeat": _now()})
     return answer, False
-
-
-def fingerprint_of(request: Any) -> str:
-    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _existing(coll, _id: str, fingerprint: str, owner: str) -> dict | list[Result]:

@@ -7,14 +7,13 @@ import hashlib
 import io
 import re
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from platformkit import clock
-from platformkit import mongo, permissions
+from platformkit import clock, idempotency, mongo, permissions
 from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
 from platformkit.outbox import (OUTBOX_INDEX, AlreadyExists, StaleVersion, insert_with_events,
                                 update_with_events)
@@ -53,19 +52,13 @@ def setup(database: Database | None = None) -> None:
     mongo.ensure_indexes(database or db(), INDEXES)
 
 
-# Vietnam keeps UTC+7 all year. Every default date of a membership command is the Vietnamese day,
-# whatever the server's time zone (it was `date.today()`, the server's local day: on a UTC server,
-# between 00:00 and 07:00 in Vietnam, yesterday).
-VN = timezone(timedelta(hours=7))
-
-
 def today() -> date:
     return clock.today()  # Vietnam's day (platformkit.clock), whatever the server's zone
 
 
 # ---------------------------------------------------------------- idempotent creation
 def _fingerprint(request: Any) -> str:
-    return batch.fingerprint_of(request)
+    return idempotency.fingerprint_of(request)
 
 
 def _idempotency_key(caller: Caller, operation: str, key: str | None) -> str | None:

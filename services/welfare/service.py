@@ -8,10 +8,8 @@ inside the request, so `require_in_scope` reads the request's token.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 from uuid import uuid4
 
@@ -19,8 +17,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from platformkit import clock
-from platformkit import membership_view, mongo
+from platformkit import clock, idempotency, membership_view, mongo
 from platformkit.auth import Caller, current_caller, require_in_scope, require_write
 from platformkit.envelope import new_event
 from platformkit.outbox import (OUTBOX, OUTBOX_INDEX, PENDING, AlreadyExists, StaleVersion,
@@ -37,7 +34,6 @@ CLAIMS = "claims"
 # A claim older than this is taken to belong to a request that died half-way; a re-run finishes it.
 CLAIM_LEASE_SECONDS = 30
 # Vietnam keeps UTC+7 all year; "today" for a default date is the Vietnamese day.
-VN = timezone(timedelta(hours=7))
 # Internal fields never shown to callers.
 HIDDEN = {OUTBOX, PENDING, "idempotency_key", "request_fingerprint", "disbursement_key"}
 
@@ -109,7 +105,7 @@ def _subtree(caller: Caller) -> dict[str, Any]:
 
 
 def _fingerprint(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    return idempotency.fingerprint_of(body)
 
 
 def _scoped_key(caller: Caller, key: str | None) -> str | None:

@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from tests.support.infra import ROOT
-from tests.support.platform import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 GUIDE = ROOT / "docs" / "api-guide.md"
@@ -19,16 +18,6 @@ def guide_script() -> str:
     blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.S)
     assert len(blocks) >= 10, "the guide lost its examples"
     return "\n\n".join(blocks)
-
-
-@pytest.fixture
-def platform(isolated):
-    plat = Platform(isolated["tmp"])
-    try:
-        plat.start()
-        yield plat
-    finally:
-        plat.stop()
 
 
 def test_the_api_guide_runs_against_the_platform(platform, isolated):

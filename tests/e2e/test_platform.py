@@ -19,22 +19,11 @@ from platformkit.auth import mint
 from platformkit.envelope import decode
 from tests.reporting.recount import COMPARED, recount
 from tests.support.infra import ROOT, read_topic, wait_until
-from tests.support.platform import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 TOPICS = ("membership.events", "training.events", "welfare.events")
 MEMBERS = 60
-
-
-@pytest.fixture
-def platform(isolated):
-    plat = Platform(isolated["tmp"])
-    try:
-        plat.start()
-        yield plat
-    finally:
-        plat.stop()
 
 
 def all_events() -> list:

@@ -19,12 +19,12 @@ import json
 import pytest
 from openpyxl import load_workbook
 
-from platformkit.auth import mint
 from services.membership.domain import rating_eligible
 from services.reporting.app import create_app
 from services.reporting.indicators import CATALOGUE, HEADLINE, RATINGS, SECTORS
 from tests.reporting import scenario
 from tests.reporting.projected import projected_province
+from tests.reporting.test_api import PLATFORM, PROVINCE, auth, get
 
 pytestmark = pytest.mark.integration
 
@@ -44,19 +44,7 @@ def client(province):
     return create_app().test_client()
 
 
-def auth(unit: str, roles=("officer",)) -> dict:
-    return {"Authorization": f"Bearer {mint(f'test-{unit}', unit, list(roles))}"}
-
-
-PLATFORM = auth("*", ("admin",))
 NATION = auth("VN")
-PROVINCE = auth("HCM")
-
-
-def get(client, path, headers=PLATFORM, status=200):
-    r = client.get("/api/v1" + path, headers=headers)
-    assert r.status_code == status, (path, r.status_code, r.get_data(as_text=True)[:500])
-    return r.get_json() if r.is_json else r
 
 
 def put_target(client, unit, indicator, value, headers=NATION, status=200):
