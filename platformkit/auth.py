@@ -24,6 +24,8 @@ from typing import Iterable
 import jwt
 from flask import g, request
 
+from .errors import Forbidden, Unauthenticated
+
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # >= 32 bytes for HS256
 MIN_SECRET_BYTES = 32
 # Words that mark a key someone forgot to replace (the k8s base ships one on purpose).
@@ -36,12 +38,8 @@ WRITE_ROLES = {"admin", "officer", "service"}
 PLATFORM_SCOPE = "*"
 
 
-class Unauthorized(Exception):
-    """No valid token (HTTP 401)."""
-
-
-class Forbidden(Exception):
-    """Valid token, but outside its subtree or role (HTTP 403)."""
+# The refusals are platformkit.errors' (the web layer maps them to 401 and 403).
+Unauthorized = Unauthenticated
 
 
 class KeyPolicyError(RuntimeError):

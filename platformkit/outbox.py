@@ -25,6 +25,8 @@ from pymongo.errors import OperationFailure
 
 from . import metrics
 from .envelope import Envelope, from_dict
+from .errors import AlreadyExists, StaleVersion
+from .errors import DocumentNotFound as NotFound
 from .faults import crash_point
 from .kafka_io import EventPublisher
 from .mongo import is_duplicate_key
@@ -35,18 +37,6 @@ log = logging.getLogger(__name__)
 OUTBOX = "outbox"
 PENDING = "outbox_pending"
 OUTBOX_INDEX = [(PENDING, {"name": "outbox_pending", "sparse": False})]
-
-
-class StaleVersion(Exception):
-    """The document changed since the caller read it (HTTP 412)."""
-
-
-class NotFound(Exception):
-    pass
-
-
-class AlreadyExists(Exception):
-    pass
 
 
 def _outbox_entries(events: Iterable[Envelope]) -> list[dict[str, Any]]:

@@ -21,42 +21,18 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from . import messages_vi, metrics, permissions
-from .auth import Forbidden, Unauthorized, check_key_policy, current_caller
+from .auth import check_key_policy, current_caller
+from .errors import (AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound, Refusal, RuleViolated, StaleVersion,
+                     TooLarge, Unauthenticated)
 from .logs import setup_logging
-from .outbox import AlreadyExists, NotFound, StaleVersion
 
 log = logging.getLogger("http")
 
 
-class DomainError(Exception):
-    """Base for refusals the domain raises; `status` is the HTTP status that tells the truth."""
-    status = 422
-    code = "rule_violated"
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class InvalidInput(DomainError):
-    status, code = 400, "invalid_input"
-
-
-class Missing(DomainError):
-    status, code = 404, "not_found"
-
-
-class Conflict(DomainError):
-    status, code = 409, "conflict"
-
-
-class RuleViolated(DomainError):
-    status, code = 422, "rule_violated"
-
-
-class TooLarge(DomainError):
-    status, code = 413, "too_large"
+# The refusals live in platformkit.errors (no HTTP in them); these names stay for the callers that
+# import them from here. DomainError is the base every refusal shares.
+DomainError = Refusal
+Missing = NotFound
 
 
 class ApiError(Schema):
@@ -349,32 +325,14 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
     def metrics_endpoint():
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
-    @app.errorhandler(DomainError)
-    def _domain(exc: DomainError):
+    @app.errorhandler(Refusal)
+    def _refused(exc: Refusal):
+        # every refusal (platformkit.errors) answers its own status; one naming a field lists it
         errors = {exc.field: [exc.message]} if exc.field else None
-        return error_body(exc.status, exc.code, exc.message, errors)
-
-    @app.errorhandler(Unauthorized)
-    def _unauth(exc):
-        resp = error_body(401, "unauthorized", str(exc))
-        resp.headers["WWW-Authenticate"] = "Bearer"
+        resp = error_body(exc.status, exc.code, exc.message, errors)
+        if isinstance(exc, Unauthenticated):
+            resp.headers["WWW-Authenticate"] = "Bearer"
         return resp
-
-    @app.errorhandler(Forbidden)
-    def _forbidden(exc):
-        return error_body(403, "forbidden", str(exc))
-
-    @app.errorhandler(StaleVersion)
-    def _stale(exc):
-        return error_body(412, "stale_version", f"{exc} was changed by someone else; reload it")
-
-    @app.errorhandler(NotFound)
-    def _nf(exc):
-        return error_body(404, "not_found", f"{exc} not found")
-
-    @app.errorhandler(AlreadyExists)
-    def _exists(exc):
-        return error_body(409, "conflict", f"already exists: {exc}")
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError):

@@ -36,7 +36,8 @@ from pymongo.errors import DuplicateKeyError
 from platformkit import idempotency, mongo
 from platformkit.auth import Caller, Forbidden
 from platformkit.outbox import AlreadyExists, NotFound, StaleVersion
-from platformkit.web import Conflict, DomainError, RuleViolated
+from platformkit.errors import Conflict, RuleViolated
+from platformkit.errors import Refusal as DomainError
 from platformkit.write_claims import claimed_update
 
 SERVICE = "membership"

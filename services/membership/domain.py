@@ -13,7 +13,7 @@ from typing import Any
 from unidecode import unidecode
 
 from platformkit.envelope import Envelope, new_event
-from platformkit.web import Conflict, InvalidInput, RuleViolated
+from platformkit.errors import Conflict, InvalidInput, RuleViolated
 
 SOURCE = "membership"
 

@@ -18,7 +18,8 @@ from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
 from platformkit.outbox import (OUTBOX_INDEX, AlreadyExists, StaleVersion, insert_with_events,
                                 update_with_events)
 from platformkit.write_claims import claimed_update, next_sequence
-from platformkit.web import Conflict, InvalidInput, Missing, RuleViolated, TooLarge
+from platformkit.errors import Conflict, InvalidInput, RuleViolated, TooLarge
+from platformkit.errors import NotFound as Missing
 
 from . import batch, domain
 from .schemas import AdmitIn, CardItem, DecisionItem, RatingItem

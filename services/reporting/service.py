@@ -5,7 +5,7 @@ from __future__ import annotations
 from platformkit import mongo
 from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
 from platformkit.mongo import is_duplicate_key
-from platformkit.web import RuleViolated
+from platformkit.errors import RuleViolated
 from platformkit.write_claims import claimed_update
 
 from . import views

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from platformkit.web import Missing
+from platformkit.errors import NotFound as Missing
 
 from .indicators import CATALOGUE, HEADLINE, RATING_GROUPS, RATINGS, SECTORS, Indicator
 from .periods import Period, month_range

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Iterable
 
-from platformkit.web import Conflict, InvalidInput, Missing, RuleViolated
+from platformkit.errors import Conflict, InvalidInput, NotFound, RuleViolated
 
 TOPICS = ("union_work", "finance_accounting", "osh", "labour_law", "collective_bargaining",
           "inspection", "cdcs_chair", "resolution", "skills", "other")
@@ -342,7 +342,7 @@ def withdraw(cls: dict, member_id: str, on: date, reason: str | None) -> tuple[d
     _require_status(cls, ("open", "running"), "withdraw from")
     entry = find_enrolment(cls, member_id)
     if entry is None or entry["status"] == "withdrawn":
-        raise Missing(f"member {member_id} is not enrolled in this class", "member_id")
+        raise NotFound(f"member {member_id} is not enrolled in this class", "member_id")
     if entry["status"] != "enrolled":
         raise Conflict(f"member {member_id} was already assessed ({entry['status']})", "member_id")
     entry = {**entry, "status": "withdrawn", "withdrawn_on": _iso(on), "reason": reason}
@@ -385,7 +385,7 @@ def assess_completion(cls: dict, member_id: str, score: float, on: date) -> tupl
     _require_status(cls, ("running",), "assess completion in")
     entry = find_enrolment(cls, member_id)
     if entry is None or entry["status"] == "withdrawn":
-        raise Missing(f"member {member_id} is not enrolled in this class", "member_id")
+        raise NotFound(f"member {member_id} is not enrolled in this class", "member_id")
     if entry["status"] != "enrolled":
         raise Conflict(f"member {member_id} was already assessed ({entry['status']})", "member_id")
     if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 10:

@@ -28,7 +28,9 @@ from platformkit.envelope import new_event
 from platformkit.idempotency import Request
 from platformkit.membership_view import INDEXES as VIEW_INDEXES
 from platformkit.outbox import OUTBOX_INDEX, AlreadyExists, insert_with_events
-from platformkit.web import Conflict, DomainError, Missing
+from platformkit.errors import Conflict
+from platformkit.errors import NotFound as Missing
+from platformkit.errors import Refusal as DomainError
 
 from . import domain
 from .store import FIRST_ANSWER, HIDDEN, NOT_STATE, AggregateStore, KeyTaken

@@ -46,7 +46,7 @@ from pymongo.database import Database
 from platformkit import idempotency
 from platformkit.envelope import Envelope
 from platformkit.outbox import OUTBOX, OUTBOX_INDEX, PENDING, AlreadyExists, StaleVersion, insert_with_events
-from platformkit.web import Missing
+from platformkit.errors import NotFound as Missing
 
 FIRST_ANSWER = "first_answer"  # what a creation with an Idempotency-Key answered (replayed as is)
 NOT_STATE = {"_id", "version", OUTBOX, PENDING, FIRST_ANSWER, *idempotency.FIELDS}

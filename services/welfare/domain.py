@@ -5,7 +5,7 @@ dicts, as stored) and a command, and returns the new state and the events it rai
 wrapped into envelopes by the service layer). Dates in state are ISO `YYYY-MM-DD` strings so that
 they sort and compare as text in the database; functions take `datetime.date` for new dates.
 
-Refusals are the platform's DomainError subclasses (no I/O in them): InvalidInput -> 400 when the
+Refusals are platformkit.errors' classes (no I/O in them): InvalidInput -> 400 when the
 command contradicts itself whatever the state (a funding split that does not add up), RuleViolated
 -> 422 when the state forbids it (over budget, beneficiary left, wrong approving level), Conflict
 -> 409 when the case is not in a status that allows the transition (already approved, ...).
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Iterable
 
-from platformkit.web import Conflict, InvalidInput, RuleViolated
+from platformkit.errors import Conflict, InvalidInput, RuleViolated
 
 PROGRAMME_KINDS = ("tet_gift", "workers_month", "housing_new", "housing_repair", "hardship_visit",
                    "death_support", "micro_loan", "member_benefit")

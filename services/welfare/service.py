@@ -22,7 +22,8 @@ from platformkit.auth import Caller, current_caller, require_in_scope, require_w
 from platformkit.envelope import new_event
 from platformkit.outbox import (OUTBOX, OUTBOX_INDEX, PENDING, AlreadyExists, StaleVersion,
                                 insert_with_events, update_with_events)
-from platformkit.web import Conflict, Missing, RuleViolated
+from platformkit.errors import Conflict, RuleViolated
+from platformkit.errors import NotFound as Missing
 
 from . import domain
 

@@ -11,7 +11,8 @@ from platformkit.auth import mint
 from platformkit.web import RuleViolated, create_app, requires
 
 ROOT = Path(__file__).resolve().parents[2]
-REFUSALS = {"InvalidInput", "RuleViolated", "Conflict", "Missing", "TooLarge", "Forbidden", "Unauthorized"}
+REFUSALS = {"InvalidInput", "RuleViolated", "Conflict", "Missing", "NotFound", "TooLarge", "Forbidden", "Unauthorized",
+            "Unauthenticated"}
 
 
 class CountIn(Schema):
