@@ -29,7 +29,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from .auth import Caller
-from .web import RuleViolated
+from .errors import RuleViolated
 
 HEADER = "Idempotency-Key"
 KEY = "idempotency_key"

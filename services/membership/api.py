@@ -6,10 +6,11 @@ from platformkit.auth import current_caller
 from platformkit.web import localised_items, Blueprint, InvalidInput, error_responses, requires
 
 from . import service
-from .schemas import (BATCH_MAX_ITEMS, ActionIn, AdmitIn, CardsIn, CommitteeIn, ConfirmRatingIn, DecisionsIn,
-                      DissolveIn, DuesIn, DuesOut, IdempotencyHeader, ImportFile, ImportReport, LeaveIn, LookupQuery,
-                      MemberBatchOut, MemberOut, MemberPage, MemberQuery, MergeIn, MoveIn, ProfileIn, RatingBatchOut,
-                      RatingIn, RatingsIn, RefuseIn, RenameIn, TransferIn, UnitIn, UnitOut, UnitPage, UnitQuery)
+from .schemas import (BATCH_MAX_ITEMS, ActionIn, AdmitIn, CardItem, CardsIn, CommitteeIn, ConfirmRatingIn,
+                      DecisionItem, DecisionsIn, DissolveIn, DuesIn, DuesOut, IdempotencyHeader, ImportFile,
+                      ImportReport, LeaveIn, LookupQuery, MemberBatchOut, MemberOut, MemberPage, MemberQuery, MergeIn,
+                      MoveIn, ProfileIn, RatingBatchOut, RatingIn, RatingItem, RatingsIn, RefuseIn, RenameIn,
+                      TransferIn, UnitIn, UnitOut, UnitPage, UnitQuery)
 
 units = Blueprint("units", __name__, url_prefix="/units",
                   description="Org units as data: the hierarchy, CĐCS founding, committees, ratings")
@@ -62,7 +63,8 @@ def create_unit(headers, body):
 def record_ratings(headers, body):
     """Propose or confirm many CĐCS ratings, each on its own: the per-item results in order (each
     item's status is what the one-item endpoint would answer; confirming also needs rating.confirm)"""
-    return batch_answer(*service.record_ratings(current_caller(), body, headers.get("idempotency_key")))
+    return batch_answer(*service.record_ratings(current_caller(), body, headers.get("idempotency_key"),
+                                               parse_item=RatingItem().load))
 
 
 @units.route("/<unit_id>", methods=["GET"])
@@ -208,7 +210,7 @@ def import_members(headers, files, unit_id):
     if upload is None:
         raise InvalidInput("upload the file as multipart field 'file'", field="file")
     return batch_answer(*service.import_members(current_caller(), unit_id, upload.filename or "", upload.read(),
-                                                headers.get("idempotency_key")))
+                                                headers.get("idempotency_key"), parse_row=AdmitIn().load))
 
 
 # ---------------------------------------------------------------- members
@@ -232,7 +234,8 @@ def lookup_member(q):
 def decide_admissions(headers, body):
     """Approve or refuse many admissions (the level above the CĐCS), each on its own: the per-item
     results in order (each item's status is what the one-item endpoint would answer)"""
-    return batch_answer(*service.decide_admissions(current_caller(), body, headers.get("idempotency_key")))
+    return batch_answer(*service.decide_admissions(current_caller(), body, headers.get("idempotency_key"),
+                                                  parse_item=DecisionItem().load))
 
 
 @members.route("/cards", methods=["POST"])
@@ -243,7 +246,8 @@ def decide_admissions(headers, body):
 @error_responses(members, BATCH_ERRORS, (400, 401, 403, 409, 422))
 def issue_cards(headers, body):
     """Issue many union cards, each on its own: the per-item results in order"""
-    return batch_answer(*service.issue_cards(current_caller(), body, headers.get("idempotency_key")))
+    return batch_answer(*service.issue_cards(current_caller(), body, headers.get("idempotency_key"),
+                                            parse_item=CardItem().load))
 
 
 @members.route("/<member_id>", methods=["GET"])

@@ -8,7 +8,7 @@ import io
 import re
 import uuid
 from datetime import date
-from typing import Any
+from typing import Any, Callable
 
 from pymongo import ASCENDING
 from pymongo.database import Database
@@ -22,7 +22,6 @@ from platformkit.errors import Conflict, InvalidInput, RuleViolated, TooLarge
 from platformkit.errors import NotFound as Missing
 
 from . import batch, domain
-from .schemas import AdmitIn, CardItem, DecisionItem, RatingItem
 
 SERVICE = "membership"
 # The Idempotency-Key of the POST that created a unit or a member (caller-scoped, see
@@ -630,7 +629,7 @@ def _clean_row(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def import_members(caller: Caller, unit_id: str, filename: str, content: bytes,
-                   idempotency_key: str | None = None) -> tuple[dict, bool]:
+                   idempotency_key: str | None, parse_row: Callable[[dict], dict]) -> tuple[dict, bool]:
     """Admit a group from one file: a batch of admissions (batch.py), one per row, each with its
     own result. A bad row never blocks the good ones; re-running the same file admits nobody twice
     (a citizen ID already active in this CĐCS is reported, not re-admitted); with an
@@ -638,11 +637,10 @@ def import_members(caller: Caller, unit_id: str, filename: str, content: bytes,
     unit = load_unit(unit_id)
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
     rows = _rows_from_file(filename, content)
-    schema = AdmitIn()
     cache: dict = {("unit", unit_id): unit}
 
     def admit_row(i: int, raw: dict) -> dict:
-        cmd = schema.load(_clean_row(raw))
+        cmd = parse_row(_clean_row(raw))
         existing = db().members.find_one({"active_citizen_id": cmd["citizen_id"]}, {"unit_id": 1})
         if existing and existing["unit_id"] == unit_id:
             return {"row": i + 2, "status": "already_admitted", "member_id": existing["_id"], "errors": None}
@@ -670,38 +668,41 @@ def _member_brief(doc: dict) -> dict:
             "member_number": doc.get("member_number"), "card_issued_on": doc.get("card_issued_on")}
 
 
-def decide_admissions(caller: Caller, body: dict, idempotency_key: str | None) -> tuple[dict, bool]:
+def decide_admissions(caller: Caller, body: dict, idempotency_key: str | None,
+                      parse_item: Callable[[Any], dict]) -> tuple[dict, bool]:
     """Approve or refuse many admissions: each item through approve() / refuse(), as one by one."""
     on = body.get("on") or today()
     cache: dict = {}
 
     def decide(i: int, raw: Any) -> dict:
-        item = DecisionItem().load(raw)
+        item = parse_item(raw)
         cmd = {"on": on, "version": item.get("version"), "reason": item.get("reason")}
         act = approve if item["decision"] == "approve" else refuse
         return {"index": i, "status": 200, "member": _member_brief(act(caller, item["member_id"], cmd, cache))}
     return batch.run(caller, "members.decisions", idempotency_key, body, body["items"], decide)
 
 
-def issue_cards(caller: Caller, body: dict, idempotency_key: str | None) -> tuple[dict, bool]:
+def issue_cards(caller: Caller, body: dict, idempotency_key: str | None,
+                parse_item: Callable[[Any], dict]) -> tuple[dict, bool]:
     """Issue many cards: each item through issue_card(), as one by one."""
     on = body.get("on") or today()
     cache: dict = {}
 
     def issue(i: int, raw: Any) -> dict:
-        item = CardItem().load(raw)
+        item = parse_item(raw)
         member = issue_card(caller, item["member_id"], {"on": on, "version": item.get("version")}, cache)
         return {"index": i, "status": 200, "member": _member_brief(member)}
     return batch.run(caller, "members.cards", idempotency_key, body, body["items"], issue)
 
 
-def record_ratings(caller: Caller, body: dict, idempotency_key: str | None) -> tuple[dict, bool]:
+def record_ratings(caller: Caller, body: dict, idempotency_key: str | None,
+                   parse_item: Callable[[Any], dict]) -> tuple[dict, bool]:
     """Propose or confirm many CĐCS ratings: each item through propose_rating() / confirm_rating().
     The endpoint requires `rating.propose`; a confirmation also needs `rating.confirm` (403 per item)."""
     cache: dict = {}
 
     def rate(i: int, raw: Any) -> dict:
-        item = RatingItem().load(raw)
+        item = parse_item(raw)
         year = item["year"]
         if item["action"] == "propose":
             unit = propose_rating(caller, item["unit_id"], {"year": year, "rating": item["rating"],
