@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
 
+from . import paging
 from .clock import today
 
 EARLIEST = date(1900, 1, 1)   # older than any member's birth or any union record kept here
@@ -52,3 +53,27 @@ class Month(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         return check_month(super()._deserialize(value, attr, data, **kwargs))
+
+
+class Cursor(fields.String):
+    """`after`: the `next_cursor` of the previous page (platformkit.paging), decoded to its sort key;
+    anything else is a 400 naming `after`."""
+
+    def __init__(self, *args, **kwargs):
+        metadata = kwargs.setdefault("metadata", {})
+        metadata.setdefault("description", "the next_cursor of the previous page; absent for the first page")
+        metadata.setdefault("maxLength", paging.MAX_CURSOR_CHARS)
+        super().__init__(*args, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return paging.decode(text)
+        except paging.BadCursor as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+def page_limit(default: int, maximum: int, what: str = "items") -> fields.Integer:
+    """`limit`: how many items a page holds, bounded."""
+    return fields.Integer(load_default=default, validate=validate.Range(min=1, max=maximum),
+                          metadata={"description": f"{what} per page, 1 .. {maximum}"})

@@ -38,6 +38,8 @@ EXACT: dict[str, str] = {
     "must be a month as YYYY-MM": "phải là tháng dạng YYYY-MM",
     "Invalid JSON body.": "Nội dung JSON không hợp lệ.",
     "JSON nested too deeply": "JSON lồng quá sâu",
+    "not a cursor from next_cursor": "không phải con trỏ trang lấy từ next_cursor",
+    "the cursor belongs to another list": "con trỏ trang thuộc về một danh sách khác",
     "the database is unavailable; retry shortly": "cơ sở dữ liệu tạm thời không truy cập được; vui lòng thử lại sau",
     "the request took longer than its time limit; retry shortly":
         "yêu cầu vượt quá thời gian cho phép; vui lòng thử lại sau",

@@ -2,7 +2,7 @@
 document the API in /openapi.json."""
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, utils, validate, validates_schema
 
-from platformkit.fields import Month, PlausibleDate
+from platformkit.fields import Cursor, Month, PlausibleDate, page_limit
 from platformkit.web import StrictSchema
 
 from .domain import (FOUNDING_METHODS, GENDERS, LEAVE_REASONS, POSITIONS, RATINGS, SECTORS, UNIT_KINDS)
@@ -161,13 +161,13 @@ class MemberPage(Schema):
 class MemberQuery(Strict):
     q = fields.String(validate=validate.Length(max=100), metadata={"description": "name, diacritics optional"})
     status = fields.String(validate=validate.OneOf(("admitted", "active", "left", "refused")))
-    after = fields.String(validate=validate.Length(max=64), metadata={"description": "cursor from next_cursor"})
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    after = Cursor()
+    limit = page_limit(50, 200)
 
 
 class UnitQuery(Strict):
-    after = fields.String(validate=validate.Length(max=64))
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    after = Cursor()
+    limit = page_limit(100, 500)
     kind = fields.String(validate=validate.OneOf(UNIT_KINDS))
 
 

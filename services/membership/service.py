@@ -13,7 +13,7 @@ from typing import Any, Callable
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from platformkit import clock, idempotency, mongo, permissions
+from platformkit import clock, idempotency, mongo, paging, permissions
 from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
 from platformkit.outbox import (OUTBOX_INDEX, AlreadyExists, StaleVersion, insert_with_events,
                                 update_with_events)
@@ -280,12 +280,9 @@ def dissolve_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
     return update_with_events(d.units, unit_id, expected, changes, events)
 
 
-def _page(coll, query: dict, after: str | None, limit: int) -> dict:
-    if after:
-        query = {**query, "_id": {"$gt": after}}
-    items = list(coll.find(query, {"outbox": 0}).sort("_id", ASCENDING).limit(limit + 1))
-    next_cursor = items[limit - 1]["_id"] if len(items) > limit else None
-    return {"items": items[:limit], "next_cursor": next_cursor}
+def _page(coll, query: dict, after: list | None, limit: int) -> dict:
+    items, next_cursor = paging.page(coll, query, after, limit, projection={"outbox": 0})
+    return {"items": items, "next_cursor": next_cursor}
 
 
 def children(caller: Caller, unit_id: str, q: dict) -> dict:

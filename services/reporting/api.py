@@ -9,8 +9,8 @@ from platformkit.web import Blueprint, error_responses, requires
 
 from . import exports, service
 from .indicators import CATALOGUE
-from .schemas import (ChildrenQuery, ChildrenView, IndicatorOut, Me, PeriodQuery, RatingsView, SeriesQuery, SeriesView,
-                      TargetIn, TargetOut, UnitView, YearQuery)
+from .schemas import (ChildrenQuery, ChildrenView, ExportQuery, IndicatorOut, Me, PeriodQuery, RatingsView, SeriesQuery,
+                      SeriesView, TargetIn, TargetOut, TargetPage, TargetQuery, UnitView, YearQuery)
 
 views = Blueprint("views", __name__, url_prefix="/views", description="Rolled-up attainment views")
 targets = Blueprint("targets", __name__, url_prefix="/targets", description="Targets assigned downward")
@@ -40,7 +40,8 @@ def unit_view(q, unit_id):
 @views.response(200, ChildrenView)
 @documented(views)
 def children_view(q, unit_id):
-    """Drill-down: the unit's total and its children side by side, each with its status and path"""
+    """Drill-down: the unit's total and its children side by side, each with its status and path, a page
+    of children at a time (by name)"""
     return service.children_view(current_caller(), unit_id, q)
 
 
@@ -72,7 +73,7 @@ def _download(body: bytes, mimetype: str, name: str) -> Response:
 
 @views.route("/<unit_id>/export.csv", methods=["GET"])
 @requires("read", heavy=True)
-@views.arguments(ChildrenQuery, location="query")
+@views.arguments(ExportQuery, location="query")
 @views.response(200, description=("CSV (UTF-8 with BOM): unit rows with their status, indicator columns actual / "
                                  "target / % / reached; text that could start a formula is prefixed with '"))
 @documented(views)
@@ -84,7 +85,7 @@ def export_csv(q, unit_id):
 
 @views.route("/<unit_id>/export.xlsx", methods=["GET"])
 @requires("read", heavy=True)
-@views.arguments(ChildrenQuery, location="query")
+@views.arguments(ExportQuery, location="query")
 @views.response(200, description=("XLSX workbook: unit rows with their status, indicator columns actual / target / "
                                  "% / reached; text that could start a formula is prefixed with '"))
 @documented(views)
@@ -107,12 +108,12 @@ def set_target(body, unit_id):
 
 @targets.route("/<unit_id>", methods=["GET"])
 @requires("read")
-@targets.arguments(YearQuery, location="query")
-@targets.response(200, TargetOut(many=True))
+@targets.arguments(TargetQuery, location="query")
+@targets.response(200, TargetPage)
 @documented(targets)
 def list_targets(q, unit_id):
-    """Targets of the unit and its children for a year"""
-    return service.list_targets(current_caller(), unit_id, q["year"])
+    """Targets of the unit and its children for a year, a page of units at a time"""
+    return service.list_targets(current_caller(), unit_id, q)
 
 
 @catalogue.route("/indicators", methods=["GET"])

@@ -1,7 +1,7 @@
 """Marshmallow schemas of the reporting API (validation and OpenAPI)."""
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from platformkit.fields import Month
+from platformkit.fields import Cursor, Month, page_limit
 from platformkit.web import StrictSchema
 
 from .indicators import CATALOGUE
@@ -46,11 +46,17 @@ class PeriodQuery(Strict):
             raise ValidationError(f"unknown indicators {unknown}")
 
 
-class ChildrenQuery(PeriodQuery):
+class ExportQuery(PeriodQuery):
     include_closed = fields.Boolean(metadata={"description": (
         "true: every child, dissolved and merged ones too; false: only the children operating; "
         "absent: those operating and those closed on or after the period's first day (they still count "
         "for the period, so the children add up to the total). Closed children are marked by `status`.")})
+
+
+class ChildrenQuery(ExportQuery):
+    """The drill-down in pages of children (by name); an export holds every child."""
+    after = Cursor()
+    limit = page_limit(200, 500, "children")
 
 
 class SeriesQuery(Strict):
@@ -69,6 +75,11 @@ class SeriesQuery(Strict):
 
 class YearQuery(Strict):
     year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100))
+
+
+class TargetQuery(YearQuery):
+    after = Cursor()
+    limit = page_limit(200, 500, "units (each with all its targets)")
 
 
 class TargetIn(Strict):
@@ -92,6 +103,11 @@ class TargetOut(Schema):
     value = Figure()
     assigned_by = fields.String()
     version = fields.Integer()
+
+
+class TargetPage(Schema):
+    items = fields.List(fields.Nested(TargetOut))
+    next_cursor = fields.String(allow_none=True, metadata={"description": "`after` for the next page; null on the last page"})
 
 
 class Row(Schema):
@@ -149,6 +165,8 @@ class ChildrenView(Schema):
     period = fields.Nested(PeriodOut)
     total = fields.List(fields.Nested(Row))
     children = fields.List(fields.Nested(ChildRows))
+    next_cursor = fields.String(allow_none=True, metadata={
+        "description": "`after` for the next page of children; null on the last page"})
 
 
 class Point(Schema):

@@ -2,7 +2,7 @@
 hierarchy (built from membership events), targets."""
 from __future__ import annotations
 
-from platformkit import mongo
+from platformkit import mongo, paging
 from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
 from platformkit.mongo import is_duplicate_key
 from platformkit.errors import RuleViolated
@@ -59,7 +59,7 @@ def children_view(caller: Caller, unit_id: str, q: dict) -> dict:
     gen = live()
     scoped_unit(caller, unit_id, gen)
     return views.children_view(gen, db().targets, unit_id, parse(q["period"]), codes_from(q),
-                               q.get("include_closed"))
+                               q.get("include_closed"), q.get("after"), q.get("limit"))
 
 
 def series_view(caller: Caller, unit_id: str, q: dict) -> dict:
@@ -115,8 +115,12 @@ def _target_out(doc: dict) -> dict:
     return {**doc, "value": views.figure(ind, doc["value"])} if ind else doc
 
 
-def list_targets(caller: Caller, unit_id: str, year: int) -> list[dict]:
+def list_targets(caller: Caller, unit_id: str, q: dict) -> dict:
+    """The targets of the unit and its operating children for a year, a page of units at a time
+    (`limit` units, each with all its targets), by unit id."""
     gen = live()
     scoped_unit(caller, unit_id, gen)
-    kids = [c["_id"] for c in views.children_ids(gen, unit_id)]
-    return [_target_out(t) for t in db().targets.find({"unit": {"$in": [unit_id] + kids}, "year": year}).sort("unit", 1)]
+    units = sorted([unit_id] + [c["_id"] for c in views.children_ids(gen, unit_id)])
+    units, next_cursor = paging.page_of_list(units, lambda u: [u], q.get("after"), q["limit"])
+    found = db().targets.find({"unit": {"$in": units}, "year": q["year"]}).sort([("unit", 1), ("_id", 1)])
+    return {"items": [_target_out(t) for t in found], "next_cursor": next_cursor}

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from platformkit import paging
 from platformkit.errors import NotFound as Missing
 
 from .indicators import CATALOGUE, HEADLINE, RATING_GROUPS, RATINGS, SECTORS, Indicator
@@ -140,12 +141,17 @@ def children_ids(gen: Generation, unit_id: str) -> list[dict]:
     return list(gen.units.find({"parent_id": unit_id, "status": {"$nin": list(CLOSED)}}, UNIT_FIELDS).sort("name", 1))
 
 
+def child_order(unit: dict) -> list[str]:
+    """Children by name (a unit not named yet first), then id: the drill-down's order and its cursor."""
+    return [unit.get("name") or "", unit["_id"]]
+
+
 def drill_down_children(gen: Generation, unit_id: str, period: Period, include_closed: bool | None = None) -> list[dict]:
     """The children a drill-down lists. `include_closed`: True, every child, dissolved and merged
     ones too; False, only those operating; None (the default), those operating plus those closed
     on or after the period's first day, which still count for the period: the children's figures
     then add up to the parent's (a unit closed before the period contributes nothing to it)."""
-    kids = list(gen.units.find({"parent_id": unit_id}, UNIT_FIELDS).sort("name", 1))
+    kids = sorted(gen.units.find({"parent_id": unit_id}, UNIT_FIELDS), key=child_order)
 
     def keep(kid: dict) -> bool:
         if kid.get("status") not in CLOSED or include_closed:
@@ -180,10 +186,13 @@ def unit_view(gen: Generation, targets_coll, unit_id: str, period: Period, codes
 
 
 def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, codes: list[str] | None = None,
-                  include_closed: bool | None = None) -> dict:
+                  include_closed: bool | None = None, after: list | None = None, limit: int | None = None) -> dict:
+    """The unit's total and one page of its children (`limit` None: every child, for an export);
+    the figures are summed for the page's children only."""
     unit = unit_info(gen, unit_id)
     codes = codes or HEADLINE
-    kids = drill_down_children(gen, unit_id, period, include_closed)
+    kids, next_cursor = paging.page_of_list(drill_down_children(gen, unit_id, period, include_closed),
+                                            child_order, after, limit)
     ids = [k["_id"] for k in kids]
     grandkids: dict[str, list[str]] = defaultdict(list)
     for g in gen.units.find({"parent_id": {"$in": ids}}, {"parent_id": 1}):
@@ -200,6 +209,7 @@ def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, c
         "total": rows_for(sums[unit_id], own_targets, codes, period),
         "children": [{"unit": unit_out(k, below), "rows": rows_for(sums[k["_id"]], targets[k["_id"]], codes, period)}
                      for k in kids],
+        "next_cursor": next_cursor,
     }
 
 

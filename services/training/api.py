@@ -8,9 +8,9 @@ from platformkit.idempotency import IdempotencyHeader
 from platformkit.web import Blueprint, error_responses, requires
 
 from . import service
-from .schemas import (AttendanceIn, AttendanceOut, CancelIn, CertificateOut, ClassIn, ClassOut, ClassQuery,
-                      CompletionIn, CompletionOut, CourseIn, CourseOut, CourseQuery, DatedIn, DisseminationIn,
-                      DisseminationOut, EnrolmentIn, EnrolmentOut, MemberEnrolmentQuery, PageQuery,
+from .schemas import (AttendanceIn, AttendanceOut, CancelIn, CertificateOut, ClassIn, ClassOut, ClassPage, ClassQuery,
+                      CompletionIn, CompletionOut, CourseIn, CourseOut, CoursePage, CourseQuery, DatedIn, DisseminationIn,
+                      DisseminationOut, DisseminationPage, EnrolmentIn, EnrolmentOut, MemberEnrolmentQuery, PageQuery,
                       WithdrawIn)
 
 ERRORS = {
@@ -55,7 +55,7 @@ def register_course(headers, body):
 @courses.route("", methods=["GET"])
 @requires("read")
 @courses.arguments(CourseQuery, location="query")
-@courses.response(200, CourseOut(many=True))
+@courses.response(200, CoursePage)
 @errors(courses, 400, 401, 403)
 def list_courses(query):
     """Courses of the caller's subtree and of the units above it"""
@@ -100,7 +100,7 @@ def plan_class(headers, body):
 @classes.route("", methods=["GET"])
 @requires("read")
 @classes.arguments(ClassQuery, location="query")
-@classes.response(200, ClassOut(many=True))
+@classes.response(200, ClassPage)
 @errors(classes, 400, 401, 403)
 def list_classes(query):
     """Classes organised in the caller's subtree"""
@@ -278,7 +278,7 @@ def record_dissemination(headers, body):
 @dissemination.route("", methods=["GET"])
 @requires("read")
 @dissemination.arguments(PageQuery, location="query")
-@dissemination.response(200, DisseminationOut(many=True))
+@dissemination.response(200, DisseminationPage)
 @errors(dissemination, 400, 401, 403)
 def list_dissemination(query):
     """Sessions organised in the caller's subtree (without `member_ids`: GET one session for them)"""

@@ -6,7 +6,7 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from platformkit.fields import PlausibleDate
+from platformkit.fields import Cursor, PlausibleDate, page_limit
 
 from . import domain
 
@@ -20,8 +20,8 @@ def _date_str(**kw):
 
 
 class PageQuery(Schema):
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10**9))  # BSON int64 bound
+    after = Cursor()
+    limit = page_limit(100, 500)
     unit_id = fields.String(validate=ID, metadata={"description": "only this unit's subtree (within yours)"})
 
 
@@ -261,3 +261,23 @@ class DisseminationOut(Schema):
     units_reached = fields.Integer()
     cdcs_reached = fields.Integer()
     version = fields.Integer()
+
+
+
+# ---------------------------------------------------------------- pages (platformkit.paging)
+NEXT_CURSOR = "`after` for the next page; null on the last page"
+
+
+class CoursePage(Schema):
+    items = fields.List(fields.Nested(CourseOut))
+    next_cursor = fields.String(allow_none=True, metadata={"description": NEXT_CURSOR})
+
+
+class ClassPage(Schema):
+    items = fields.List(fields.Nested(ClassOut))
+    next_cursor = fields.String(allow_none=True, metadata={"description": NEXT_CURSOR})
+
+
+class DisseminationPage(Schema):
+    items = fields.List(fields.Nested(DisseminationOut))
+    next_cursor = fields.String(allow_none=True, metadata={"description": NEXT_CURSOR})

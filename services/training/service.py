@@ -22,7 +22,7 @@ from typing import Any, Callable
 from pymongo.database import Database
 
 from platformkit.clock import today
-from platformkit import auth, idempotency, mongo
+from platformkit import auth, idempotency, mongo, paging
 from platformkit.auth import Caller, Forbidden
 from platformkit.envelope import new_event
 from platformkit.idempotency import Request
@@ -153,8 +153,9 @@ def _scope_filter(db: Database, unit_field: str, ancestors_field: str, unit_id: 
     return _subtree(unit_field, ancestors_field, caller.unit_id)
 
 
-def _page(cursor, query: dict) -> list[dict]:
-    return list(cursor.sort("_id", 1).skip(query.get("offset", 0)).limit(query.get("limit", 100)))
+def _page(coll, flt: dict, projection: dict, query: dict) -> dict:
+    items, next_cursor = paging.page(coll, flt, query.get("after"), query.get("limit", 100), projection=projection)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 # ---------------------------------------------------------------- courses
@@ -198,7 +199,7 @@ def get_course(course_id: str) -> dict:
     return course
 
 
-def list_courses(query: dict) -> list[dict]:
+def list_courses(query: dict) -> dict:
     db = database()
     caller = auth.current_caller()
     if query.get("unit_id"):
@@ -209,7 +210,7 @@ def list_courses(query: dict) -> list[dict]:
     for key in ("topic", "status"):
         if query.get(key):
             flt[key] = query[key]
-    return _page(db[COURSES].find({**flt, **COMMITTED}, HIDDEN), query)
+    return _page(db[COURSES], {**flt, **COMMITTED}, HIDDEN, query)
 
 
 def retire_course(course_id: str) -> dict:
@@ -253,13 +254,13 @@ def get_class(class_id: str) -> dict:
     return cls
 
 
-def list_classes(query: dict) -> list[dict]:
+def list_classes(query: dict) -> dict:
     db = database()
     flt = _scope_filter(db, "organising_unit_id", "organising_ancestors", query.get("unit_id"))
     for key in ("status", "course_id", "topic"):
         if query.get(key):
             flt[key] = query[key]
-    return _page(db[CLASSES].find({**flt, **COMMITTED}, {**HIDDEN, "enrolments": 0}), query)
+    return _page(db[CLASSES], {**flt, **COMMITTED}, {**HIDDEN, "enrolments": 0}, query)
 
 
 def _class_command(class_id: str, decide) -> dict:
@@ -455,8 +456,8 @@ def get_dissemination(session_id: str) -> dict:
     return doc
 
 
-def list_dissemination(query: dict) -> list[dict]:
+def list_dissemination(query: dict) -> dict:
     """Without the member lists (up to MAX_MEMBERS_PER_SESSION each): GET one session for them."""
     db = database()
     flt = _scope_filter(db, "organising_unit_id", "organising_ancestors", query.get("unit_id"))
-    return _page(db[SESSIONS].find(flt, {**HIDDEN, "member_ids": 0}), query)
+    return _page(db[SESSIONS], flt, {**HIDDEN, "member_ids": 0}, query)

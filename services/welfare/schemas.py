@@ -3,7 +3,7 @@ enums, ranges): a failure here is a 400 naming the field, and nothing is written
 state (budget, beneficiary status, approving level) are in domain.py."""
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from platformkit.fields import PlausibleDate
+from platformkit.fields import Cursor, PlausibleDate, page_limit
 
 from . import domain
 
@@ -25,8 +25,11 @@ class IdempotencyHeader(Schema):
 
 
 class PageArgs(Schema):
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10**9))  # BSON int64 bound
+    after = Cursor()
+    limit = page_limit(100, 500)
+
+
+NEXT_CURSOR = "`after` for the next page; null on the last page"
 
 
 # ---------------------------------------------------------------- programmes
@@ -69,8 +72,7 @@ class ProgrammeListArgs(PageArgs):
 
 class ProgrammeList(Schema):
     items = fields.List(fields.Nested(ProgrammeOut))
-    limit = fields.Integer()
-    offset = fields.Integer()
+    next_cursor = fields.String(allow_none=True, metadata={"description": NEXT_CURSOR})
 
 
 # ---------------------------------------------------------------- cases
@@ -152,8 +154,7 @@ class CaseListArgs(PageArgs):
 
 class CaseList(Schema):
     items = fields.List(fields.Nested(CaseOut))
-    limit = fields.Integer()
-    offset = fields.Integer()
+    next_cursor = fields.String(allow_none=True, metadata={"description": NEXT_CURSOR})
 
 
 class VersionPin(Schema):
@@ -230,8 +231,7 @@ class LoanListArgs(PageArgs, LoanArgs):
 
 class LoanList(Schema):
     items = fields.List(fields.Nested(LoanOut))
-    limit = fields.Integer()
-    offset = fields.Integer()
+    next_cursor = fields.String(allow_none=True, metadata={"description": NEXT_CURSOR})
 
 
 class RepaymentIn(VersionPin):

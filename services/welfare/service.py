@@ -17,7 +17,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from platformkit import clock, idempotency, membership_view, mongo
+from platformkit import clock, idempotency, membership_view, mongo, paging
 from platformkit.auth import Caller, current_caller, require_in_scope, require_write
 from platformkit.envelope import new_event
 from platformkit.outbox import (OUTBOX, OUTBOX_INDEX, PENDING, AlreadyExists, StaleVersion,
@@ -188,6 +188,10 @@ def get_programme(programme_id: str) -> dict:
     return public(_programme_now(db, doc))
 
 
+PROGRAMME_ORDER = [("year", DESCENDING), ("_id", ASCENDING)]  # the latest year first
+CASE_ORDER = [("requested_on", DESCENDING), ("_id", ASCENDING)]  # the newest request first
+
+
 def list_programmes(args: dict[str, Any]) -> dict:
     caller = current_caller()
     query: dict[str, Any] = _subtree(caller)
@@ -195,10 +199,8 @@ def list_programmes(args: dict[str, Any]) -> dict:
         if args.get(key) is not None:
             query[key] = args[key]
     db = database()
-    cur = (db[PROGRAMMES].find(query).sort([("year", DESCENDING), ("_id", ASCENDING)])
-           .skip(args["offset"]).limit(args["limit"]))
-    return {"items": [public(_programme_now(db, d)) for d in cur], "limit": args["limit"],
-            "offset": args["offset"]}
+    docs, next_cursor = paging.page(db[PROGRAMMES], query, args.get("after"), args["limit"], PROGRAMME_ORDER)
+    return {"items": [public(_programme_now(db, d)) for d in docs], "next_cursor": next_cursor}
 
 
 # ---------------------------------------------------------------- cases
@@ -269,9 +271,8 @@ def list_cases(args: dict[str, Any]) -> dict:
     for key in ("programme_id", "status", "member_id", "unit_id", "programme_kind"):
         if args.get(key) is not None:
             query[key] = args[key]
-    cur = (database()[CASES].find(query).sort([("requested_on", DESCENDING), ("_id", ASCENDING)])
-           .skip(args["offset"]).limit(args["limit"]))
-    return {"items": [public(d) for d in cur], "limit": args["limit"], "offset": args["offset"]}
+    docs, next_cursor = paging.page(database()[CASES], query, args.get("after"), args["limit"], CASE_ORDER)
+    return {"items": [public(d) for d in docs], "next_cursor": next_cursor}
 
 
 def _approver(db: Database, caller: Caller, case: dict) -> domain.Approver:
@@ -440,14 +441,14 @@ def list_loans(args: dict[str, Any]) -> dict:
         if args.get(key) is not None:
             query[key] = args[key]
     as_of = args.get("as_of") or today()
-    cur = database()[CASES].find(query).sort("_id", ASCENDING).skip(args["offset"]).limit(args["limit"])
-    items = [loan_view(c, as_of) for c in cur]
+    docs, next_cursor = paging.page(database()[CASES], query, args.get("after"), args["limit"])
+    items = [loan_view(c, as_of) for c in docs]
     if args.get("status"):
         # computed as of a date, so filtered after reading the page (the page may come back shorter)
         items = [i for i in items if i["status"] == args["status"]]
     for item in items:
         item.pop("instalments", None)
-    return {"items": items, "limit": args["limit"], "offset": args["offset"]}
+    return {"items": items, "next_cursor": next_cursor}
 
 
 def record_repayment(case_id: str, body: dict[str, Any], idempotency_key: str | None) -> tuple[dict, bool]:

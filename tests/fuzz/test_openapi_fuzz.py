@@ -464,16 +464,16 @@ HUGE = "99999999999999999999"  # > 2**63: BSON cannot carry it, so it must never
 
 
 @pytest.mark.parametrize("service, path", [
-    ("training", f"/api/v1/courses?offset={HUGE}"),
-    ("welfare", f"/api/v1/programmes?offset={HUGE}"),
+    ("training", f"/api/v1/courses?limit={HUGE}"),
+    ("welfare", f"/api/v1/programmes?limit={HUGE}"),
     ("welfare", f"/api/v1/programmes?year={HUGE}"),
-    ("welfare", f"/api/v1/cases?offset={HUGE}"),
-    ("welfare", f"/api/v1/loans?offset={HUGE}"),
+    ("welfare", f"/api/v1/cases?limit={HUGE}"),
+    ("welfare", f"/api/v1/loans?limit={HUGE}"),
 ])
 def test_integers_beyond_int64_in_a_query_are_invalid_input(isolated, service, path):
     resp = make_app(service).test_client().get(path, headers=admin_headers())
     err = check_error(resp)
-    assert set(err["errors"]["query"]) & {"offset", "year"}, err
+    assert set(err["errors"]["query"]) & {"limit", "year"}, err
 
 
 def test_error_bodies_keep_errors_an_object(isolated):

@@ -113,6 +113,18 @@ def test_children_side_by_side_sum_to_the_parent(client, province):
     # the commune's drill-down lists its CĐCS
     commune = get(client, f"/views/HCM-X000/children?period={PERIOD}")
     assert [c["unit"]["id"] for c in commune["children"]] == ["HCM-X000-S00000", "HCM-X000-S00002", "HCM-X000-S00004"]
+    # in pages of one: the same children in the same order, each page with the same total
+    pages, after = [], None
+    while True:
+        page = get(client, f"/views/HCM-X000/children?period={PERIOD}&limit=1" + (f"&after={after}" if after else ""))
+        assert len(page["children"]) <= 1 and page["total"] == commune["total"]
+        pages += page["children"]
+        after = page["next_cursor"]
+        if after is None:
+            break
+    assert pages == commune["children"] and commune["next_cursor"] is None
+    bad = get(client, f"/views/HCM-X000/children?period={PERIOD}&after=eyJhIjoxfQ", status=400)
+    assert "after" in bad["errors"]["query"]
 
 
 # ------------------------------------------------------------------------------------- targets
@@ -138,9 +150,19 @@ def test_targets_are_assigned_by_the_level_above(client):
     assert r.status_code == 404
     # the change is kept, and listed under the parent
     put_target(client, "HCM-X000", "members.admitted", 55)
-    listed = get(client, "/targets/HCM?year=2025", headers=PROVINCE)
+    listed = get(client, "/targets/HCM?year=2025", headers=PROVINCE)["items"]
     assert {"unit": "HCM-X000", "indicator": "members.admitted", "value": 55.0} in [
         {k: t[k] for k in ("unit", "indicator", "value")} for t in listed]
+    # a page of one unit at a time lists the same targets
+    paged, after = [], None
+    while True:
+        page = get(client, "/targets/HCM?year=2025&limit=1" + (f"&after={after}" if after else ""), headers=PROVINCE)
+        assert len({t["unit"] for t in page["items"]}) <= 1
+        paged += page["items"]
+        after = page["next_cursor"]
+        if after is None:
+            break
+    assert paged == listed
     row = rows_by_code(get(client, f"/views/HCM-X000?period={PERIOD}", headers=COMMUNE)["rows"])["members.admitted"]
     assert row["target"] == 55
 

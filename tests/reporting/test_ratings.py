@@ -258,7 +258,7 @@ def test_counts_are_integers_in_every_json_answer(client):
     # a fractional count is bad input, naming the field
     body = put_target(client, "HCM-X001", "members.admitted", 150.5, headers=PROVINCE, status=400).get_json()
     assert "value" in body["errors"]
-    listed = {t["indicator"]: t["value"] for t in raw(client, f"/targets/HCM?year={YEAR}") if t["unit"] == "HCM-X001"}
+    listed = {t["indicator"]: t["value"] for t in raw(client, f"/targets/HCM?year={YEAR}")["items"] if t["unit"] == "HCM-X001"}
     assert type(listed["welfare.cases"]) is int and listed["dues.collected_pct"] == 95.5
     every = ",".join(CATALOGUE)
     view = raw(client, f"/views/HCM-X001?period={YEAR}&indicators={every}")

@@ -242,8 +242,8 @@ def test_dissemination_session_counts_members_reached(training):
         "reached": [{"unit_id": "C3", "members_reached": 10}]})
     assert r.status_code == 422 and "reached" in r.json["errors"]
     assert t.db[SESSIONS].count_documents({}) == 1
-    assert len(t.call("GET", "/dissemination-sessions", unit="HCM").json) == 1
-    assert t.call("GET", "/dissemination-sessions", unit="P2").json == []
+    assert len(t.call("GET", "/dissemination-sessions", unit="HCM").json["items"]) == 1
+    assert t.call("GET", "/dissemination-sessions", unit="P2").json["items"] == []
 
 
 def test_callers_outside_the_subtree_get_403_on_every_endpoint_kind(training):
@@ -287,12 +287,19 @@ def test_callers_outside_the_subtree_get_403_on_every_endpoint_kind(training):
     assert t.db[COURSES].count_documents({}) == 1 and t.db[SESSIONS].count_documents({}) == 1
     # lists are filtered to the caller's subtree; the province sees both communes
     other = make_class(t, capacity=3, org="P2", code="P2-ATVS-01")
-    assert [c["id"] for c in t.call("GET", "/classes", unit="P2").json] == [other]
-    assert [c["id"] for c in t.call("GET", "/classes", unit="P1").json] == [class_id]
-    assert sorted(c["id"] for c in t.call("GET", "/classes", unit="HCM").json) == sorted([class_id, other])
-    assert t.call("GET", "/classes", unit="C1").json == []
+    assert [c["id"] for c in t.call("GET", "/classes", unit="P2").json["items"]] == [other]
+    assert [c["id"] for c in t.call("GET", "/classes", unit="P1").json["items"]] == [class_id]
+    assert sorted(c["id"] for c in t.call("GET", "/classes", unit="HCM").json["items"]) == sorted([class_id, other])
+    assert t.call("GET", "/classes", unit="C1").json == {"items": [], "next_cursor": None}
+    # pages of one: each class once, then no cursor; a cursor not from next_cursor is a 400
+    first = t.call("GET", "/classes?limit=1", unit="HCM").json
+    second = t.call("GET", f"/classes?limit=1&after={first['next_cursor']}", unit="HCM").json
+    assert sorted(c["id"] for c in first["items"] + second["items"]) == sorted([class_id, other])
+    assert second["next_cursor"] is None
+    bad = t.call("GET", "/classes?after=bm9wZQ", unit="HCM")
+    assert bad.status_code == 400 and "after" in bad.json["errors"]["query"], bad.json
     # a commune sees the province catalogue (usable below it) but not its sibling's
-    courses_p2 = {c["code"] for c in t.call("GET", "/courses", unit="P2").json}
+    courses_p2 = {c["code"] for c in t.call("GET", "/courses", unit="P2").json["items"]}
     assert "ATVSLD-2D" in courses_p2 and "P1-COURSE" not in courses_p2
     # the member's history shows to the member's own unit, not to the sibling commune
     assert len(t.call("GET", "/enrolments?member_id=m1", unit="C1").json) == 1

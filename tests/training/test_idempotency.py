@@ -133,7 +133,7 @@ def test_keys_are_scoped_to_the_caller_and_sessions_count_once_per_key(training)
     got = t.call("GET", f"/dissemination-sessions/{a.json['id']}").json
     assert "idempotency_key" not in got and "request_fingerprint" not in got
     assert got["member_ids"] == ["m1", "m2", "m3"]
-    listed = t.call("GET", "/dissemination-sessions").json
+    listed = t.call("GET", "/dissemination-sessions").json["items"]
     assert all("member_ids" not in s and "idempotency_key" not in s for s in listed)
 
 

@@ -362,3 +362,29 @@ def test_racing_repayments_are_all_recorded_once(app, client, tree):
     events = [e for e in tree.cases.find_one({"_id": loan_id})["outbox"] if e["type"] == "welfare.loan.repaid.v1"]
     assert sorted(e["data"]["outstanding"] for e in events) == [4_000_000, 5_000_000, 6_000_000, 7_000_000,
                                                                 8_000_000, 9_000_000]
+
+
+def test_lists_are_cursor_pages_in_their_order(client, tree):
+    """Programmes page the latest year first (then by id): each once over pages of any size, the
+    last page without a cursor; a cursor that is not a next_cursor is a 400 naming `after`."""
+    ids_by_year = []
+    for year in (2024, 2026, 2025, 2026, 2025):
+        r = client.post("/api/v1/programmes", headers=PROV, json={
+            "name": f"Chăm lo {year}", "kind": "hardship_visit", "unit_id": "prov", "year": year,
+            "budget": 1_000_000, "funding_sources": ["union_fund"]})
+        assert r.status_code == 201, r.json
+        ids_by_year.append((-year, r.json["id"]))
+    expected = [i for _, i in sorted(ids_by_year)]
+    for limit in (1, 2, 5):
+        seen, after = [], None
+        while True:
+            page = client.get("/api/v1/programmes", headers=PROV,
+                              query_string={"limit": limit, **({"after": after} if after else {})}).json
+            assert len(page["items"]) <= limit and set(page) == {"items", "next_cursor"}
+            seen += [p["id"] for p in page["items"]]
+            after = page["next_cursor"]
+            if after is None:
+                break
+        assert seen == expected, limit
+    bad = client.get("/api/v1/programmes?after=eyIkZ3QiOiIifQ", headers=PROV)  # {"$gt":""}
+    assert bad.status_code == 400 and "after" in bad.json["errors"]["query"], bad.json

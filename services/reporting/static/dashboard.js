@@ -82,6 +82,18 @@
   }
   function setStatus(t) { $('status').textContent = t; }
 
+  // The drill-down answers a page of children at a time (by name): read every page.
+  async function drillDown(unitId, p) {
+    let view = null, after = null;
+    do {
+      const page = await api(`/views/${enc(unitId)}/children?period=${enc(p)}&limit=500` +
+        (after ? `&after=${enc(after)}` : '')).then(r => r.json());
+      if (view) view.children.push(...page.children); else view = page;
+      after = page.next_cursor;
+    } while (after);
+    return view;
+  }
+
   async function load(unitId) {
     state.unit = unitId;
     const seq = ++state.seq;  // a slower earlier answer must not overwrite a later one
@@ -89,7 +101,7 @@
     setStatus('Đang tải…');
     try {
       const [kids, ratings] = await Promise.all([
-        api(`/views/${enc(unitId)}/children?period=${enc(p)}`).then(r => r.json()),
+        drillDown(unitId, p),
         api(`/views/${enc(unitId)}/ratings?year=${enc(p.slice(0, 4))}`).then(r => r.json()),
       ]);
       if (seq !== state.seq) return;
