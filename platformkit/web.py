@@ -22,8 +22,9 @@ from werkzeug.exceptions import HTTPException
 
 from . import messages_vi, metrics, permissions
 from .auth import check_key_policy, current_caller
-from .errors import (AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound, Refusal, RuleViolated, StaleVersion,
-                     TooLarge, Unauthenticated)
+from .errors import Forbidden, NotFound, Refusal, Unauthenticated
+# the refusals API modules raise, importable from here as before (platformkit.errors is their home)
+from .errors import Conflict, InvalidInput, RuleViolated, TooLarge  # noqa: F401
 from .logs import setup_logging
 
 log = logging.getLogger("http")

@@ -3,7 +3,7 @@ from datetime import date
 
 import pytest
 
-from platformkit.web import InvalidInput, RuleViolated
+from platformkit.errors import InvalidInput, RuleViolated
 from services.membership import domain
 
 

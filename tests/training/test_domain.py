@@ -3,7 +3,7 @@ from datetime import date
 
 import pytest
 
-from platformkit.web import Conflict, InvalidInput, Missing, RuleViolated
+from platformkit.errors import Conflict, InvalidInput, NotFound, RuleViolated
 from services.training import domain
 
 D1 = date(2025, 10, 6)
@@ -182,7 +182,7 @@ def test_capacity_duplicate_withdraw_and_reenrol():
     cls, _ = domain.enrol(cls, member("m3"), ANC["C1"], "m3", D1)
     with pytest.raises(RuleViolated):  # full again
         domain.enrol(cls, member("m1"), ANC["C1"], "m1", D1)
-    with pytest.raises(Missing):
+    with pytest.raises(NotFound):
         domain.withdraw(cls, "m1", D1, None)
     assert [e["member_id"] for e in cls["enrolments"] if e["status"] == "enrolled"] == ["m2", "m3"]
 
@@ -265,7 +265,7 @@ def test_certificate_numbers_are_sequential_and_unique():
 
 def test_completion_refusals():
     cls = running()
-    with pytest.raises(Missing):
+    with pytest.raises(NotFound):
         domain.assess_completion(cls, "nobody", 7, D1)
     with pytest.raises(InvalidInput) as exc:
         domain.assess_completion(cls, "m1", 11, D1)

@@ -121,3 +121,32 @@ def test_heavy_reads_beyond_the_slots_are_refused_at_once_and_probes_still_answe
     holder.join(5)
     assert first["r"].status_code == 200
     assert client.get("/api/v1/views/root", headers=auth()).status_code == 200  # the slot was given back
+
+
+def test_every_refusal_of_platformkit_errors_answers_its_status_and_code():
+    from platformkit import errors
+    refusals = {
+        "invalid": (errors.InvalidInput("size must be even", field="size"), 400, "invalid_input", "size must be even"),
+        "unauth": (errors.Unauthenticated("token revoked"), 401, "unauthorized", "token revoked"),
+        "forbidden": (errors.Forbidden("outside"), 403, "forbidden", "outside"),
+        "missing": (errors.NotFound("unit u9 not found"), 404, "not_found", "unit u9 not found"),
+        "doc": (errors.DocumentNotFound("u9"), 404, "not_found", "u9 not found"),
+        "conflict": (errors.Conflict("taken"), 409, "conflict", "taken"),
+        "exists": (errors.AlreadyExists("{'code': 'X'}"), 409, "conflict", "already exists: {'code': 'X'}"),
+        "stale": (errors.StaleVersion("u9"), 412, "stale_version", "u9 was changed by someone else; reload it"),
+        "large": (errors.TooLarge("too many rows"), 413, "too_large", "too many rows"),
+        "rule": (errors.RuleViolated("a rule"), 422, "rule_violated", "a rule"),
+    }
+    bp = Blueprint("refusals", __name__, url_prefix="/refusals")
+
+    @bp.route("/<name>", methods=["GET"])
+    @requires("read")
+    def refuse(name):
+        raise refusals[name][0]
+
+    client = create_app("refusals", [bp], ready=lambda: {}).test_client()
+    for name, (exc, status, code, message) in refusals.items():
+        r = client.get(f"/api/v1/refusals/{name}", headers=auth())
+        assert (r.status_code, r.json["status"], r.json["code"], r.json["message"]) == (status, status, code, message)
+        assert r.json.get("errors") == ({exc.field: [message]} if exc.field else None), name
+        assert ("WWW-Authenticate" in r.headers) == (status == 401), name

@@ -3,7 +3,7 @@ from datetime import date
 
 import pytest
 
-from platformkit.web import Conflict, InvalidInput, RuleViolated
+from platformkit.errors import Conflict, InvalidInput, RuleViolated
 from services.welfare import domain as d
 
 PROVINCE = d.Unit("prov", ["central"], kind="province", level=2)
