@@ -61,7 +61,7 @@ def check_step(step: str, status: str, report_unit: str, report_ancestors: list[
             raise StepRefused("only a unit above the reporting unit approves, returns or reopens its report", 403,
                               "unit_id")
     if status not in starts:
-        raise StepRefused(f"a {status} report cannot be {PAST[step]}", 422, "status")
+        raise StepRefused(f"the report is {status}; it cannot be {PAST[step]}", 422, "status")
     if needs_reason and not (reason or "").strip():
         raise StepRefused(f"a report is {PAST[step]} with a reason", 400, "reason")
     return leads_to or status
