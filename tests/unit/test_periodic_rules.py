@@ -86,3 +86,16 @@ def test_the_workflow():
     assert refused("reopen", "approved", "S", "x") == 403    # only above
     assert refused("return", "submitted", "C", "  ") == 400  # with a reason
     assert refused("reopen", "submitted", "C", "x") == 422
+
+
+def test_docs_list_every_report_event():
+    from pathlib import Path
+
+    from platformkit.kafka_io import DOMAIN_TOPICS
+    from services.reporting.periodic.relay import ROUTES
+    from services.reporting.periodic.workflow import EVENT_TYPES
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    assert "## reporting.events (source `reporting`)" in doc
+    for type_ in EVENT_TYPES.values():
+        assert f"`{type_}`" in doc, type_
+    assert set(ROUTES.values()) == {"reporting.events"} and "reporting.events" in DOMAIN_TOPICS
