@@ -99,3 +99,10 @@ def test_docs_list_every_report_event():
     for type_ in EVENT_TYPES.values():
         assert f"`{type_}`" in doc, type_
     assert set(ROUTES.values()) == {"reporting.events"} and "reporting.events" in DOMAIN_TOPICS
+
+
+def test_periods_outside_the_supported_years_are_refused_by_field():
+    for code in ("1900-SY", "1900-H1", "1900-Q1", "2101-Q1"):
+        with pytest.raises(FormError) as exc:
+            forms.report_period(code)
+        assert exc.value.field == "period" and messages_vi.known(str(exc.value))

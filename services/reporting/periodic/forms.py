@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from ..periods import Period, add_months, parse
+from ..periods import BadPeriod, Period, add_months, parse
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,11 @@ def report_period(code: str) -> ReportPeriod:
     if not re.fullmatch(r"\d{4}-(H1|SY|Q[1-4])", code):
         raise FormError(f"a report period is YYYY-H1 (half-year), YYYY-SY (year) or YYYY-Qn (quarter), not {code!r}",
                         "period")
-    period = parse(code)
+    try:
+        period = parse(code)
+        parse(add_months(period.first, -1))  # a quarter's opening balance is read a month before
+    except BadPeriod as exc:
+        raise FormError(str(exc), "period") from None
     kind = "half_year" if code.endswith("H1") else "year" if code.endswith("SY") else "quarter"
     return ReportPeriod(code, kind, period, _last_day(period.last))
 
