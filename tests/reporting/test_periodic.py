@@ -243,6 +243,12 @@ def test_a_commune_and_its_three_cdcs_through_a_half_year(world, monkeypatch):
     assert s2[1].data["by_unit_id"] == "C" and s2[1].data["reason"] == "Sáng kiến chưa khớp sổ" and s2[1].data["at"]
     wait_until(lambda: all(not s.get("outbox_pending") for s in mongo.database("reporting")["periodic_steps"].find()),
                30, message="outbox emptied")
+    # who did what, when and why stays in the history after the events left the outbox
+    hist = call(c, "get", f"/C-S2/{H1}/report/history", C)
+    assert [(h["step"], h["by_unit_id"], h["reason"]) for h in hist] == [
+        ("submit", "C-S2", None), ("return", "C", "Sáng kiến chưa khớp sổ"), ("submit", "C-S2", None),
+        ("approve", "C", None)]
+    assert all(h["at"] and h["by_subject"] == f"test-{h['by_unit_id']}" for h in hist)
 
 
 def test_frozen_figures_adjustment_quarters_and_rebuild(world, monkeypatch):

@@ -295,23 +295,9 @@ def _event_data(caller: Caller, unit: dict, rp: ReportPeriod, new: dict, at: str
 def history(caller: Caller, unit_id: str, code: str) -> list[dict]:
     rp = _period(code)
     reporting.scoped_unit(caller, unit_id)
-    return [{"step_no": s["step_no"], "step": s["step"], **{k: s.get(k) for k in ("by_unit_id", "by_subject", "at",
-                                                                                     "reason")}}
-            for s in _steps_with_who(store.report_id(rp.code, unit_id))]
-
-
-def _steps_with_who(rid: str) -> list[dict]:
-    out = []
-    for s in db()[store.STEPS].find({"report": rid}):
-        ev = (s.get("outbox") or [None])[0]
-        data = s["state"]
-        who = {"by_unit_id": data.get("approved_by"), "by_subject": None, "at": None, "reason": None}
-        if ev:  # still in the outbox
-            who = {k: ev["data"].get(k) for k in ("by_unit_id", "by_subject", "at", "reason")}
-        else:
-            who = s.get("who") or who
-        out.append({"step_no": s["step_no"], "step": s["step"], **who})
-    return sorted(out, key=lambda s: s["step_no"])
+    steps = db()[store.STEPS].find({"report": store.report_id(rp.code, unit_id)}, {"step_no": 1, "step": 1, "who": 1})
+    return [{"step_no": s["step_no"], "step": s["step"], **(s.get("who") or {})}
+            for s in sorted(steps, key=lambda s: s["step_no"])]
 
 
 # ------------------------------------------------------------------------ status tree and rates

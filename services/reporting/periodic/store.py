@@ -95,8 +95,10 @@ def commit(db: Database, current: dict, new_state: dict, step: str, event_data: 
     state["step_no"] = n
     event = new_event("reporting", EVENT_TYPES[step], rid, event_data, n, time=at)
     try:
+        # who / when / why stay on the step document: the outbox entry leaves it once published
+        who = {k: event_data.get(k) for k in ("by_unit_id", "by_subject", "at", "reason")}
         insert_with_events(db[STEPS], {"_id": step_id(rid, n), "report": rid, "step_no": n, "step": step,
-                                       "state": state}, [event])
+                                       "who": who, "state": state}, [event])
     except AlreadyExists:
         raise Conflict(f"report {rid} was changed by a concurrent request; reload it", field="step_no") from None
     doc = {**state, "_id": rid}
