@@ -309,8 +309,6 @@ def _entry(unit: dict, rp: ReportPeriod, report: dict | None, now: date, days: d
     submitted = status in SUBMITTED and first is not None
     timely = forms.on_time(first, due) if submitted else None
     late = (submitted and not timely) or (not submitted and now > due)
-    if status == "draft":
-        status = "missing" if not submitted else status
     return {"status": status, "due_date": due.isoformat(), "first_submitted_on": first, "submitted": submitted,
             "on_time": timely, "late": bool(late), "missing": not submitted}
 

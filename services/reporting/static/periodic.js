@@ -5,7 +5,9 @@
 // Same rules as dashboard.js: served as a file under the strict Content-Security-Policy, every value
 // from the API or the user is put in the page as text (createElement / textContent, never markup),
 // the token only in memory. dashboard.js tells this script the token, the unit and the year with a
-// 'dashboard:unit' event on document each time it loads a unit.
+// 'dashboard:unit' event on document each time it loads a unit. The section is closed at first and
+// loads only while open: its reads (a whole subtree's reports) never compete with the attainment
+// views for the server's heavy-read slots unless the user asks for it.
 (function () {
   'use strict';
 
@@ -201,8 +203,10 @@
     st.token = d.token;
     st.home = d.home || null;
     if (String(d.year) !== String(st.year)) { st.year = d.year; fillPeriods(d.year); }
-    load(d.unit);
+    st.unit = d.unit;
+    if ($('reports').open) load(d.unit);
   });
+  $('reports').addEventListener('toggle', () => { if ($('reports').open && st.unit && st.token) load(st.unit); });
   $('rp-period').addEventListener('change', () => { if (st.unit) load(st.unit); });
   $('rp-save').addEventListener('click', () => send(false));
   $('rp-submit').addEventListener('click', () => send(true));
