@@ -47,9 +47,11 @@ def _ev(type_: str, subject: str, data: dict, version: int, on: str) -> Envelope
 
 UNITS = [("VN", None, "central", 1), ("P", "VN", "province", 2), ("C", "P", "commune", 3),
          ("C-S1", "C", "cdcs", 4), ("C-S2", "C", "cdcs", 4), ("C-S3", "C", "cdcs", 4), ("C-S4", "C", "cdcs", 4),
-         ("D", "P", "commune", 3), ("D-T1", "D", "cdcs", 4)]
+         ("D", "P", "commune", 3), ("D-T1", "D", "cdcs", 4), ("D-T2", "D", "cdcs", 4)]
 FOUNDED = {"C-S1": "2024-03-01", "C-S2": "2024-03-01", "C-S3": "2024-03-01", "C-S4": "2025-07-01",
-           "D-T1": "2024-03-01"}
+           "D-T1": "2024-03-01", "D-T2": "2024-03-01"}
+# a name a spreadsheet would run as a formula
+NAMES = {"D-T2": "=HYPERLINK(\"http://evil.example/\",\"Bấm\")"}
 ANCESTORS: dict[str, list[str]] = {}
 
 
@@ -58,7 +60,8 @@ def hierarchy() -> list[Envelope]:
     for uid, parent, kind, level in UNITS:
         ANCESTORS[uid] = (ANCESTORS[parent] + [parent]) if parent else []
         out.append(_ev("membership.unit.created.v1", uid, {
-            "unit_id": uid, "parent_id": parent, "ancestors": ANCESTORS[uid], "name": f"Đơn vị {uid}", "code": uid,
+            "unit_id": uid, "parent_id": parent, "ancestors": ANCESTORS[uid], "name": NAMES.get(uid, f"Đơn vị {uid}"),
+            "code": uid,
             "kind": kind, "level": level, "sector": "non_state" if kind == "cdcs" else None,
             "effective_date": "2024-01-01"}, 1, "2024-01-02"))
         if uid in FOUNDED:
@@ -198,12 +201,13 @@ def test_a_commune_and_its_three_cdcs_through_a_half_year(world, monkeypatch):
     call(c, "post", f"/C/{H1}/report/approve", C, {}, status=403)  # its own
     call(c, "post", f"/C/{H1}/report/approve", auth("D"), {}, status=403)  # another subtree
     call(c, "post", f"/C/{H1}/report/approve", auth("P"), {})
-    # the province's rates sum the subtree: C (on time) and its 3 CĐCS, D and D-T1 (missing)
+    # the province's rates sum the subtree: C (on time) and its 3 CĐCS, D, D-T1 and D-T2 (missing)
     prov = call(c, "get", f"/P/{H1}/status", auth("P"))
-    assert prov["rates"]["expected"] == 6 and prov["rates"]["submitted"] == 4 and prov["rates"]["on_time"] == 3
+    assert prov["rates"]["expected"] == 7 and prov["rates"]["submitted"] == 4 and prov["rates"]["on_time"] == 3
+    assert prov["rates"]["missing"] == 3 and prov["rates"]["approved"] == 4 and prov["rates"]["completeness_pct"] == 57.14
     kid = {k["unit"]["id"]: k for k in prov["children"]}
     assert kid["C"]["rates"]["expected"] == 3 and kid["C"]["status"] == "approved"
-    assert kid["D"]["rates"]["missing"] == 1 and kid["D"]["status"] == "missing"
+    assert kid["D"]["rates"]["missing"] == 2 and kid["D"]["status"] == "missing"
 
     # targets on the entered indicators and on the rates, via the existing targets API
     r = c.put("/api/v1/targets/C", json={"year": 2025, "indicator": "entered.initiatives", "value": 10}, headers=auth("P"))
@@ -302,6 +306,11 @@ def test_frozen_figures_adjustment_quarters_and_rebuild(world, monkeypatch):
     assert active[5:8] == ["2", "3", "1"]
     wb = load_workbook(io.BytesIO(c.get(f"/api/v1/periodic/C-S1/{H1}/report/export.xlsx", headers=S1).get_data()))
     assert any(row[1] == "Sáng kiến" and row[5] == 4 for row in wb.active.iter_rows(values_only=True))
+    hostile = auth("D-T2")
+    text = c.get(f"/api/v1/periodic/D-T2/{H1}/report/export.csv", headers=hostile).get_data().decode("utf-8-sig")
+    assert next(csv.reader(io.StringIO(text)))[1] == "'" + NAMES["D-T2"]
+    wb = load_workbook(io.BytesIO(c.get(f"/api/v1/periodic/D-T2/{H1}/report/export.xlsx", headers=hostile).get_data()))
+    assert wb.active.cell(1, 2).value == "'" + NAMES["D-T2"] and wb.active.cell(1, 2).data_type == "s"
 
     # a rebuild of the views: the snapshots live outside the generations and stay; rates recompute equal
     before = {p: call(c, "get", f"/C/{p}/completeness", C)["rates"] for p in (H1, "2025-Q1", "2025-Q2")}
