@@ -90,6 +90,10 @@ def test_status_tree_decisions_and_the_own_form(server, browser):
     base = server
     post(base, f"/C-S1/{SY}/report/submit", "C-S1", {"entered": {"initiatives": 4, "workforce": 50}})
     post(base, f"/C-S2/{SY}/report/submit", "C-S2", {"entered": {"initiatives": 2, "workforce": 30}})
+    for indicator, value in (("reports.completeness_pct", 80), ("entered.initiatives", 5)):
+        r = requests.put(f"{base}/api/v1/targets/C", json={"year": 2025, "indicator": indicator, "value": value},
+                         headers={"Authorization": f"Bearer {token('P')}"}, timeout=10)
+        assert r.status_code == 200, r.text
 
     tab = open_as(browser, base, "C")
     try:
@@ -97,6 +101,12 @@ def test_status_tree_decisions_and_the_own_form(server, browser):
         assert tree(tab) == {"C-S1": "Đã gửi, chờ duyệt", "C-S2": "Đã gửi, chờ duyệt", "C-S3": "Chưa nộp",
                              "C-S4": "Chưa nộp"}
         assert "Đã nộp 2/4 (50 %)" in tab.evaluate("document.getElementById('rp-rates').textContent")
+        # the rolled-up indicators: rates against their targets, entered figures as approved and live
+        ind = dict(tab.evaluate("[...document.querySelectorAll('#rp-indicators tbody tr')].map(tr => "
+                                "[tr.dataset.ind, [...tr.cells].slice(1).map(td => td.textContent)])"))
+        assert ind["reports.completeness_pct"] == ["50 %", "", "80 %", "Chưa đạt"]
+        assert ind["entered.initiatives"] == ["0", "6", "5", "Chưa đạt"]  # none approved yet; 4 + 2 entered
+        assert ind["entered.unionisation_pct"][:2] == ["—", "0 %"]  # none approved; live: 0 members of 80 workers
 
         # approve one, return the other with a reason typed in its row
         act(tab, "C-S1", "button.approve", "Đã duyệt")

@@ -65,13 +65,20 @@
     const seq = ++st.seq;
     say('Đang tải báo cáo…');
     try {
-      const [tree, report] = await Promise.all([
-        api(`/${enc(unitId)}/${enc(period())}/status`).then(r => r.json()),
-        api(`/${enc(unitId)}/${enc(period())}/report`).then(r => r.json()),
-      ]);
+      // one after the other: each is a heavy read on the server (a few slots per process)
+      const p = period(), base = `/${enc(unitId)}`;
+      const tree = await api(`${base}/${enc(p)}/status`).then(r => r.json());
+      const report = await api(`${base}/${enc(p)}/report`).then(r => r.json());
+      const comp = await api(`${base}/${enc(p)}/completeness`).then(r => r.json());
+      let approved = null, live = null;
+      if (!/-Q[1-4]$/.test(p)) {
+        approved = await api(`${base}/entered?period=${enc(p)}&basis=approved`).then(r => r.json());
+        live = await api(`${base}/entered?period=${enc(p)}&basis=live`).then(r => r.json());
+      }
       if (seq !== st.seq) return;
       renderTree(tree);
       renderForm(report);
+      renderIndicators(comp.rows.filter(r => r.kind === 'ratio'), approved, live);
       say('Báo cáo cập nhật ' + new Date().toLocaleString('vi-VN'));
     } catch (e) {
       if (seq === st.seq) say('Lỗi ' + e.message);
@@ -164,6 +171,35 @@
     $('rp-union').textContent = rep.unionisation_pct === null || rep.unionisation_pct === undefined ? ''
       : 'Tỷ lệ đoàn viên trong CNVCLĐ: ' + pf.format(rep.unionisation_pct) + ' %';
     $('rp-save').hidden = $('rp-submit').hidden = !editable;
+  }
+
+  function mark(reached) {
+    if (reached === true) return el('span', 'reached yes', 'Đạt');
+    if (reached === false) return el('span', 'reached no', 'Chưa đạt');
+    return el('span', 'muted', '—');
+  }
+  function value(row) { return row.kind === 'ratio' ? pct(row.actual) : num(row.actual); }
+
+  // The rolled-up indicators of the subtree against their targets: the reporting rates, and the
+  // entered figures as approved (frozen) and live (the latest entries, submitted or not).
+  function renderIndicators(rates, approved, live) {
+    const rows = rates.map(r => {
+      const tr = el('tr', null, el('td', 'name', r.name_vi), el('td', null, value(r)), el('td', null, ''),
+        el('td', null, r.target === null ? el('span', 'muted', '—') : pct(r.target)), el('td', null, mark(r.reached)));
+      tr.dataset.ind = r.indicator;
+      return tr;
+    });
+    if (approved && live) {
+      const now = Object.fromEntries(live.rows.map(r => [r.indicator, r]));
+      for (const r of approved.rows) {
+        const tr = el('tr', null, el('td', 'name', `${r.name_vi} (${r.unit})`), el('td', null, value(r)),
+          el('td', null, value(now[r.indicator] || {})), el('td', null, r.target === null ? el('span', 'muted', '—')
+            : (r.kind === 'ratio' ? pct(r.target) : num(r.target))), el('td', null, mark(r.reached)));
+        tr.dataset.ind = r.indicator;
+        rows.push(tr);
+      }
+    }
+    $('rp-indicators').tBodies[0].replaceChildren(...rows);
   }
 
   function entered() {
