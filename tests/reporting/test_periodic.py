@@ -312,6 +312,20 @@ def test_frozen_figures_adjustment_quarters_and_rebuild(world, monkeypatch):
     wb = load_workbook(io.BytesIO(c.get(f"/api/v1/periodic/D-T2/{H1}/report/export.xlsx", headers=hostile).get_data()))
     assert wb.active.cell(1, 2).value == "'" + NAMES["D-T2"] and wb.active.cell(1, 2).data_type == "s"
 
+    # deadlines per province: the province's settings document moves its CĐCS' due date
+    assert call(c, "get", f"/C-S1/{H1}/report", S1)["due_date"] == "2025-06-05"
+    days = {"due_days": {"half_year": {"4": 9, "3": 14}}}
+    call(c, "put", "/settings/P", auth("P"), days, status=403)  # an officer: report.settings is the admin's
+    r = c.put("/api/v1/periodic/settings/P", json={"due_days": {"half_year": {"4": 20, "3": 14}}},
+              headers=auth("P", ("admin",)))
+    assert r.status_code == 400 and "due_days.half_year.3" in r.get_data(as_text=True)  # a level above due first
+    call(c, "put", "/settings/P", auth("P", ("admin",)), days)
+    assert call(c, "get", f"/C-S1/{H1}/report", S1)["due_date"] == "2025-06-09"
+    assert call(c, "get", "/settings/C-S1", S1)["due_days"]["half_year"] == {"1": 20, "2": 15, "3": 14, "4": 9}
+    assert call(c, "get", f"/D-T1/{H1}/report", auth("D-T1"))["due_date"] == "2025-06-09"  # the whole province
+    call(c, "put", "/settings/P", auth("D", ("admin",)), days, status=403)  # not its unit
+    call(c, "put", "/settings/P", auth("P", ("admin",)), {"due_days": {}})  # back to the defaults
+
     # a rebuild of the views: the snapshots live outside the generations and stay; rates recompute equal
     before = {p: call(c, "get", f"/C/{p}/completeness", C)["rates"] for p in (H1, "2025-Q1", "2025-Q2")}
     reports = {r["_id"]: r for r in mongo.database("reporting")["periodic_reports"].find()}
