@@ -21,7 +21,7 @@ from .envelope import Envelope, encode
 
 log = logging.getLogger(__name__)
 
-DOMAIN_TOPICS = ("membership.events", "training.events", "welfare.events")
+DOMAIN_TOPICS = ("membership.events", "training.events", "welfare.events", "reporting.events")
 DEAD_LETTER_GROUPS = ("training-membership-view", "welfare-membership-view")
 DEFAULT_PARTITIONS = int(os.environ.get("TOPIC_PARTITIONS", "6"))
 

@@ -255,7 +255,44 @@ _CAPABILITIES = {
 }
 
 # (pattern over the whole English message, Vietnamese template with \1.. for its groups)
+# reporting: periodic reports (services/reporting/periodic)
+_REPORT_STATUS = {"draft": "đang soạn", "submitted": "đã gửi", "approved": "đã duyệt", "returned": "bị trả lại"}
+_REPORT_STEP = {"saved": "lưu", "submitted": "gửi", "approved": "duyệt", "returned": "trả lại", "reopened": "mở lại"}
+_PERIODIC: list[tuple[str, str]] = [
+    (r"a report period is YYYY-H1 \(half-year\), YYYY-SY \(year\) or YYYY-Qn \(quarter\), not (.+)",
+     r"kỳ báo cáo là YYYY-H1 (6 tháng), YYYY-SY (năm) hoặc YYYY-Qn (quý), không phải \1"),
+    (r"(\S+) is not a figure of a (\S+) report", r"\1 không phải là chỉ tiêu của báo cáo loại \2"),
+    (r"(\S+) must be a whole number", r"\1 phải là số nguyên"),
+    (r"(\S+) may not be negative", r"\1 không được âm"),
+    (r"workforce_members \((\S+)\) exceeds the workforce \((\S+)\)",
+     r"số đoàn viên trong CNVCLĐ (\1) vượt quá số CNVCLĐ (\2)"),
+    (r"level (.+) is not 1\.\.4", r"cấp \1 không thuộc 1..4"),
+    (r"days after the cut-off are 0\.\.366", r"số ngày sau ngày chốt số liệu phải từ 0 đến 366"),
+    (r"level (\S+) is due before level (\S+)", r"hạn nộp của cấp \1 không được sớm hơn cấp \2"),
+    (r"(\S+) is not a form kind", r"\1 không phải là loại biểu mẫu báo cáo"),
+    (r"unknown step (\S+)", r"bước xử lý không hợp lệ: \1"),
+    (r"a unit saves and submits only its own report", r"đơn vị chỉ được lưu và gửi báo cáo của chính mình"),
+    (r"nobody approves, returns or reopens their own report",
+     r"không đơn vị nào được tự duyệt, trả lại hoặc mở lại báo cáo của chính mình"),
+    (r"only a unit above the reporting unit approves, returns or reopens its report",
+     r"chỉ cấp trên của đơn vị báo cáo mới được duyệt, trả lại hoặc mở lại báo cáo"),
+    *[(rf"the report is {st}; it cannot be {sp}", rf"báo cáo {st_vi} thì không thể {sp_vi}")
+      for st, st_vi in _REPORT_STATUS.items() for sp, sp_vi in _REPORT_STEP.items()],
+    *[(rf"a report is {sp} with a reason", rf"phải nêu lý do khi {sp_vi} báo cáo") for sp, sp_vi in _REPORT_STEP.items()],
+    (r"the report is (\S+); it cannot be (\S+)", r"báo cáo ở trạng thái \1 thì không thể \2"),
+    (r"a report is (\S+) with a reason", r"phải nêu lý do (\1)"),
+    (r"unit (\S+) is not active at the cut-off (\S+)", r"đơn vị \1 không hoạt động tại ngày chốt số liệu \2"),
+    (r"children's reports are not all approved: (.+)", r"báo cáo của các đơn vị cấp dưới chưa được duyệt hết: \1"),
+    (r"the report is at step (\S+), not (\S+); reload it", r"báo cáo đang ở bước \1, không phải \2; vui lòng tải lại"),
+    (r"report (\S+) was changed by a concurrent request; reload it",
+     r"báo cáo \1 vừa được một yêu cầu khác thay đổi; vui lòng tải lại"),
+    (r"unit (\S+) has not submitted its (\S+) report", r"đơn vị \1 chưa gửi báo cáo kỳ \2"),
+    (r"the quarterly member changes have no entered figures",
+     r"báo cáo biến động đoàn viên quý không có chỉ tiêu nhập tay"),
+]
+
 PATTERNS: list[tuple[str, str]] = [
+    *_PERIODIC,
     # marshmallow validators
     (r"Must be greater than or equal to (.+) and less than or equal to (.+)\.",
      r"Phải lớn hơn hoặc bằng \1 và nhỏ hơn hoặc bằng \2."),

@@ -51,6 +51,12 @@ CAPABILITIES: dict[str, tuple[frozenset[str], str]] = {
                        "approve or reject a case (level rule: a unit above the case's CĐCS)"),
     "target.assign": (frozenset({OPERATOR, "admin", "officer"}),
                       "assign a target to a unit below (level rule: by a level above the unit)"),
+    "report.read": (frozenset(ROLES), "read periodic reports, their status tree and rates in the subtree"),
+    "report.submit": (frozenset({OPERATOR, "admin", "officer"}),
+                      "save and submit the unit's OWN periodic report (level rule: the token's unit is the reporting unit)"),
+    "report.approve": (frozenset({OPERATOR, "admin", "officer"}),
+                       "approve, return or reopen a periodic report (level rule: a unit above the reporting unit)"),
+    "report.settings": (frozenset({OPERATOR, "admin"}), "set the periodic report deadlines of a unit's subtree"),
 }
 
 

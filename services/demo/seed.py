@@ -620,6 +620,62 @@ class Seeder:
                                   what=f"target {indicator} for {code}", timeout=self.o.wait)
         say(f"{Y} targets assigned by LĐLĐ HCM to its {len(HCM_COMMUNES)} communes")
 
+    # ------------------------------------------------------------ periodic reports
+    def periodic_reports(self) -> None:
+        """The half-year report of this year (cut-off 31 May) in every state: in the first HCM commune
+        every CĐCS report approved, the commune's own submitted and approved by the province; in the
+        second, one CĐCS report each approved, submitted, returned, reopened, saved as a draft, and
+        the rest missing (docs/periodic-reports.md)."""
+        Y = self.year
+        if self.today < date(Y, 6, 1):
+            say(f"periodic reports: the {Y} half-year has not reached its cut-off (31 May) yet; none seeded")
+            return
+        period, cutoff = f"{Y}-H1", date(Y, 5, 31)
+
+        def report(code: str, step: str, token_of: str, body: dict, what: str) -> None:
+            path = f"/periodic/{self.units[code]}/{period}/report" + ("" if step == "save" else f"/{step}")
+            self.r.when_known("PUT" if step == "save" else "POST", path, self.tok(token_of), body, what=what,
+                              timeout=self.o.wait)
+
+        def entered() -> dict:
+            workforce = self.rng.randint(40, 900)
+            with_union = self.rng.randint(0, 3)
+            return {"initiatives": self.rng.randint(0, 12), "workforce": workforce,
+                    "workforce_members": int(workforce * self.rng.uniform(0.55, 0.97)),
+                    "enterprises_with_union": with_union, "enterprises_without_union": self.rng.randint(0, 4),
+                    "cla_signed": self.rng.randint(0, with_union), "emulation_titles": self.rng.randint(0, 5),
+                    "commendations": self.rng.randint(0, 9)}
+
+        communes = [code for _, code in HCM_COMMUNES]
+        kids = {c: [code for commune, _, code, *_ in CDCS if commune == c and self.cdcs_info[code]["effective"] <= cutoff]
+                for c in communes}
+        self.r.when_known("GET", f"/periodic/{self.units['HCM']}/{period}/status", self.tok("HCM"),
+                          what="reporting knows HCM", timeout=self.o.wait)
+        first = communes[0]
+        for code in kids[first]:
+            report(code, "submit", code, {"entered": entered()}, f"{period} report of {code}")
+            report(code, "approve", first, {}, f"approve {code}")
+        report(first, "submit", first, {"entered": {"initiatives": self.rng.randint(0, 3)}}, f"{period} report of {first}")
+        report(first, "approve", "HCM", {}, f"approve {first}")
+        # the other communes' CĐCS, one state each (what is left over stays missing)
+        rest = [(c, code) for c in communes[1:] for code in kids[c]]
+        plan = ["submitted", "reopened", "returned", "draft"]
+        for (commune, code), state in zip(rest, plan):
+            if state == "draft":
+                report(code, "save", code, {"entered": entered()}, f"draft of {code}")
+                continue
+            report(code, "submit", code, {"entered": entered()}, f"{period} report of {code}")
+            if state == "reopened":
+                report(code, "approve", commune, {}, f"approve {code}")
+                report(code, "reopen", commune, {"reason": "Bổ sung sáng kiến được công nhận sau ngày duyệt"},
+                       f"reopen {code}")
+            if state == "returned":
+                report(code, "return", commune, {"reason": "Số CNVCLĐ chưa khớp với báo cáo của doanh nghiệp"},
+                       f"return {code}")
+        states = ", ".join(f"{code} {state}" for (_, code), state in zip(rest, plan))
+        say(f"periodic reports {period}: {first} and its {len(kids[first])} CĐCS approved; {states}; "
+            f"the other communes' reports missing")
+
     # ------------------------------------------------------------ all
     def run(self) -> int:
         t0 = time.monotonic()
@@ -640,6 +696,7 @@ class Seeder:
         self.training()
         self.welfare()
         self.targets()
+        self.periodic_reports()
         token = mint("demo-admin@HCM", self.units["HCM"], ["admin"], ttl_seconds=7 * 86400)  # the longest lifetime tokens may have
         var = self.o.var_dir or Path(os.environ.get("CONGDOAN_VAR") or ROOT / "var")
         var.mkdir(parents=True, exist_ok=True)

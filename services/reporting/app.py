@@ -9,6 +9,8 @@ from platformkit.web import create_app as platform_app
 
 from . import service
 from .api import catalogue, targets, views
+from .periodic import service as periodic_service
+from .periodic.api import periodic
 
 STATIC = Path(__file__).parent / "static"
 
@@ -34,11 +36,12 @@ def _hardened(resp: Response, cache: str) -> Response:
 
 
 def create_app():
-    app = platform_app("reporting", [views, targets, catalogue],
+    app = platform_app("reporting", [views, targets, catalogue, periodic],
                        ready=lambda: {"database": mongo.ping(service.db()), "kafka": kafka_ready()},
                        description="Attainment views rolled up the org hierarchy, built from every service's events.",
                        path_scope=service.path_scope)
     service.setup()
+    periodic_service.setup()
 
     @app.get("/dashboard")
     def dashboard():

@@ -144,3 +144,37 @@ HEADLINE = ["members.active", "members.admitted", "members.transferred_in", "mem
 def stored(code: str) -> bool:
     """Indicators whose monthly values are stored (every stock and flow; ratios are computed)."""
     return CATALOGUE[code].kind != "ratio"
+
+# Periodic reports (services/reporting/periodic): figures no event carries, entered by each unit in
+# its half-year and year reports, and the reporting rates themselves. They are read from the
+# reports (GET /periodic/{unit}/entered, /periodic/{unit}/{period}/completeness), not from the
+# monthly views; listed here so that targets can be set on them and they roll up the same way (sums,
+# ratios of sums).
+_PERIODIC = [
+    Indicator("entered.initiatives", "Sáng kiến", "Initiatives", "sáng kiến", "flow", group="periodic"),
+    Indicator("entered.workforce", "Công nhân, viên chức, lao động (CNVCLĐ)", "Workforce", "người", "stock",
+              group="periodic"),
+    Indicator("entered.workforce_members", "Đoàn viên trong số CNVCLĐ", "Members among the workforce", "người", "stock",
+              group="periodic"),
+    Indicator("entered.unionisation_pct", "Tỷ lệ đoàn viên trong CNVCLĐ", "Unionisation rate", "%", "ratio",
+              "entered.workforce_members", "entered.workforce", group="periodic"),
+    Indicator("entered.enterprises_with_union", "Doanh nghiệp có tổ chức công đoàn", "Enterprises with a union",
+              "doanh nghiệp", "stock", group="periodic"),
+    Indicator("entered.enterprises_without_union", "Doanh nghiệp chưa có tổ chức công đoàn",
+              "Enterprises without a union", "doanh nghiệp", "stock", group="periodic"),
+    Indicator("entered.cla_signed", "Thỏa ước lao động tập thể đã ký", "Collective labour agreements signed", "bản",
+              "flow", group="periodic"),
+    Indicator("entered.emulation_titles", "Danh hiệu thi đua", "Emulation titles awarded", "danh hiệu", "flow",
+              group="periodic"),
+    Indicator("entered.commendations", "Khen thưởng", "Commendations", "lượt", "flow", group="periodic"),
+    Indicator("reports.expected", "Báo cáo phải nộp", "Reports expected", "báo cáo", "flow", group="periodic"),
+    Indicator("reports.submitted", "Báo cáo đã nộp", "Reports submitted", "báo cáo", "flow", group="periodic"),
+    Indicator("reports.on_time", "Báo cáo nộp đúng hạn", "Reports on time", "báo cáo", "flow", group="periodic"),
+    Indicator("reports.late", "Báo cáo nộp muộn hoặc quá hạn", "Reports late", "báo cáo", "flow", group="periodic"),
+    Indicator("reports.missing", "Báo cáo chưa nộp", "Reports missing", "báo cáo", "flow", group="periodic"),
+    Indicator("reports.completeness_pct", "Tỷ lệ báo cáo đã nộp", "Reporting completeness", "%", "ratio",
+              "reports.submitted", "reports.expected", group="periodic"),
+    Indicator("reports.on_time_pct", "Tỷ lệ báo cáo đúng hạn", "Reporting on time", "%", "ratio",
+              "reports.on_time", "reports.expected", group="periodic"),
+]
+CATALOGUE.update({i.code: i for i in _PERIODIC})

@@ -229,6 +229,37 @@ REPORTING = {
     # the caller's own token. B must get its own answer, with nothing of A in it.
     ("GET", "/api/v1/indicators"): Case(kind="caller"),
     ("GET", "/api/v1/me"): Case(kind="caller"),
+    # periodic reports (seeded: sa2's 2025-H1 submitted, sa's 2025-SY approved); a unit submits its
+    # own report, the level above decides: the positive controls use those units' tokens
+    ("GET", "/api/v1/periodic/{unit_id}/{period}/report"): Case(path=lambda s: {"unit_id": s.sa, "period": "2025-H1"}),
+    ("PUT", "/api/v1/periodic/{unit_id}/{period}/report"): Case(
+        path=lambda s: {"unit_id": s.sa, "period": "2025-H1"}, body=lambda s: {"entered": {"initiatives": 3}},
+        as_unit="sa"),
+    ("POST", "/api/v1/periodic/{unit_id}/{period}/report/submit"): Case(
+        path=lambda s: {"unit_id": s.sa, "period": "2025-H1"}, body=lambda s: {"entered": {"initiatives": 3}},
+        as_unit="sa"),
+    ("POST", "/api/v1/periodic/{unit_id}/{period}/report/approve"): Case(
+        path=lambda s: {"unit_id": s.sa2, "period": "2025-H1"}, body=lambda s: {}, as_unit="ca"),
+    ("POST", "/api/v1/periodic/{unit_id}/{period}/report/return"): Case(
+        path=lambda s: {"unit_id": s.sa, "period": "2025-H1"}, body=lambda s: {"reason": "Thiếu số liệu"},
+        as_unit="ca"),
+    ("POST", "/api/v1/periodic/{unit_id}/{period}/report/reopen"): Case(
+        path=lambda s: {"unit_id": s.sa, "period": "2025-SY"}, body=lambda s: {"reason": "Sai số lao động"},
+        as_unit="ca"),
+    ("GET", "/api/v1/periodic/{unit_id}/{period}/report/history"): Case(
+        path=lambda s: {"unit_id": s.sa, "period": "2025-SY"}),
+    ("GET", "/api/v1/periodic/{unit_id}/{period}/report/export.csv"): Case(
+        path=lambda s: {"unit_id": s.sa2, "period": "2025-H1"}),
+    ("GET", "/api/v1/periodic/{unit_id}/{period}/report/export.xlsx"): Case(
+        path=lambda s: {"unit_id": s.sa2, "period": "2025-H1"}),
+    ("GET", "/api/v1/periodic/{unit_id}/{period}/status"): Case(
+        path=lambda s: {"unit_id": s.pa, "period": "2025-H1"}, expect_in=lambda s: s.ca),
+    ("GET", "/api/v1/periodic/{unit_id}/{period}/completeness"): Case(
+        path=lambda s: {"unit_id": s.pa, "period": "2025-H1"}),
+    ("GET", "/api/v1/periodic/{unit_id}/entered"): Case(path=lambda s: {"unit_id": s.ca}, query=lambda s: {"period": "2025-H1"}),
+    ("GET", "/api/v1/periodic/settings/{unit_id}"): Case(path=lambda s: {"unit_id": s.pa}),
+    ("PUT", "/api/v1/periodic/settings/{unit_id}"): Case(
+        path=lambda s: {"unit_id": s.pa}, body=lambda s: {"due_days": {"half_year": {"4": 7, "3": 12}}}),
 }
 
 CASES = {"membership": MEMBERSHIP, "training": TRAINING, "welfare": WELFARE, "reporting": REPORTING}

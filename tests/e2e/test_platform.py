@@ -43,7 +43,7 @@ def test_every_process_kind_seeded_and_reported_exactly(platform, isolated):
     year = date.today().year
     assert set(platform.kinds) >= {"membership-api", "membership-relay", "training-api", "training-relay",
                                    "training-consumer", "welfare-api", "welfare-relay", "welfare-consumer",
-                                   "reporting-api", "reporting-projector"}
+                                   "reporting-api", "reporting-projector", "reporting-relay"}
     assert not platform.dead(), platform.tail()
 
     # ---- seed through the HTTP APIs, as a user would
@@ -176,6 +176,26 @@ def test_every_process_kind_seeded_and_reported_exactly(platform, isolated):
     assert actuals(hcm)["welfare.amount"] == sum(d["amount"] for d in disbursed)
     assert vn["welfare.amount"] == sum(d["amount"] for d in disbursed)
     assert vn["welfare.cases"] == len(disbursed)
+
+    # periodic reports: the demo's half-year in every state, each step published on reporting.events
+    if date.today() >= date(year, 6, 1):
+        period = f"{year}-H1"
+        tree = requests.get(f"{base}/periodic/{hcm}/{period}/status", headers=operator, timeout=10).json()
+        statuses = Counter()
+        for commune in tree["children"]:
+            statuses[commune["status"]] += 1
+            sub = requests.get(f"{base}/periodic/{commune['unit']['id']}/{period}/status", headers=operator,
+                               timeout=10).json()
+            statuses.update(c["status"] for c in sub["children"])
+        assert {"approved", "submitted", "returned", "draft", "missing"} <= set(statuses), statuses
+        assert tree["rates"]["expected"] == sum(statuses.values()) and tree["rates"]["approved"] == statuses["approved"]
+        wanted = {"reporting.report.submitted.v1", "reporting.report.approved.v1", "reporting.report.returned.v1",
+                  "reporting.report.reopened.v1", "reporting.report.saved.v1"}
+
+        def published():
+            kinds = {decode(m.value).type for m in read_topic(config.topic("reporting.events"), timeout=5)}
+            return wanted <= kinds
+        wait_until(published, 60, message="every kind of report step published by the reporting relay")
 
     assert not platform.dead(), platform.tail()
     print(f"\n[e2e] seeded in {t_seed:.0f}s, {len(envs)} events, total {time.monotonic() - t0:.0f}s")

@@ -404,7 +404,7 @@ INSPECT = """(() => {
 def assert_inert(tab: Tab) -> None:
     tab.evaluate("new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))")  # onload/onerror had their turn
     found = tab.evaluate(INSPECT)
-    assert found == {"elements": [], "handlers": [], "scripts": ["/static/dashboard.js"],
+    assert found == {"elements": [], "handlers": [], "scripts": ["/static/dashboard.js", "/static/periodic.js"],
                      "stylesheets": ["/static/dashboard.css"], "bold": [], "xss": "undefined", "csp": []}, found
 
 
@@ -497,17 +497,20 @@ def test_dashboard_and_its_files_send_a_strict_policy(server):
         assert html.headers.get(name) == value, (name, html.headers)
     assert html.headers["Cache-Control"] == "no-store"
     # nothing inline the policy would refuse: scripts, styles and handlers are files
-    assert re.findall(r'<script\b[^>]*>', html.text) == ['<script src="/static/dashboard.js" defer>']
+    assert re.findall(r'<script\b[^>]*>', html.text) == ['<script src="/static/dashboard.js" defer>',
+                                                         '<script src="/static/periodic.js" defer>']
     assert not re.search(r"<style\b|\sstyle\s*=|\son[a-z]+\s*=|javascript:", html.text, re.I), html.text
-    for name, kind in (("dashboard.js", "text/javascript"), ("dashboard.css", "text/css")):
+    for name, kind in (("dashboard.js", "text/javascript"), ("periodic.js", "text/javascript"),
+                       ("dashboard.css", "text/css")):
         r = requests.get(f"{base}/static/{name}", timeout=10)
         assert r.status_code == 200 and r.headers["Content-Type"].startswith(kind), r.headers
         for header, value in SECURITY_HEADERS.items():
             assert r.headers.get(header) == value, (name, header, r.headers)
-    script = re.sub(r"(?m)^\s*//.*$", "", requests.get(f"{base}/static/dashboard.js", timeout=10).text)  # code only
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
-                 "localStorage", "sessionStorage", "document.cookie", "setAttribute('on", 'setAttribute("on'):
-        assert sink not in script, sink
+    for js in ("dashboard.js", "periodic.js"):
+        script = re.sub(r"(?m)^\s*//.*$", "", requests.get(f"{base}/static/{js}", timeout=10).text)  # code only
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+                     "localStorage", "sessionStorage", "document.cookie", "setAttribute('on", 'setAttribute("on'):
+            assert sink not in script, (js, sink)
     assert requests.get(f"{base}/static/../app.py", timeout=10).status_code == 404
 
 

@@ -198,6 +198,11 @@ def seed_reporting(s):
     assert handler(membership_records()) == {}
     r = Seeder(app.test_client(), bearer(s.pa))
     r.call("PUT", f"/targets/{s.ca}", {"year": 2025, "indicator": "members.active", "value": 50})
+    # periodic reports: one submitted (to approve), one approved (to reopen); each by its own unit
+    Seeder(app.test_client(), bearer(s.sa2)).call("POST", f"/periodic/{s.sa2}/2025-H1/report/submit",
+                                                  {"entered": {"initiatives": 2, "workforce": 40}})
+    Seeder(app.test_client(), bearer(s.sa)).call("POST", f"/periodic/{s.sa}/2025-SY/report/submit", {})
+    Seeder(app.test_client(), bearer(s.ca)).call("POST", f"/periodic/{s.sa}/2025-SY/report/approve", {})
     return app
 
 

@@ -107,6 +107,9 @@
       if (seq !== state.seq) return;
       render(kids, ratings);
       setStatus('Cập nhật ' + new Date().toLocaleString('vi-VN'));
+      // periodic.js (the periodic reports section) follows the unit and year shown here
+      document.dispatchEvent(new CustomEvent('dashboard:unit', {
+        detail: { token: state.token, unit: unitId, year: p.slice(0, 4), home: state.home } }));
     } catch (e) {
       if (seq === state.seq) setStatus('Lỗi ' + e.message);
     }
