@@ -15,6 +15,8 @@ WEB = {"flask", "flask_smorest", "webargs", "werkzeug", "apispec", "platformkit.
 DOMAIN_PLATFORMKIT = {"platformkit", "platformkit.errors", "platformkit.envelope", "platformkit.clock"}
 ENTRYPOINTS = {"api", "app", "relay", "consumer", "projector", "rebuild", "__main__", "schemas"}
 # The pure rules of reporting (its "domain"): the projection, the catalogue, the calendar.
+# pure rules inside a reporting sub-package (periodic reports: forms and the workflow)
+REPORTING_SUB_RULES = {("periodic", "forms"), ("periodic", "workflow")}
 REPORTING_RULES = {"projection", "projection_training", "projection_welfare", "periods", "indicators"}
 # Clients of the APIs (not services): they may reuse a service's pure rules, nothing else of it.
 CLIENTS = {"demo"}
@@ -58,11 +60,14 @@ def is_domain(path: Path) -> bool:
     parts = module_parts(path)
     if parts[0] == "domain":  # domain.py, or a domain/ package
         return True
+    if service_of(path) == "reporting" and tuple(parts[:2]) in REPORTING_SUB_RULES:
+        return True
     return service_of(path) == "reporting" and parts[0] in REPORTING_RULES
 
 
 def is_entrypoint(path: Path) -> bool:
-    return module_parts(path)[0] in ENTRYPOINTS
+    # a sub-package of a service (reporting's periodic/) keeps the same file names
+    return module_parts(path)[0] in ENTRYPOINTS or module_parts(path)[-1] in ENTRYPOINTS
 
 
 def top(module: str) -> str:

@@ -106,3 +106,9 @@ def test_periods_outside_the_supported_years_are_refused_by_field():
         with pytest.raises(FormError) as exc:
             forms.report_period(code)
         assert exc.value.field == "period" and messages_vi.known(str(exc.value))
+
+
+def test_the_rules_know_the_platform_scope_the_tokens_use():
+    from platformkit.auth import PLATFORM_SCOPE
+    from services.reporting.periodic import workflow
+    assert workflow.PLATFORM_SCOPE == PLATFORM_SCOPE

@@ -16,7 +16,8 @@ from typing import Any
 from platformkit import clock
 from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
 from platformkit.envelope import utc_now_iso
-from platformkit.web import InvalidInput, Missing, RuleViolated
+from platformkit.errors import InvalidInput, RuleViolated
+from platformkit.errors import NotFound as Missing
 
 from .. import service as reporting
 from .. import views

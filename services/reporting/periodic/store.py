@@ -25,7 +25,7 @@ from pymongo.database import Database
 from platformkit.envelope import new_event
 from platformkit.outbox import OUTBOX, PENDING, AlreadyExists, insert_with_events
 from platformkit.mongo import is_duplicate_key
-from platformkit.web import Conflict
+from platformkit.errors import Conflict
 
 from .workflow import EVENT_TYPES
 
