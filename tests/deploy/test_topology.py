@@ -154,8 +154,8 @@ def test_config_and_secret_cover_the_platform_environment():
 
 def test_topics_job_and_rebuild_template_run_the_jobfile_entries():
     jobs = jobfile()
-    assert jobs["topics"] == "python -m platformkit.kafka_io"
-    assert jobs["rebuild"] == "python -m services.reporting.rebuild"
+    assert jobs["topics"] == "python -m platformkit.run topics"
+    assert jobs["rebuild"] == "python -m platformkit.run job reporting rebuild"
     topics = by_kind(DOCS, "Job")["topics"]
     assert topics["spec"]["template"]["spec"]["containers"][0]["args"] == ["topics"]
     rebuild = by_kind(DOCS, "CronJob")["reporting-rebuild"]

@@ -114,13 +114,13 @@ def test_members_and_cdcs_reached_count_once_a_year_and_shares_equal_the_recount
     assert t.db["dissemination_sessions"].count_documents({}) == 4
     assert (a["members_identified"], b["members_identified"], b["members_reached"]) == (2, 3, 8)
 
-    procs(["-m", "services.training.relay"], "training-relay")
+    procs(["-m", "platformkit.run", "relay", "training"], "training-relay")
     # 4 recorded; member_reached: A 2, B 3, C 1, D 1; cdcs_reached: A 2 (C1, C3), B 2 (C1, C2), C 1, D 1
     expected = 4 + 7 + 6
     training_events = [decode(m.value) for m in read_topic(config.topic("training.events"), expected, 60)]
     assert len(training_events) == expected
     envs = members + training_events
-    procs(["-m", "services.reporting.projector"], "projector")
+    procs(["-m", "platformkit.run", "consumer", "reporting", "projector"], "projector")
     wait_until(lambda: projector_caught_up() and figures("HCM", "2025") == recounted(envs, "HCM", "2025"), 120,
                interval=0.5, message="projector caught up")
 
