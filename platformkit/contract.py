@@ -13,9 +13,11 @@ groups.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 from . import settings
+from .envelope import Envelope, new_event
 
 # ---------------------------------------------------------------------------- topics (logical names)
 MEMBERSHIP_EVENTS = "membership.events"
@@ -89,6 +91,26 @@ def ensure_all() -> list[str]:
     ensure(DOMAIN_TOPICS)
     ensure([g + DEAD_LETTER_SUFFIX for g in FIXED_GROUPS], partitions=1)
     return topics(DOMAIN_TOPICS)
+
+
+# ---------------------------------------------------------------------------- events
+@dataclass(frozen=True)
+class Event:
+    """A domain event before its envelope: what happened (`type`, past tense) and its facts (`data`).
+    Pure rules return these; the service gives each one its envelope (id, source, subject, time,
+    aggregate version) when it saves the new state, because only the service knows the version it
+    writes. One name for it everywhere (it was `Raised` in training, `Event` in welfare, and
+    membership builds `Envelope`s directly): "event" is the word docs/events.md and the issue use for
+    the fact itself, while the envelope is the transport around it."""
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def envelope(self, source: str, subject: str, version: int) -> Envelope:
+        return new_event(source, self.type, subject, self.data, version)
+
+
+def envelopes(source: str, subject: str, version: int, events: Iterable[Event]) -> list[Envelope]:
+    return [e.envelope(source, subject, version) for e in events]
 
 
 # ---------------------------------------------------------------------------- event types
