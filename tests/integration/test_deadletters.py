@@ -16,7 +16,7 @@ import zlib
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from platformkit import config
+from platformkit import config, contract
 from platformkit.deadletters import Replayed
 from platformkit.envelope import encode, new_event
 from platformkit.kafka_io import EventPublisher, ensure_topics
@@ -213,7 +213,7 @@ def test_list_and_inspect_show_where_each_dead_letter_came_from(isolated, procs)
     shown = deadletters("inspect", "--group", VIEW_GROUP, "--offset", f"{env_dl.partition}:{env_dl.offset}").stdout
     for needle in (f"original_topic: {topic}", f"original_partition: {src.partition}",
                    f"original_offset: {src.offset}", "error: process: KeyError: 'full_name'",
-                   f"consumer_group: {config.env('TOPIC_PREFIX', '')}{VIEW_GROUP}", "key: m-1",
+                   f"consumer_group: {contract.group(VIEW_GROUP)}", "key: m-1",
                    f"envelope membership.member.admitted.v1 id={nameless.id}", "pending"):
         assert needle in shown, needle
     body = shown[shown.index("{"):]

@@ -8,7 +8,7 @@ import io
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from platformkit import config, mongo
+from platformkit import config, contract, mongo
 from platformkit.envelope import decode, new_event
 from platformkit.kafka_io import EventPublisher, ensure_topics
 from services.reporting import views
@@ -62,7 +62,7 @@ def recounted(envs, unit, period, codes=REACH):
 
 def projector_caught_up() -> bool:
     """The projector's group has committed every message of every source topic."""
-    group = config.env("TOPIC_PREFIX", "") + f"reporting-projector-g{active_generation(mongo.database('reporting'))}"
+    group = contract.group(contract.projector_group(active_generation(mongo.database("reporting"))))
     consumer = KafkaConsumer(bootstrap_servers=config.kafka_bootstrap(), group_id=group, enable_auto_commit=False)
     try:
         tps = [TopicPartition(config.topic(t), p) for t in SOURCES
