@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     c = sub.add_parser("consumer", help="run one of the service's consumers")
     c.add_argument("service", choices=SERVICES)
     c.add_argument("consumer", nargs="?", help="its name (optional when the service has one)")
-    j = sub.add_parser("job", help="run a one-off job of the service (further arguments go to the job)")
+    # no -h of its own: `job reporting rebuild --help` is the job's help
+    j = sub.add_parser("job", add_help=False, help="run a one-off job of the service (further arguments go to the job)")
     j.add_argument("service", choices=SERVICES)
     j.add_argument("job")
     sub.add_parser("topics", help="create every topic of the contract (idempotent)")

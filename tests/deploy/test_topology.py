@@ -274,3 +274,10 @@ def test_the_runner_describes_every_service():
     bad = subprocess.run([sys.executable, "-m", "platformkit.run", "consumer", "membership"], capture_output=True,
                          text=True, timeout=60, cwd=ROOT)
     assert bad.returncode != 0 and "membership has consumers []" in bad.stderr
+
+
+def test_the_runner_passes_a_jobs_arguments_on():
+    out = subprocess.run([sys.executable, "-m", "platformkit.run", "job", "reporting", "rebuild", "--help"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "--no-swap" in out.stdout, "the rebuild's own options"
