@@ -25,7 +25,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from . import contract, mongo, settings
+# Only the standard library at import: `python -m platformkit.run` installs its SIGTERM handler
+# before anything slow is imported (see main).
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ Step = Callable[[Any], None]  # a setup step, given the service's database
 
 
 def _database_ready(db) -> bool:
+    from . import mongo
     return mongo.ping(db)
 
 
@@ -75,10 +77,12 @@ class ServiceDescription:
     jobs: dict[str, Callable[[list[str]], Any]] = field(default_factory=dict)  # name -> main(argv)
 
     def database(self):
+        from . import mongo
         return mongo.database(self.name)
 
     def prepare(self, db=None) -> None:
         """Indexes, then the setup steps: what every process that uses the database needs first."""
+        from . import mongo
         db = self.database() if db is None else db
         mongo.ensure_indexes(db, self.indexes)
         for step in self.setup:
@@ -104,6 +108,7 @@ def describe(service: str) -> ServiceDescription:
 # ---------------------------------------------------------------------------- the process kinds
 def app(service: str):
     """The api kind: the WSGI application of `service` (gunicorn calls this in each worker)."""
+    from . import settings
     from .web import create_app
     settings.reload()
     d = describe(service)
@@ -119,27 +124,30 @@ def app(service: str):
 
 def _start_worker() -> None:
     from .logs import setup_logging
+    from . import settings
     from .shutdown import exit_cleanly_until_running
-    settings.reload()
     exit_cleanly_until_running()
+    settings.reload()
     setup_logging()
 
 
 def run_relay(service: str) -> None:
+    _start_worker()  # before importing the service: an orchestrator may stop us while we import
+    from . import contract
     from .relay import run_relay as relay
     d = describe(service)
     if not d.relay_routes:
         raise SystemExit(f"{service} publishes no events (no relay_routes)")
-    _start_worker()
     contract.ensure(sorted(set(d.relay_routes.values())))
     relay(d.name, d.relay_routes)
 
 
 def run_consumer(service: str, name: str | None = None) -> None:
+    _start_worker()  # before importing the service: an orchestrator may stop us while we import
+    from . import contract
     from .consumer import ConsumerLoop
     d = describe(service)
     c = d.consumer(name)
-    _start_worker()
     if c.main is not None:
         c.main()
         return
@@ -154,6 +162,9 @@ def run_consumer(service: str, name: str | None = None) -> None:
 
 
 def run_job(service: str, job: str, argv: list[str]) -> Any:
+    from .shutdown import exit_cleanly_until_running
+    from . import settings
+    exit_cleanly_until_running()  # the job installs its own handlers once it runs
     d = describe(service)
     if job not in d.jobs:
         raise SystemExit(f"{service} has no job {job!r}; it has {sorted(d.jobs)}")
@@ -162,6 +173,7 @@ def run_job(service: str, job: str, argv: list[str]) -> Any:
 
 
 def create_topics() -> None:
+    from . import contract, settings
     from .logs import setup_logging
     settings.reload()
     setup_logging()
@@ -192,6 +204,10 @@ def _describe_lines(services: Iterable[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from .shutdown import exit_cleanly_until_running
+    # First thing: a SIGTERM while we parse and import (seconds on a busy node) is a clean exit 0,
+    # not a -15 an orchestrator reports as a crash; each kind installs its own handler once it runs.
+    exit_cleanly_until_running()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m platformkit.run", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="kind", required=True)
