@@ -27,7 +27,7 @@ infra: prereqs venv
 	deploy/local/infra.sh up
 
 topics: infra
-	$(PY) -m platformkit.kafka_io
+	$(PY) -m platformkit.run topics
 
 ## The platform locally: infrastructure, every service, a demo province, printed URLs.
 up: topics

@@ -270,6 +270,8 @@ def main() -> int:
     if args.reuse:
         prefix = args.reuse
         os.environ["TOPIC_PREFIX"], os.environ["DB_PREFIX"] = prefix + ".", prefix + "_"
+        from platformkit import settings
+        settings.reload()  # the prefixes just set
     else:
         prefix = isolate("bheavy")
 
@@ -300,7 +302,7 @@ def main() -> int:
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = Proc(gunicorn_args("services.reporting.app:create_app()", port, args.workers),
+        server = Proc(gunicorn_args('platformkit.run:app("reporting")', port, args.workers),
                       {"WEB_THREADS": str(args.threads), "PYTHONUNBUFFERED": "1"}, "reporting-api", work).start()
         wait_http(base + "/healthz", timeout=60)
         deadline = time.monotonic() + 30

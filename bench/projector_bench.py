@@ -57,6 +57,8 @@ def main() -> None:
     prefix = "bench" + uuid.uuid4().hex[:6]
     os.environ["TOPIC_PREFIX"] = prefix + "."
     os.environ["DB_PREFIX"] = prefix + "_"
+    from platformkit import settings
+    settings.reload()  # the prefixes just set
     from platformkit import config, mongo
     from platformkit.kafka_io import EventPublisher, ensure_topics
     from services.reporting import views

@@ -165,6 +165,8 @@ def main() -> None:
     os.environ["TOPIC_PREFIX"] = prefix + "."
     os.environ["DB_PREFIX"] = prefix + "_"
     os.environ.setdefault("TOPIC_PARTITIONS", "6")
+    from platformkit import settings
+    settings.reload()  # the prefixes just set
     from platformkit import config, mongo
     from platformkit.logs import setup_logging
     from services.reporting.projector import SOURCE_TOPICS, ProjectorHandler

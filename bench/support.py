@@ -29,6 +29,8 @@ def isolate(name: str) -> str:
     prefix = name + uuid.uuid4().hex[:6]
     os.environ["TOPIC_PREFIX"] = prefix + "."
     os.environ["DB_PREFIX"] = prefix + "_"
+    from platformkit import settings
+    settings.reload()  # the prefixes just set
     return prefix
 
 

@@ -1,8 +1,9 @@
 # Shared gunicorn settings; the bind address comes from the command line (-b).
-import os
+# WEB_WORKERS / WEB_THREADS come from platformkit.settings like every other variable.
+from platformkit.settings import current
 
-workers = int(os.environ.get("WEB_WORKERS", "2"))
-threads = int(os.environ.get("WEB_THREADS", "4"))
+workers = current().web_workers
+threads = current().web_threads
 worker_class = "gthread"
 timeout = 60
 graceful_timeout = 20

@@ -24,6 +24,7 @@ from typing import Iterable
 import jwt
 from flask import g, request
 
+from . import settings
 from .errors import Forbidden, Unauthenticated
 
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # >= 32 bytes for HS256
@@ -66,14 +67,14 @@ class Caller:
 
 
 def local_development() -> bool:
-    return os.environ.get("PLATFORM_ENV", "production").strip().lower() == "local"
+    return settings.current().platform_env == "local"
 
 
 def _secrets() -> list[str]:
-    current = os.environ.get("TOKEN_SECRET") or (DEV_SECRET if local_development() else "")
+    current = settings.current().token_secret or (DEV_SECRET if local_development() else "")
     if not current:
         raise KeyPolicyError("TOKEN_SECRET is not set (PLATFORM_ENV=local allows the development key)")
-    previous = os.environ.get("TOKEN_SECRET_PREVIOUS")
+    previous = settings.current().token_secret_previous
     return [current] + ([previous] if previous else [])
 
 
@@ -95,9 +96,10 @@ def check_key_policy() -> None:
     max_ttl()  # a malformed TOKEN_MAX_TTL_SECONDS stops the start too
     if local_development():
         return
-    secrets = {"TOKEN_SECRET": os.environ.get("TOKEN_SECRET", "")}
-    if os.environ.get("TOKEN_SECRET_PREVIOUS"):
-        secrets["TOKEN_SECRET_PREVIOUS"] = os.environ["TOKEN_SECRET_PREVIOUS"]
+    s = settings.current()
+    secrets = {"TOKEN_SECRET": s.token_secret}
+    if s.token_secret_previous:
+        secrets["TOKEN_SECRET_PREVIOUS"] = s.token_secret_previous
     if not secrets["TOKEN_SECRET"]:
         raise KeyPolicyError("TOKEN_SECRET is not set; set a random key of at least 32 bytes "
                              "(PLATFORM_ENV=local allows the development key on a developer's machine)")
@@ -109,7 +111,7 @@ def check_key_policy() -> None:
 
 
 def max_ttl() -> int:
-    raw = os.environ.get("TOKEN_MAX_TTL_SECONDS", str(DEFAULT_MAX_TTL_SECONDS))
+    raw = settings.current().token_max_ttl_seconds
     try:
         value = int(raw)
     except ValueError:
@@ -134,7 +136,7 @@ class RevocationList:
         self._subjects: dict[str, float] = {}
 
     def _load(self) -> None:
-        path = os.environ.get("TOKEN_REVOCATION_FILE", "")
+        path = settings.current().token_revocation_file
         if not path:
             self._seen, self._jtis, self._subjects = None, set(), {}
             return

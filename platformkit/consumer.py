@@ -25,7 +25,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
-from . import config, metrics
+from . import config, contract, metrics, settings
 from .envelope import DecodeError, Envelope, decode
 from .faults import crash_point
 from .kafka_io import EventPublisher
@@ -73,14 +73,14 @@ class ConsumerLoop:
                  after_batch: Callable[[], None] | None = None):
         # TOPIC_PREFIX (tests, side-by-side demos) also names the group: groups of different runs on
         # one broker must never rebalance against each other.
-        self.group_id = config.env("TOPIC_PREFIX", "") + group_id
+        self.group_id = contract.group(group_id)
         self.topics = topics
         self.handler = handler
         # A batch in hand is finished before a SIGTERM is honoured: on FerretDB (tens of ms per
         # update under load) 500 records could outlast the pod's termination grace; 100 do not.
-        self.max_batch = max_batch or int(os.environ.get("CONSUMER_BATCH", "100"))
+        self.max_batch = max_batch or settings.current().consumer_batch
         self.poll_timeout_ms = poll_timeout_ms
-        self.dead_letter_topic = config.dead_letter_topic(group_id)  # prefixed once, by config.topic
+        self.dead_letter_topic = contract.dead_letter_topic(group_id)  # prefixed once, by contract.topic
         self.publisher = publisher or EventPublisher()
         self.auto_offset_reset = auto_offset_reset
         self.on_idle = on_idle
@@ -103,7 +103,7 @@ class ConsumerLoop:
         in flight, and the offsets of everything written are already committed."""
         self.stop()
         signal.signal(signal.SIGALRM, self._on_grace_over)
-        signal.alarm(max(1, int(float(os.environ.get("STOP_GRACE_SECONDS", "20")))))
+        signal.alarm(max(1, int(settings.current().stop_grace_seconds)))
 
     def _on_grace_over(self, *_args) -> None:
         if self._busy:
@@ -131,7 +131,7 @@ class ConsumerLoop:
 
     def run(self) -> None:
         from .metrics import serve_metrics
-        serve_metrics(int(os.environ.get("METRICS_PORT", "0")))
+        serve_metrics(settings.current().metrics_port)
         self.consumer = self._connect()
         log.info("consumer %s started on %s", self.group_id, self.topics)
         try:

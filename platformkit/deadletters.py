@@ -58,7 +58,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from . import config
+from . import config, contract
 from .envelope import DecodeError, Envelope, decode
 from .faults import crash_point
 
@@ -74,11 +74,11 @@ class Failure(Exception):
 # ---------------------------------------------------------------------------- names
 def group_name(group: str) -> str:
     """The group as the broker knows it (platformkit.consumer prefixes it with TOPIC_PREFIX)."""
-    return config.env("TOPIC_PREFIX", "") + group
+    return contract.group(group)
 
 
 def replay_group(group: str) -> str:
-    return group_name(group) + ".replay"
+    return group_name(group) + contract.REPLAY_SUFFIX
 
 
 def dlq_topic(group: str) -> str:
@@ -357,13 +357,13 @@ def dead_letter_topics() -> list[str]:
                              enable_auto_commit=False, allow_auto_create_topics=False)
     try:
         prefix = config.topic("")
-        return sorted(t for t in consumer.topics() if t.startswith(prefix) and t.endswith(".dlq"))
+        return sorted(t for t in consumer.topics() if t.startswith(prefix) and t.endswith(contract.DEAD_LETTER_SUFFIX))
     finally:
         consumer.close()
 
 
 def _group_of(topic: str) -> str:
-    return topic[len(config.topic("")):-len(".dlq")]
+    return contract.logical(topic)[:-len(contract.DEAD_LETTER_SUFFIX)]
 
 
 def _no_topic(q: DeadLetterQueue, out: TextIO) -> None:

@@ -3,12 +3,14 @@ FAULT_AFTER-th time (default 1st) it reaches that point. Unset in production: a 
 import os
 import signal
 
+from . import settings
+
 _hits: dict[str, int] = {}
 
 
 def crash_point(name: str) -> None:
-    if os.environ.get("FAULT_POINT") != name:
+    if settings.current().fault_point != name:
         return
     _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] >= int(os.environ.get("FAULT_AFTER", "1")):
+    if _hits[name] >= settings.current().fault_after:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -16,14 +16,11 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from . import config
+from . import config, settings
 from .envelope import Envelope, encode
 
 log = logging.getLogger(__name__)
 
-DOMAIN_TOPICS = ("membership.events", "training.events", "welfare.events", "reporting.events")
-DEAD_LETTER_GROUPS = ("training-membership-view", "welfare-membership-view")
-DEFAULT_PARTITIONS = int(os.environ.get("TOPIC_PARTITIONS", "6"))
 
 
 class EventPublisher:
@@ -69,9 +66,11 @@ class EventPublisher:
         self._producer = None
 
 
-def ensure_topics(names: Iterable[str], partitions: int = DEFAULT_PARTITIONS,
+def ensure_topics(names: Iterable[str], partitions: int | None = None,
                   wait_seconds: float = 60.0) -> None:
-    """Create topics (idempotent), waiting for the broker to be ready to answer."""
+    """Create topics (broker names; idempotent), waiting for the broker to be ready to answer.
+    Partitions: TOPIC_PARTITIONS unless given."""
+    partitions = partitions or settings.current().topic_partitions
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
@@ -117,13 +116,9 @@ def kafka_ready(timeout_ms: int = 3000, cache_seconds: float = 5.0) -> bool:
 
 
 def main() -> None:
-    """`python -m platformkit.kafka_io` creates the domain topics (used by make up and CI)."""
-    from .logs import setup_logging
-    setup_logging()
-    ensure_topics([config.topic(t) for t in DOMAIN_TOPICS])
-    # dead-letter topics of the fixed consumer groups, so they get infinite retention too
-    ensure_topics([config.dead_letter_topic(g) for g in DEAD_LETTER_GROUPS], partitions=1)
-    print("topics ready:", ", ".join(config.topic(t) for t in DOMAIN_TOPICS))
+    """`python -m platformkit.kafka_io`: the `topics` job (platformkit.run topics), kept for scripts."""
+    from .run import main as run_main
+    run_main(["topics"])
 
 
 if __name__ == "__main__":

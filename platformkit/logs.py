@@ -22,13 +22,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO") -> None:
-    import os
+    from .settings import current
     root = logging.getLogger()
     if getattr(root, "_congdoan_configured", False):
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("LOG_LEVEL", level))
+    root.setLevel(current().log_level or level)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     root._congdoan_configured = True

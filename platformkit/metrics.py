@@ -22,6 +22,6 @@ DEAD_LETTERS = Counter("dead_letters_total", "Records sent to the dead-letter to
 def serve_metrics(port: int) -> None:
     """Expose this process's metrics (relays, consumers, the projector). METRICS_ADDR=0.0.0.0 in
     containers so that Prometheus can scrape them; loopback by default."""
-    import os
+    from .settings import current
     if port:
-        start_http_server(port, addr=os.environ.get("METRICS_ADDR", "127.0.0.1"))
+        start_http_server(port, addr=current().metrics_addr)

@@ -9,7 +9,7 @@ from pymongo import ASCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from . import config
+from . import config, settings
 
 _lock = threading.Lock()
 _client: MongoClient | None = None
@@ -26,7 +26,7 @@ def client() -> MongoClient:
             # consumer retries its batch.
             _client = MongoClient(config.mongo_url(), serverSelectionTimeoutMS=5000,
                                   connectTimeoutMS=5000, tz_aware=False,
-                                  socketTimeoutMS=int(os.environ.get("MONGO_SOCKET_TIMEOUT_MS", "30000")))
+                                  socketTimeoutMS=settings.current().mongo_socket_timeout_ms)
             _client_pid = os.getpid()
         return _client
 

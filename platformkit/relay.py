@@ -6,9 +6,8 @@ Each service ships a module that calls `run_relay` with its own routes."""
 from __future__ import annotations
 
 import argparse
-import os
 
-from . import config, mongo
+from . import contract, mongo, settings
 from .logs import setup_logging
 from .metrics import serve_metrics
 from .outbox import OutboxRelay
@@ -18,8 +17,8 @@ from .shutdown import exit_cleanly_until_running
 def run_relay(service: str, routes: dict[str, str]) -> None:
     exit_cleanly_until_running()
     setup_logging()
-    serve_metrics(int(os.environ.get("METRICS_PORT", "0")))
-    topics = {coll: config.topic(t) for coll, t in routes.items()}
+    serve_metrics(settings.current().metrics_port)
+    topics = {coll: contract.topic(t) for coll, t in routes.items()}
     OutboxRelay(service, mongo.database(service), topics).run()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -20,7 +19,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-from . import messages_vi, metrics, permissions
+from . import messages_vi, metrics, permissions, settings
 from .auth import check_key_policy, current_caller
 from .errors import Forbidden, NotFound, Refusal, Unauthenticated
 # the refusals API modules raise, importable from here as before (platformkit.errors is their home)
@@ -160,14 +159,13 @@ class PlatformApi(Api):
 
 
 def read_budget_seconds() -> float:
-    return float(os.environ.get("READ_TIME_LIMIT_SECONDS", "10"))
+    return settings.current().read_time_limit_seconds
 
 
 def heavy_reads_per_worker() -> int:
     """How many heavy reads one API process serves at once: by default two threads fewer than it
     has (WEB_THREADS), so that probes and light requests always find a free thread."""
-    default = max(1, int(os.environ.get("WEB_THREADS", "4")) - 2)
-    return max(1, int(os.environ.get("HEAVY_READS_PER_WORKER", str(default))))
+    return settings.current().heavy_reads()
 
 
 class HeavyReadSlots:

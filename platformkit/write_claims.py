@@ -12,7 +12,6 @@ off with WRITE_CLAIMS=off.
 """
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,14 +20,15 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
+from . import settings
+
 REV = "rev"
 CLAIMS = "write_claims"
-CLAIM_TTL = float(os.environ.get("WRITE_CLAIM_TTL_SECONDS", "30"))
 _enabled_cache: dict[int, bool] = {}
 
 
 def _enabled(db: Database) -> bool:
-    mode = os.environ.get("WRITE_CLAIMS", "auto")
+    mode = settings.current().write_claims
     if mode in ("on", "off"):
         return mode == "on"
     key = id(db.client)
@@ -58,7 +58,7 @@ def claim_revision(coll: Collection, _id: Any, rev: int) -> bool:
     except DuplicateKeyError:
         pass
     held = claims.find_one({"_id": key})
-    if held and held["at"].replace(tzinfo=timezone.utc) < now - timedelta(seconds=CLAIM_TTL):
+    if held and held["at"].replace(tzinfo=timezone.utc) < now - timedelta(seconds=settings.current().write_claim_ttl_seconds):
         # the writer that claimed it died before writing: take over (one taker wins the re-insert)
         claims.delete_one({"_id": key, "at": held["at"]})
         try:

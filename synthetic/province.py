@@ -332,9 +332,9 @@ def produce(province: Province, *, kafka: bool = True, out_path: str | None = No
     counts: dict[str, int] = {}
     if kafka:
         from kafka import KafkaProducer
-        from platformkit.kafka_io import DEFAULT_PARTITIONS, ensure_topics
+        from platformkit.kafka_io import ensure_topics
         ensure_topics([config.topic(t) for t in ("membership.events", "training.events", "welfare.events")],
-                      partitions=partitions or DEFAULT_PARTITIONS)
+                      partitions=partitions or None)
         from kafka.partitioner.default import murmur2
         producer = KafkaProducer(bootstrap_servers=config.kafka_bootstrap(), acks="all", enable_idempotence=True,
                                  linger_ms=50, batch_size=1024 * 1024,

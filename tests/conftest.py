@@ -12,8 +12,22 @@ import pytest
 # (tests/unit/test_key_policy.py covers the refusal elsewhere). Child processes inherit it.
 os.environ.setdefault("PLATFORM_ENV", "local")
 
-from platformkit import config, mongo
+from platformkit import config, mongo, settings
 from tests.support.infra import ROOT, Proc, unique_prefix
+
+
+def _reloading(method):
+    def changed_environment(self, *args, **kwargs):
+        result = method(self, *args, **kwargs)
+        settings.reload()
+        return result
+    return changed_environment
+
+
+# platformkit.settings reads the environment once per process (and again on reload()); tests change
+# it through monkeypatch, so every monkeypatch change of the environment, and its undo, re-reads it.
+for _name in ("setenv", "delenv", "undo"):
+    setattr(pytest.MonkeyPatch, _name, _reloading(getattr(pytest.MonkeyPatch, _name)))
 
 
 def _port_open(hostport: str) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
@@ -31,6 +30,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
+from platformkit import settings
 from platformkit.auth import mint
 from services.membership.domain import dues_due
 from synthetic.names import person
@@ -698,7 +698,7 @@ class Seeder:
         self.targets()
         self.periodic_reports()
         token = mint("demo-admin@HCM", self.units["HCM"], ["admin"], ttl_seconds=7 * 86400)  # the longest lifetime tokens may have
-        var = self.o.var_dir or Path(os.environ.get("CONGDOAN_VAR") or ROOT / "var")
+        var = self.o.var_dir or Path(settings.current().congdoan_var or ROOT / "var")
         var.mkdir(parents=True, exist_ok=True)
         (var / "demo-token.txt").write_text(token + "\n")
         calls = self.m.calls + self.t.calls + self.w.calls + self.r.calls
@@ -723,7 +723,7 @@ def parse_args(argv: list[str]) -> tuple[str, Options]:
     s.add_argument("--wait", type=float, default=90.0,
                    help="seconds to wait for a service to receive a unit or member from Kafka (default 90)")
     for svc, (env, default) in DEFAULT_URLS.items():
-        s.add_argument(f"--base-url-{svc}", default=os.environ.get(env) or default,
+        s.add_argument(f"--base-url-{svc}", default=getattr(settings.current(), env.lower()),
                        help=f"default ${env} or {default}")
     a = p.parse_args(argv)
     if a.members < 40:

@@ -1,17 +1,7 @@
-"""WSGI entrypoint: gunicorn 'services.membership.app:create_app()'."""
-from platformkit import mongo
-from platformkit.kafka_io import kafka_ready
-from platformkit.web import create_app as platform_app
-
-from . import service
-from .api import members, units
+"""WSGI entry kept for `gunicorn 'services.membership.app:create_app()'` and the tests; the description is
+services/membership/description.py, the runner platformkit.run (deploy/Procfile uses `platformkit.run:app("membership")`)."""
+from platformkit.run import app as _app
 
 
 def create_app():
-    app = platform_app("membership", [units, members],
-                       ready=lambda: {"database": mongo.ping(service.db()), "kafka": kafka_ready()},
-                       description="Org hierarchy, CĐCS founding, members' lifecycle and dues.",
-                       path_scope=service.path_scope)
-    service.setup()
-    service.repair_paths()
-    return app
+    return _app("membership")

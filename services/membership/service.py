@@ -41,7 +41,7 @@ INDEXES = {
     "dues": [("member_id", {"name": "member"}), *OUTBOX_INDEX],
     # batches: _id is the caller-scoped Idempotency-Key of a batch (services/membership/batch.py)
 }
-RELAY_ROUTES = {"units": "membership.events", "members": "membership.events", "dues": "membership.events"}
+OUTBOX_COLLECTIONS = ("units", "members", "dues")  # published by the relay (description.py)
 
 
 def db() -> Database:

@@ -1,55 +1,7 @@
-"""WSGI entrypoint: gunicorn 'services.reporting.app:create_app()'. Also serves the dashboard."""
-from pathlib import Path
-
-from flask import Response, send_from_directory
-
-from platformkit import mongo
-from platformkit.kafka_io import kafka_ready
-from platformkit.web import create_app as platform_app
-
-from . import service
-from .api import catalogue, targets, views
-from .periodic import service as periodic_service
-from .periodic.api import periodic
-
-STATIC = Path(__file__).parent / "static"
-
-# The dashboard runs under a strict policy: only its own script and style files, data from its own
-# API, no inline script, style or event handler, no framing, no plug-ins, no <base>, no referrer.
-DASHBOARD_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                 "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-DASHBOARD_HEADERS = {
-    "Content-Security-Policy": DASHBOARD_CSP,
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-def _hardened(resp: Response, cache: str) -> Response:
-    """Set (not setdefault) the dashboard's security headers: they win over any API-wide defaults
-    an after_request adds with setdefault."""
-    for name, value in DASHBOARD_HEADERS.items():
-        resp.headers[name] = value
-    resp.headers["Cache-Control"] = cache
-    return resp
+"""WSGI entry kept for `gunicorn 'services.reporting.app:create_app()'` and the tests; the description is
+services/reporting/description.py, the runner platformkit.run (deploy/Procfile uses `platformkit.run:app("reporting")`)."""
+from platformkit.run import app as _app
 
 
 def create_app():
-    app = platform_app("reporting", [views, targets, catalogue, periodic],
-                       ready=lambda: {"database": mongo.ping(service.db()), "kafka": kafka_ready()},
-                       description="Attainment views rolled up the org hierarchy, built from every service's events.",
-                       path_scope=service.path_scope)
-    service.setup()
-    periodic_service.setup()
-
-    @app.get("/dashboard")
-    def dashboard():
-        return _hardened(send_from_directory(STATIC, "dashboard.html"), "no-store")
-
-    @app.get("/static/<path:name>")
-    def static_files(name):
-        # revalidated on every use (ETag), so a new release's script is picked up at once
-        return _hardened(send_from_directory(STATIC, name), "no-cache")
-
-    return app
+    return _app("reporting")

@@ -12,10 +12,9 @@ its journal before anything else happens.
 from __future__ import annotations
 
 import logging
-import os
 import time
 
-from platformkit import config, mongo
+from platformkit import config, contract, mongo, settings
 from platformkit.consumer import ConsumerLoop, Record
 from platformkit.logs import setup_logging
 from platformkit.shutdown import exit_cleanly_until_running
@@ -25,11 +24,8 @@ from .store import Generation, PlacedDelta, active_generation, partition_key
 
 log = logging.getLogger(__name__)
 SERVICE = "reporting"
-SOURCE_TOPICS = ("membership.events", "training.events", "welfare.events")
-
-
-def group_id(generation: int) -> str:
-    return f"reporting-projector-g{generation}"
+SOURCE_TOPICS = contract.REPORTING_SOURCES
+group_id = contract.projector_group
 
 
 def db():
@@ -131,7 +127,7 @@ def run_generation(number: int) -> bool:
                 loop.stop()
 
     loop = ConsumerLoop(group_id(number), [config.topic(t) for t in SOURCE_TOPICS], handler,
-                        max_batch=int(os.environ.get("PROJECTOR_BATCH", "1000")),
+                        max_batch=settings.current().projector_batch,
                         on_idle=check_generation, after_batch=check_generation)
     loop.install_signal_handlers()
     loop.run()

@@ -44,7 +44,7 @@ from typing import Any, Iterable, Iterator
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from platformkit import config
+from platformkit import config, contract
 from platformkit.consumer import ConsumerLoop, Record
 from platformkit.envelope import DecodeError, decode
 from platformkit.logs import setup_logging
@@ -358,7 +358,7 @@ def commit_offsets(number: int, ends: dict[TopicPartition, int]) -> None:
     if not ends:
         return
     consumer = KafkaConsumer(bootstrap_servers=config.kafka_bootstrap(),
-                             group_id=config.env("TOPIC_PREFIX", "") + group_id(number), enable_auto_commit=False)
+                             group_id=contract.group(group_id(number)), enable_auto_commit=False)
     try:
         consumer.assign(list(ends))
         consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in ends.items()})

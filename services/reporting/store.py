@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-import os
 import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -35,23 +34,25 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from platformkit import contract, settings
+
 from .projection import Delta, HierarchyChange
 
 log = logging.getLogger(__name__)
 
-TOPIC_KEYS = {"membership.events": "m", "training.events": "t", "welfare.events": "w"}
+TOPIC_KEYS = contract.SOURCE_KEYS
 
 
 def partition_key(topic: str, partition: int) -> str:
     """'t3f.membership.events', 2 -> 'm2' (a field name without dots, stable across prefixes)."""
-    for name, short in TOPIC_KEYS.items():
-        if topic.endswith(name):
-            return f"{short}{partition}"
+    short = TOPIC_KEYS.get(contract.logical(topic))
+    if short:
+        return f"{short}{partition}"
     return "x" + "".join(ch for ch in topic if ch.isalnum())[-20:] + str(partition)
 
 
-AGG_BUCKETS = int(os.environ.get("REPORTING_AGG_BUCKETS", "32"))
-STATE_BUCKETS = int(os.environ.get("REPORTING_STATE_BUCKETS", "64"))
+AGG_BUCKETS = settings.current().reporting_agg_buckets
+STATE_BUCKETS = settings.current().reporting_state_buckets
 
 
 def bucket(key: str, n: int) -> str:

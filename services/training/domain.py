@@ -1,6 +1,6 @@
 """Training rules (đào tạo, bồi dưỡng, tập huấn cán bộ công đoàn), pure: no I/O, no clock.
 
-Every command is a function `(current state, command facts) -> (new state, [Raised])`. The caller
+Every command is a function `(current state, command facts) -> (new state, [Event])`. The caller
 (service.py) loads the aggregate, passes in what it read from the local membership view, and saves
 the new state together with the events in one single-document write.
 
@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Iterable
 
+from platformkit.contract import Event
 from platformkit.errors import Conflict, InvalidInput, NotFound, RuleViolated
 
 TOPICS = ("union_work", "finance_accounting", "osh", "labour_law", "collective_bargaining",
@@ -60,11 +61,8 @@ PASS_SCORE = 5.0
 GRADE_BANDS = ((9.0, "excellent"), (8.0, "good"), (6.5, "fair"), (5.0, "average"))
 
 
-@dataclass(frozen=True)
-class Raised:
-    """An event the domain raises; the service wraps it in an envelope (source, subject, version)."""
-    type: str
-    data: dict[str, Any] = field(default_factory=dict)
+# The old name of platformkit.contract.Event, for service.py's annotations until it says Event.
+Raised = Event
 
 
 # ---------------------------------------------------------------- helpers
@@ -120,7 +118,7 @@ def certificate_number(class_code: str, seq: int) -> str:
 
 # ---------------------------------------------------------------- courses
 
-def register_course(course_id: str, cmd: dict[str, Any], owner_ancestors: list[str] | None) -> tuple[dict, list[Raised]]:
+def register_course(course_id: str, cmd: dict[str, Any], owner_ancestors: list[str] | None) -> tuple[dict, list[Event]]:
     """A new catalogue entry. `owner_ancestors` is None when the owner unit is unknown here."""
     if owner_ancestors is None:
         raise RuleViolated(f"unit {cmd.get('owner_unit_id')} is not known to training", "owner_unit_id")
@@ -148,16 +146,16 @@ def register_course(course_id: str, cmd: dict[str, Any], owner_ancestors: list[s
     return course, course_created(course)
 
 
-def course_created(course: dict) -> list[Raised]:
+def course_created(course: dict) -> list[Event]:
     """The events that commit a course's creation (also when a retry finishes a half-done one)."""
-    return [Raised("training.course.registered.v1", _course_facts(course))]
+    return [Event("training.course.registered.v1", _course_facts(course))]
 
 
-def retire_course(course: dict) -> tuple[dict, list[Raised]]:
+def retire_course(course: dict) -> tuple[dict, list[Event]]:
     if course["status"] == "retired":
         raise RuleViolated("the course is already retired", "status")
     new = {**course, "status": "retired"}
-    return new, [Raised("training.course.retired.v1", _course_facts(new))]
+    return new, [Event("training.course.retired.v1", _course_facts(new))]
 
 
 def _course_facts(c: dict) -> dict[str, Any]:
@@ -170,7 +168,7 @@ def _course_facts(c: dict) -> dict[str, Any]:
 # ---------------------------------------------------------------- classes
 
 def plan_class(class_id: str, cmd: dict[str, Any], course: dict | None,
-               organiser_ancestors: list[str] | None) -> tuple[dict, list[Raised]]:
+               organiser_ancestors: list[str] | None) -> tuple[dict, list[Event]]:
     """A class of a catalogue course, organised by a unit that may use that course."""
     org = cmd["organising_unit_id"]
     if organiser_ancestors is None:
@@ -223,9 +221,9 @@ def plan_class(class_id: str, cmd: dict[str, Any], course: dict | None,
     return cls, class_created(cls)
 
 
-def class_created(cls: dict) -> list[Raised]:
+def class_created(cls: dict) -> list[Event]:
     """The events that commit a class's creation (also when a retry finishes a half-done one)."""
-    return [Raised("training.class.planned.v1", {**class_facts(cls), "capacity": cls["capacity"],
+    return [Event("training.class.planned.v1", {**class_facts(cls), "capacity": cls["capacity"],
                                                  "location": cls["location"]})]
 
 
@@ -260,19 +258,19 @@ def counts(cls: dict) -> dict[str, int]:
             "officials_completed": sum(1 for e in cls["enrolments"] if e["status"] == "completed" and e["is_official"])}
 
 
-def open_class(cls: dict) -> tuple[dict, list[Raised]]:
+def open_class(cls: dict) -> tuple[dict, list[Event]]:
     _require_status(cls, ("planned",), "open enrolment of")
     new = {**cls, "status": "open"}
-    return new, [Raised("training.class.opened.v1", {**class_facts(new), "capacity": new["capacity"]})]
+    return new, [Event("training.class.opened.v1", {**class_facts(new), "capacity": new["capacity"]})]
 
 
-def start_class(cls: dict) -> tuple[dict, list[Raised]]:
+def start_class(cls: dict) -> tuple[dict, list[Event]]:
     _require_status(cls, ("open",), "start")
     new = {**cls, "status": "running"}
-    return new, [Raised("training.class.started.v1", {**class_facts(new), "enrolled": counts(new)["enrolled"]})]
+    return new, [Event("training.class.started.v1", {**class_facts(new), "enrolled": counts(new)["enrolled"]})]
 
 
-def close_class(cls: dict, on: date) -> tuple[dict, list[Raised]]:
+def close_class(cls: dict, on: date) -> tuple[dict, list[Event]]:
     _require_status(cls, ("running",), "close")
     c = counts(cls)
     if c["unassessed"]:
@@ -283,16 +281,16 @@ def close_class(cls: dict, on: date) -> tuple[dict, list[Raised]]:
             "completed": c["completed"], "not_completed": c["not_completed"],
             "certificates_issued": new["certificate_seq"], "officials_enrolled": c["officials_enrolled"],
             "officials_completed": c["officials_completed"]}
-    return new, [Raised("training.class.closed.v1", data)]
+    return new, [Event("training.class.closed.v1", data)]
 
 
-def cancel_class(cls: dict, on: date, reason: str) -> tuple[dict, list[Raised]]:
+def cancel_class(cls: dict, on: date, reason: str) -> tuple[dict, list[Event]]:
     _require_status(cls, ("planned", "open", "running"), "cancel")
     if cls["certificate_seq"]:
         raise RuleViolated("certificates were already issued in this class; close it instead", "status")
     reason = _check_text(reason, "reason", 1000)
     new = {**cls, "status": "cancelled", "cancelled_on": _iso(on), "cancel_reason": reason}
-    return new, [Raised("training.class.cancelled.v1", {
+    return new, [Event("training.class.cancelled.v1", {
         **class_facts(new), "cancelled_on": new["cancelled_on"], "reason": reason,
         "enrolled_member_ids": [e["member_id"] for e in cls["enrolments"] if e["status"] != "withdrawn"]})]
 
@@ -309,7 +307,7 @@ def _replace_enrolment(cls: dict, entry: dict) -> list[dict]:
 
 
 def enrol(cls: dict, member: dict | None, member_ancestors: list[str] | None, member_id: str,
-          on: date) -> tuple[dict, list[Raised]]:
+          on: date) -> tuple[dict, list[Event]]:
     """`member` is the local view's document (None if unknown); `member_ancestors` its unit's."""
     _require_status(cls, ("open",), "enrol in")
     if member is None:
@@ -334,11 +332,11 @@ def enrol(cls: dict, member: dict | None, member_ancestors: list[str] | None, me
              "status": "enrolled", "enrolled_on": _iso(on), "attended": [], "score": None, "grade": None,
              "certificate_no": None, "assessed_on": None, "reason": None}
     new = {**cls, "enrolments": _replace_enrolment(cls, entry), "seats_taken": cls["seats_taken"] + 1}
-    return new, [Raised("training.enrolment.created.v1", {**class_facts(new), **member_facts(entry),
+    return new, [Event("training.enrolment.created.v1", {**class_facts(new), **member_facts(entry),
                                                            "enrolled_on": entry["enrolled_on"]})]
 
 
-def withdraw(cls: dict, member_id: str, on: date, reason: str | None) -> tuple[dict, list[Raised]]:
+def withdraw(cls: dict, member_id: str, on: date, reason: str | None) -> tuple[dict, list[Event]]:
     _require_status(cls, ("open", "running"), "withdraw from")
     entry = find_enrolment(cls, member_id)
     if entry is None or entry["status"] == "withdrawn":
@@ -347,12 +345,12 @@ def withdraw(cls: dict, member_id: str, on: date, reason: str | None) -> tuple[d
         raise Conflict(f"member {member_id} was already assessed ({entry['status']})", "member_id")
     entry = {**entry, "status": "withdrawn", "withdrawn_on": _iso(on), "reason": reason}
     new = {**cls, "enrolments": _replace_enrolment(cls, entry), "seats_taken": cls["seats_taken"] - 1}
-    return new, [Raised("training.enrolment.withdrawn.v1", {**class_facts(new), **member_facts(entry),
+    return new, [Event("training.enrolment.withdrawn.v1", {**class_facts(new), **member_facts(entry),
                                                              "withdrawn_on": entry["withdrawn_on"],
                                                              "reason": reason})]
 
 
-def record_attendance(cls: dict, day: date, present: list[str]) -> tuple[dict, list[Raised]]:
+def record_attendance(cls: dict, day: date, present: list[str]) -> tuple[dict, list[Event]]:
     """The roll call of one class day: the members listed were there, every other member still
     under assessment was not. Recording a day again replaces its roll call."""
     _require_status(cls, ("running",), "take attendance in")
@@ -374,12 +372,12 @@ def record_attendance(cls: dict, day: date, present: list[str]) -> tuple[dict, l
         enrolments.append(e)
     new = {**cls, "enrolments": enrolments}
     absent = sorted(active - present_set)
-    return new, [Raised("training.attendance.recorded.v1", {
+    return new, [Event("training.attendance.recorded.v1", {
         **class_facts(new), "date": d, "present": sorted(present_set), "absent": absent,
         "present_count": len(present_set), "absent_count": len(absent)})]
 
 
-def assess_completion(cls: dict, member_id: str, score: float, on: date) -> tuple[dict, list[Raised]]:
+def assess_completion(cls: dict, member_id: str, score: float, on: date) -> tuple[dict, list[Event]]:
     """Completion of one member: attendance share and score decide; a completed member gets the
     next certificate number of the class."""
     _require_status(cls, ("running",), "assess completion in")
@@ -400,7 +398,7 @@ def assess_completion(cls: dict, member_id: str, score: float, on: date) -> tupl
         entry = {**entry, "status": "not_completed", "score": float(score), "grade": grade_for(score),
                  "assessed_on": _iso(on), "reason": reason}
         new = {**cls, "enrolments": _replace_enrolment(cls, entry)}
-        return new, [Raised("training.enrolment.not_completed.v1", {**facts, "assessed_on": entry["assessed_on"],
+        return new, [Event("training.enrolment.not_completed.v1", {**facts, "assessed_on": entry["assessed_on"],
                                                                      "reason": reason})]
     seq = cls["certificate_seq"] + 1
     number = certificate_number(cls["code"], seq)
@@ -409,9 +407,9 @@ def assess_completion(cls: dict, member_id: str, score: float, on: date) -> tupl
              "certificate_no": number, "reason": None}
     new = {**cls, "enrolments": _replace_enrolment(cls, entry), "certificate_seq": seq}
     return new, [
-        Raised("training.enrolment.completed.v1", {**facts, "grade": grade, "completed_on": entry["assessed_on"],
+        Event("training.enrolment.completed.v1", {**facts, "grade": grade, "completed_on": entry["assessed_on"],
                                                     "certificate_no": number}),
-        Raised("training.certificate.issued.v1", {**facts, "grade": grade, "certificate_no": number,
+        Event("training.certificate.issued.v1", {**facts, "grade": grade, "certificate_no": number,
                                                    "issued_on": entry["assessed_on"],
                                                    "full_name": entry.get("full_name")}),
     ]
@@ -439,7 +437,7 @@ _REFUSALS = ("not known to training", "left the union", "not an active member ye
 
 def record_dissemination(session_id: str, cmd: dict[str, Any], organiser_ancestors: list[str] | None,
                          reached_ancestors: dict[str, list[str] | None],
-                         members: dict[str, Reach] | None = None) -> tuple[dict, list[Raised]]:
+                         members: dict[str, Reach] | None = None) -> tuple[dict, list[Event]]:
     """A session that disseminated a resolution (quán triệt nghị quyết).
 
     Who was reached: `member_ids`, the members identified (active, in the organising unit's
@@ -535,7 +533,7 @@ def record_dissemination(session_id: str, cmd: dict[str, Any], organiser_ancesto
     data = {"session_id": session_id, **{k: session[k] for k in (
         "organising_unit_id", "organising_ancestors", "topic", "document_ref", "held_on", "format", "audience",
         "reached", "members_reached", "members_identified", "unidentified", "units_reached", "cdcs_reached")}}
-    return session, [Raised("training.dissemination.recorded.v1", data),
-                     *(Raised("training.dissemination.member_reached.v1", {**common, **r}) for r in reached_members),
-                     *(Raised("training.dissemination.cdcs_reached.v1", {**common, **c})
+    return session, [Event("training.dissemination.recorded.v1", data),
+                     *(Event("training.dissemination.member_reached.v1", {**common, **r}) for r in reached_members),
+                     *(Event("training.dissemination.cdcs_reached.v1", {**common, **c})
                        for _, c in sorted(cdcs.items()))]

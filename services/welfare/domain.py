@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Iterable
 
+from platformkit.contract import Event
 from platformkit.errors import Conflict, InvalidInput, RuleViolated
 
 PROGRAMME_KINDS = ("tet_gift", "workers_month", "housing_new", "housing_repair", "hardship_visit",
@@ -38,13 +39,6 @@ BELOW_GRASSROOTS = ("cdcs_member", "department", "group")
 GRASSROOTS_AND_BELOW = ("cdcs", *BELOW_GRASSROOTS)
 
 SOURCE = "welfare"
-
-
-@dataclass(frozen=True)
-class Event:
-    """A domain event before it gets its envelope (id, time, aggregate version)."""
-    type: str
-    data: dict[str, Any]
 
 
 @dataclass(frozen=True)

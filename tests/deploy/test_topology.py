@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from .support import BASE, DEPLOY, NO_KUSTOMIZE, OVERLAYS, WORKER_COMPONENTS, api_port, base_resources, by_kind, \
+from .support import BASE, DEPLOY, ROOT, NO_KUSTOMIZE, OVERLAYS, WORKER_COMPONENTS, api_port, base_resources, by_kind, \
     component, compose, config_literals, jobfile, kustomization, kustomize_bin, kustomize_build, procfile
 
 # Every variable platformkit reads (platformkit/config.py, auth.py, kafka_io.py, write_claims.py,
@@ -154,8 +154,8 @@ def test_config_and_secret_cover_the_platform_environment():
 
 def test_topics_job_and_rebuild_template_run_the_jobfile_entries():
     jobs = jobfile()
-    assert jobs["topics"] == "python -m platformkit.kafka_io"
-    assert jobs["rebuild"] == "python -m services.reporting.rebuild"
+    assert jobs["topics"] == "python -m platformkit.run topics"
+    assert jobs["rebuild"] == "python -m platformkit.run job reporting rebuild"
     topics = by_kind(DOCS, "Job")["topics"]
     assert topics["spec"]["template"]["spec"]["containers"][0]["args"] == ["topics"]
     rebuild = by_kind(DOCS, "CronJob")["reporting-rebuild"]
@@ -227,3 +227,57 @@ def test_compose_file_is_valid_against_the_compose_spec():
     out = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
                           str(DEPLOY / "compose.yaml")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------- the runner
+
+
+def runner_kinds() -> dict[str, str]:
+    """What the service descriptions say should run, as Procfile name -> command."""
+    from platformkit.run import SERVICES, describe
+    want = {}
+    for service in SERVICES:
+        d = describe(service)
+        port = {"membership": 8001, "training": 8002, "welfare": 8003, "reporting": 8004}[service]
+        want[f"{service}-api"] = (f"gunicorn -c deploy/gunicorn.conf.py -b 127.0.0.1:${{{service.upper()}_PORT:-{port}}} "
+                                  f"'platformkit.run:app(\"{service}\")'")
+        if d.relay_routes:
+            want[f"{service}-relay"] = f"python -m platformkit.run relay {service}"
+        for c in d.consumers:
+            kind = f"{service}-{'projector' if c.main else 'consumer'}"
+            want[kind] = f"python -m platformkit.run consumer {service} {c.name}"
+    return want
+
+
+def test_every_process_kind_is_the_runner_given_a_service_description():
+    assert KINDS == runner_kinds()
+
+
+def test_the_jobs_are_the_runner_too():
+    from platformkit.run import describe
+    jobs = jobfile()
+    assert jobs["topics"] == "python -m platformkit.run topics"
+    assert set(describe("reporting").jobs) == {"rebuild"}
+    for name, command in jobs.items():
+        assert command.startswith("python -m platformkit.run "), name
+
+
+def test_the_runner_describes_every_service():
+    out = subprocess.run([sys.executable, "-m", "platformkit.run", "describe"], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    for kind, command in KINDS.items():
+        service = kind.split("-")[0]
+        assert f"{service}: api" in out.stdout
+        if command.startswith("python -m platformkit.run consumer"):
+            assert f"consumer {command.split()[-1]}" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "platformkit.run", "consumer", "membership"], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT)
+    assert bad.returncode != 0 and "membership has consumers []" in bad.stderr
+
+
+def test_the_runner_passes_a_jobs_arguments_on():
+    out = subprocess.run([sys.executable, "-m", "platformkit.run", "job", "reporting", "rebuild", "--help"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "--no-swap" in out.stdout, "the rebuild's own options"

@@ -58,7 +58,7 @@ def infra(tmp_path_factory):
 def stack(infra, tmp_path):
     prefix = unique_prefix()
     env = {**infra.client_env(), "TOPIC_PREFIX": prefix + ".", "DB_PREFIX": prefix + "_", "TOPIC_PARTITIONS": "3"}
-    subprocess.run([sys.executable, "-m", "platformkit.kafka_io"], env={**os.environ, **env}, cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "platformkit.run", "topics"], env={**os.environ, **env}, cwd=ROOT, check=True,
                    capture_output=True, timeout=120)
     plat = Platform(tmp_path, env)
     try:

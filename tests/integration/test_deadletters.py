@@ -16,7 +16,7 @@ import zlib
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from platformkit import config
+from platformkit import config, contract
 from platformkit.deadletters import Replayed
 from platformkit.envelope import encode, new_event
 from platformkit.kafka_io import EventPublisher, ensure_topics
@@ -128,7 +128,7 @@ def test_replay_after_a_fix_counts_each_dead_letter_once(isolated, procs):
     assert broken.wait_exit(30) == 0
 
     # 2. the fix is deployed (the real projector); it has nothing new to read
-    procs(["-m", "services.reporting.projector"], "projector")
+    procs(["-m", "platformkit.run", "consumer", "reporting", "projector"], "projector")
     listed = deadletters("list", "--group", PROJECTOR_GROUP).stdout
     assert f"{len(bad)} dead letters in {dlq}, 0 replayed, {len(bad)} pending" in listed
 
@@ -189,7 +189,7 @@ def test_list_and_inspect_show_where_each_dead_letter_came_from(isolated, procs)
     publisher.send_raw(topic, b"m-2", b"\xff not json")
     publisher.close()
     originals = {(m.key, m.value): m for m in read_topic(topic, min_count=3)}
-    consumer = procs(["-m", "services.training.consumer"], "training-view")
+    consumer = procs(["-m", "platformkit.run", "consumer", "training", "membership-view"], "training-view")
     dlq = config.dead_letter_topic(VIEW_GROUP)
     dead = read_topic(dlq, min_count=2, timeout=60)
     assert len(dead) == 2 and consumer.alive()
@@ -213,7 +213,7 @@ def test_list_and_inspect_show_where_each_dead_letter_came_from(isolated, procs)
     shown = deadletters("inspect", "--group", VIEW_GROUP, "--offset", f"{env_dl.partition}:{env_dl.offset}").stdout
     for needle in (f"original_topic: {topic}", f"original_partition: {src.partition}",
                    f"original_offset: {src.offset}", "error: process: KeyError: 'full_name'",
-                   f"consumer_group: {config.env('TOPIC_PREFIX', '')}{VIEW_GROUP}", "key: m-1",
+                   f"consumer_group: {contract.group(VIEW_GROUP)}", "key: m-1",
                    f"envelope membership.member.admitted.v1 id={nameless.id}", "pending"):
         assert needle in shown, needle
     body = shown[shown.index("{"):]

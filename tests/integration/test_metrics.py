@@ -4,7 +4,7 @@ import re
 import pytest
 import requests
 
-from platformkit import config, mongo
+from platformkit import config, contract, mongo
 from platformkit.envelope import new_event
 from platformkit.kafka_io import ensure_topics
 from platformkit.outbox import insert_with_events
@@ -15,7 +15,7 @@ TOPIC = "things.events"
 
 
 def GROUP() -> str:  # noqa: N802 - the consumer names its group with the run's prefix
-    return config.env("TOPIC_PREFIX", "") + "metrics-group"
+    return contract.group("metrics-group")
 
 
 def metric(port: int, name: str, **labels) -> float | None:

@@ -16,8 +16,8 @@ def test_events_reach_kafka_and_tell_consumers_of_a_move(isolated, procs):
     topic = config.topic("membership.events")
     ensure_topics([topic], partitions=3)
     port = free_port()
-    procs(gunicorn_args("services.membership.app:create_app()", port), "membership-api")
-    procs(["-m", "services.membership.relay"], "membership-relay")
+    procs(gunicorn_args('platformkit.run:app("membership")', port), "membership-api")
+    procs(["-m", "platformkit.run", "relay", "membership"], "membership-relay")
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/readyz", 60)
     s = requests.Session()

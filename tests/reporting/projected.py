@@ -23,7 +23,7 @@ from tests.reporting.recount import COMPARED, recount
 from tests.support.infra import Proc, unique_prefix, wait_until
 
 SOURCES = ("membership.events", "training.events", "welfare.events")
-PROJECTOR = ["-m", "services.reporting.projector"]
+PROJECTOR = ["-m", "platformkit.run", "consumer", "reporting", "projector"]
 
 
 @dataclass

@@ -139,7 +139,7 @@ def server(infra, tmp_path_factory, browser):
     logs = tmp_path_factory.mktemp("reporting-dashboard")
     with projected_province(logs) as province:
         port = free_port()
-        web = Proc(gunicorn_args("services.reporting.app:create_app()", port), {}, "gunicorn", logs)
+        web = Proc(gunicorn_args('platformkit.run:app("reporting")', port), {}, "gunicorn", logs)
         web.start({"WEB_WORKERS": "1", "WEB_THREADS": "4"})
         try:
             base = f"http://127.0.0.1:{port}"

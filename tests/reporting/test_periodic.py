@@ -36,7 +36,7 @@ from tests.support.infra import wait_until
 pytestmark = pytest.mark.integration
 
 PROJECTOR = ["-m", "services.reporting.projector"]
-RELAY = ["-m", "services.reporting.periodic.relay"]
+RELAY = ["-m", "platformkit.run", "relay", "reporting"]
 H1 = "2025-H1"
 
 

@@ -17,7 +17,7 @@ from tests.support.infra import wait_until
 
 pytestmark = pytest.mark.integration
 
-PROJECTOR = ["-m", "services.reporting.projector"]
+PROJECTOR = ["-m", "platformkit.run", "consumer", "reporting", "projector"]
 
 
 def live():

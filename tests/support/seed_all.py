@@ -157,7 +157,7 @@ def seed_training(s):
 
 def seed_welfare(s):
     from services.welfare import service
-    from services.welfare.consumer import make_handler
+    from services.welfare.description import membership_view_handler as make_handler
     app = make_app("welfare")
     assert make_handler(service.database())(membership_records()) == {}
     w = Seeder(app.test_client(), bearer(s.pa))

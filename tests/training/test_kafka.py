@@ -34,7 +34,7 @@ def test_membership_events_make_members_enrollable_and_redelivery_changes_nothin
     k2 = active_member("k2", "C2")
     publisher = EventPublisher()
     publisher.publish(topic, units + k1 + k2)
-    consumer = procs(["-m", "services.training.consumer"], "training-consumer")
+    consumer = procs(["-m", "platformkit.run", "consumer", "training", "membership-view"], "training-consumer")
     app = create_app()
     call = _api(app)
     db = service.database()
@@ -94,7 +94,7 @@ def test_relay_publishes_training_events_with_the_facts_reporting_needs(training
     expected = 1 + 13 + 1  # course registered; class: 11 commands, two of them raise 2 events; a session
 
     ensure_topics([config.topic("training.events")], partitions=3)
-    procs(["-m", "services.training.relay"], "training-relay")
+    procs(["-m", "platformkit.run", "relay", "training"], "training-relay")
     msgs = read_topic(config.topic("training.events"), min_count=expected, timeout=45)
     events = [decode(m.value) for m in msgs]
     assert len(events) == expected and len({e.id for e in events}) == expected

@@ -8,7 +8,7 @@ import io
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from platformkit import config, mongo
+from platformkit import config, contract, mongo
 from platformkit.envelope import decode, new_event
 from platformkit.kafka_io import EventPublisher, ensure_topics
 from services.reporting import views
@@ -62,7 +62,7 @@ def recounted(envs, unit, period, codes=REACH):
 
 def projector_caught_up() -> bool:
     """The projector's group has committed every message of every source topic."""
-    group = config.env("TOPIC_PREFIX", "") + f"reporting-projector-g{active_generation(mongo.database('reporting'))}"
+    group = contract.group(contract.projector_group(active_generation(mongo.database("reporting"))))
     consumer = KafkaConsumer(bootstrap_servers=config.kafka_bootstrap(), group_id=group, enable_auto_commit=False)
     try:
         tps = [TopicPartition(config.topic(t), p) for t in SOURCES
@@ -114,13 +114,13 @@ def test_members_and_cdcs_reached_count_once_a_year_and_shares_equal_the_recount
     assert t.db["dissemination_sessions"].count_documents({}) == 4
     assert (a["members_identified"], b["members_identified"], b["members_reached"]) == (2, 3, 8)
 
-    procs(["-m", "services.training.relay"], "training-relay")
+    procs(["-m", "platformkit.run", "relay", "training"], "training-relay")
     # 4 recorded; member_reached: A 2, B 3, C 1, D 1; cdcs_reached: A 2 (C1, C3), B 2 (C1, C2), C 1, D 1
     expected = 4 + 7 + 6
     training_events = [decode(m.value) for m in read_topic(config.topic("training.events"), expected, 60)]
     assert len(training_events) == expected
     envs = members + training_events
-    procs(["-m", "services.reporting.projector"], "projector")
+    procs(["-m", "platformkit.run", "consumer", "reporting", "projector"], "projector")
     wait_until(lambda: projector_caught_up() and figures("HCM", "2025") == recounted(envs, "HCM", "2025"), 120,
                interval=0.5, message="projector caught up")
 

@@ -91,9 +91,12 @@ def test_the_workflow():
 def test_docs_list_every_report_event():
     from pathlib import Path
 
-    from platformkit.kafka_io import DOMAIN_TOPICS
-    from services.reporting.periodic.relay import ROUTES
+    from platformkit.contract import DOMAIN_TOPICS
+    from platformkit.contract import EVENT_TYPES as CONTRACT_TYPES
+    from services.reporting.description import DESCRIPTION
     from services.reporting.periodic.workflow import EVENT_TYPES
+    ROUTES = DESCRIPTION.relay_routes
+    assert set(EVENT_TYPES.values()) == set(CONTRACT_TYPES["reporting.events"])
     doc = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
     assert "## reporting.events (source `reporting`)" in doc
     for type_ in EVENT_TYPES.values():

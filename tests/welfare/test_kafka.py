@@ -23,7 +23,7 @@ def test_member_events_reach_the_view_and_a_leaver_is_refused_then_events_flow_o
         member_event("admitted", "m-k", "cdcs", ANC, 1, admitted_on="2024-05-01", date_of_birth="1995-01-01",
                      method="individual"),
         member_event("approved", "m-k", "cdcs", ANC, 2, approved_on="2024-05-10", approved_by_unit_id="commune")])
-    consumer = procs(["-m", "services.welfare.consumer"], "welfare-consumer")
+    consumer = procs(["-m", "platformkit.run", "consumer", "welfare", "membership-view"], "welfare-consumer")
     members = db["view_members"]
     wait_until(lambda: (members.find_one({"_id": "m-k"}) or {}).get("status") == "active", 60,
                message="m-k active in welfare's view")
@@ -48,7 +48,7 @@ def test_member_events_reach_the_view_and_a_leaver_is_refused_then_events_flow_o
     approved = client.post(f"/api/v1/cases/{first.json['id']}/approve", headers=token("commune"),
                            json={"approved_on": "2025-03-02"})
     assert approved.status_code == 200
-    procs(["-m", "services.welfare.relay"], "welfare-relay")
+    procs(["-m", "platformkit.run", "relay", "welfare"], "welfare-relay")
     msgs = read_topic(welfare, min_count=3, timeout=60)
     events = [decode(m.value) for m in msgs]
     by_type = {e.type: e for e in events}
@@ -78,7 +78,7 @@ def test_a_unit_move_carries_cases_into_the_new_subtree(client, db, procs):
     ensure_topics([membership], partitions=3)
     publisher = EventPublisher()
     publisher.publish(membership, tree_events())
-    procs(["-m", "services.welfare.consumer"], "welfare-consumer")
+    procs(["-m", "platformkit.run", "consumer", "welfare", "membership-view"], "welfare-consumer")
     wait_until(lambda: (db["view_members"].find_one({"_id": "m-active"}) or {}).get("status") == "active", 60,
                message="view seeded")
     prog = create_programme(client, unit="central")

@@ -6,5 +6,5 @@ return / reopen workflow committed step by step, frozen figures, completeness an
   store.py     the reports and their step documents (a unique insert is the compare-and-set)
   service.py   scope, hierarchy and computed figures from reporting's live views
   api.py       the HTTP blueprint (/api/v1/periodic/...)
-  relay.py     `python -m services.reporting.periodic.relay`: the steps' outbox to reporting.events
+  (relay)      `python -m platformkit.run relay reporting`: the steps' outbox to reporting.events
 """

@@ -12,7 +12,7 @@ version filter in an update is not a compare-and-set: two racing submissions wou
 "succeed"), while a unique-key INSERT is atomic. Every step inserts `<report>@<n+1>`; of two
 requests that read the report at step n, exactly one inserts n+1 and the other gets 409. The step
 document carries the step's event in its outbox (platformkit.outbox), routed by
-services/reporting/periodic/relay.py to `reporting.events`; the relay only ever writes step
+the reporting relay (`python -m platformkit.run relay reporting`, routes in services/reporting/description.py) to `reporting.events`; the relay only ever writes step
 documents. The copy in `periodic_reports` is written after the commit; a reader rolls it forward
 through newer steps (one `_id` look-up each), so a crash between the two writes heals itself.
 """

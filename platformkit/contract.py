@@ -1,0 +1,144 @@
+"""The event contract between the services, in one place: topics, consumer groups, the names as the
+broker knows them (TOPIC_PREFIX applied here and nowhere else), topic creation, and the event types
+each topic carries (docs/events.md is the human description, with each type's data fields; a test
+keeps the two lists equal).
+
+Production code names a topic or a group only through this module (tests/unit/test_contract.py
+fails on a topic literal anywhere else in platformkit/ or services/).
+
+Names used in code are the contract's *logical* names (`membership.events`); `topic()` / `group()`
+turn them into the broker's names. TOPIC_PREFIX is empty in production and set by tests and
+side-by-side demos so that parallel runs never see each other's events or rebalance each other's
+groups.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from . import settings
+from .envelope import Envelope, new_event
+
+# ---------------------------------------------------------------------------- topics (logical names)
+MEMBERSHIP_EVENTS = "membership.events"
+TRAINING_EVENTS = "training.events"
+WELFARE_EVENTS = "welfare.events"
+# Periodic reports' lifecycle (services/reporting/periodic: saved, submitted, approved, returned, reopened).
+REPORTING_EVENTS = "reporting.events"
+
+DOMAIN_TOPICS = (MEMBERSHIP_EVENTS, TRAINING_EVENTS, WELFARE_EVENTS, REPORTING_EVENTS)
+# What the reporting projector folds (reporting.events is not a source of the views).
+REPORTING_SOURCES = (MEMBERSHIP_EVENTS, TRAINING_EVENTS, WELFARE_EVENTS)
+# Short stable keys of the source topics, used in field names of the reporting store (no dots).
+SOURCE_KEYS = {MEMBERSHIP_EVENTS: "m", TRAINING_EVENTS: "t", WELFARE_EVENTS: "w"}
+
+# ---------------------------------------------------------------------------- consumer groups
+TRAINING_MEMBERSHIP_VIEW = "training-membership-view"
+WELFARE_MEMBERSHIP_VIEW = "welfare-membership-view"
+# Groups whose dead-letter topics are created up front (1 partition, infinite retention).
+FIXED_GROUPS = (TRAINING_MEMBERSHIP_VIEW, WELFARE_MEMBERSHIP_VIEW)
+DEAD_LETTER_SUFFIX = ".dlq"
+REPLAY_SUFFIX = ".replay"
+
+
+def projector_group(generation: int) -> str:
+    """The reporting projector's group for one generation of the views: a new generation starts
+    from offset zero because its group is new."""
+    return f"reporting-projector-g{generation}"
+
+
+# ---------------------------------------------------------------------------- broker names
+def prefix() -> str:
+    return settings.current().topic_prefix
+
+
+def topic(name: str) -> str:
+    """The broker's name of a contract topic (or of any name under this run's prefix)."""
+    return prefix() + name
+
+
+def topics(names: Iterable[str]) -> list[str]:
+    return [topic(n) for n in names]
+
+
+def group(name: str) -> str:
+    """The broker's name of a consumer group."""
+    return prefix() + name
+
+
+def dead_letter_topic(group_name: str) -> str:
+    """`<group>.dlq`, under the prefix (group_name is the logical group name)."""
+    return topic(group_name + DEAD_LETTER_SUFFIX)
+
+
+def logical(broker_topic: str) -> str:
+    """The contract name of a broker topic of this run: the prefix taken off the front."""
+    p = prefix()
+    return broker_topic[len(p):] if p and broker_topic.startswith(p) else broker_topic
+
+
+# ---------------------------------------------------------------------------- topic creation
+def ensure(names: Iterable[str], partitions: int | None = None) -> None:
+    """Create contract topics (logical names) under this run's prefix; idempotent."""
+    from .kafka_io import ensure_topics
+    ensure_topics(topics(names), **({"partitions": partitions} if partitions else {}))
+
+
+def ensure_all() -> list[str]:
+    """Every domain topic, and the dead-letter topics of the fixed groups (so they get infinite
+    retention too). `python -m platformkit.run topics` (the `topics` job)."""
+    ensure(DOMAIN_TOPICS)
+    ensure([g + DEAD_LETTER_SUFFIX for g in FIXED_GROUPS], partitions=1)
+    return topics(DOMAIN_TOPICS)
+
+
+# ---------------------------------------------------------------------------- events
+@dataclass(frozen=True)
+class Event:
+    """A domain event before its envelope: what happened (`type`, past tense) and its facts (`data`).
+    Pure rules return these; the service gives each one its envelope (id, source, subject, time,
+    aggregate version) when it saves the new state, because only the service knows the version it
+    writes. One name for it everywhere (it was `Raised` in training, `Event` in welfare, and
+    membership builds `Envelope`s directly): "event" is the word docs/events.md and the issue use for
+    the fact itself, while the envelope is the transport around it."""
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def envelope(self, source: str, subject: str, version: int) -> Envelope:
+        return new_event(source, self.type, subject, self.data, version)
+
+
+def envelopes(source: str, subject: str, version: int, events: Iterable[Event]) -> list[Envelope]:
+    return [e.envelope(source, subject, version) for e in events]
+
+
+# ---------------------------------------------------------------------------- event types
+# Per topic, every type it carries (the `.vN` suffix included). Their data: docs/events.md.
+EVENT_TYPES: dict[str, tuple[str, ...]] = {
+    MEMBERSHIP_EVENTS: (
+        "membership.unit.created.v1", "membership.unit.renamed.v1", "membership.unit.moved.v1",
+        "membership.unit.merged.v1", "membership.unit.dissolved.v1", "membership.cdcs.founded.v1",
+        "membership.committee.consolidated.v1", "membership.cdcs.rated.v1",
+        "membership.member.admitted.v1", "membership.member.approved.v1", "membership.member.refused.v1",
+        "membership.member.card_issued.v1", "membership.member.transferred.v1", "membership.member.left.v1",
+        "membership.member.reinstated.v1", "membership.member.profile_updated.v1",
+        "membership.dues.recorded.v1",
+    ),
+    TRAINING_EVENTS: (
+        "training.course.registered.v1", "training.course.retired.v1", "training.class.planned.v1",
+        "training.class.opened.v1", "training.class.started.v1", "training.class.closed.v1",
+        "training.class.cancelled.v1", "training.enrolment.created.v1", "training.enrolment.withdrawn.v1",
+        "training.attendance.recorded.v1", "training.enrolment.completed.v1",
+        "training.enrolment.not_completed.v1", "training.certificate.issued.v1",
+        "training.dissemination.recorded.v1", "training.dissemination.member_reached.v1",
+        "training.dissemination.cdcs_reached.v1",
+    ),
+    WELFARE_EVENTS: (
+        "welfare.programme.created.v1", "welfare.case.requested.v1", "welfare.case.approved.v1",
+        "welfare.case.rejected.v1", "welfare.case.disbursed.v1", "welfare.loan.repaid.v1",
+    ),
+    REPORTING_EVENTS: (
+        "reporting.report.saved.v1", "reporting.report.submitted.v1", "reporting.report.approved.v1",
+        "reporting.report.returned.v1", "reporting.report.reopened.v1",
+    ),
+}
