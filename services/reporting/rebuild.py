@@ -45,8 +45,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from platformkit import config
-from platformkit.consumer import ConsumerLoop, Record
-from platformkit.envelope import DecodeError, decode
+from platformkit.consumer import DeadLetterLimit, DeadLetters, decode_records, records_of, route_dead_letters
 from platformkit.logs import setup_logging
 
 from .projector import SOURCE_TOPICS, ProjectorHandler, db, group_id
@@ -226,10 +225,12 @@ class Progress:
 
 
 def fold(gen: MemoryGeneration, ends: dict[TopicPartition, int], out, batch: int = 5000,
-         stop: threading.Event | None = None, dead_letters: ConsumerLoop | None = None) -> bool:
+         stop: threading.Event | None = None, dead_letters: DeadLetters | None = None) -> bool:
     """Run the projector's handler over every record before `ends`, in batches as a consumer
-    would get them. True when every partition reached its end offset."""
+    would get them (platformkit.consumer's records, decode and dead-letter steps, under the same
+    dead-letter limit). True when every partition reached its end offset."""
     handler = ProjectorHandler(gen)
+    limit = DeadLetterLimit.from_env() if dead_letters is not None else None
     wanted = {tp: end for tp, end in ends.items() if end > 0}
     total = sum(wanted.values())
     progress = Progress(out, total)
@@ -247,25 +248,19 @@ def fold(gen: MemoryGeneration, ends: dict[TopicPartition, int], out, batch: int
             if stop is not None and stop.is_set():
                 return False
             polled = consumer.poll(timeout_ms=500, max_records=batch)
-            records: list[Record] = []
-            for tp, msgs in polled.items():
-                end = wanted[tp]
-                for m in msgs:
-                    if m.offset >= end:
-                        break
-                    rec = Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
-                    try:
-                        rec.envelope = decode(m.value)
-                    except DecodeError as exc:
-                        if dead_letters is not None:
-                            dead_letters._dead_letter(rec, f"decode: {exc}")
-                        continue
-                    records.append(rec)
-            if records:
-                failures = handler(records)
-                if dead_letters is not None:
-                    for index, error in failures.items():
-                        dead_letters._dead_letter(records[index], f"process: {error}")
+            records = records_of(polled, wanted)
+            decoded, dead = decode_records(records)
+            if decoded:
+                dead += [(decoded[i], f"process: {error}") for i, error in sorted(handler(decoded).items())]
+            if dead_letters is not None and dead:
+                _, exceeded = route_dead_letters(records, dead, dead_letters, limit)
+                if exceeded is not None:
+                    print(f"rebuild: STOPPED by the dead-letter limit: {exceeded.rule} (at {exceeded.record.topic}"
+                          f"[{exceeded.record.partition}]@{exceeded.record.offset})", file=out, flush=True)
+                    return False
+            elif limit is not None:
+                for _ in records:
+                    limit.crossed_by(False)
             for tp in list(remaining):
                 if consumer.position(tp) >= wanted[tp]:
                     remaining.discard(tp)
@@ -389,7 +384,7 @@ def rebuild(out=sys.stderr, swap: bool = True, batch: int = 5000, chunk: int = 2
     print(f"rebuild: generation {number}, {total:,} events to replay from {len(ends)} partitions "
           f"(folded in memory, then written with bulk inserts)", file=out, flush=True)
     started = time.monotonic()
-    dead_letters = ConsumerLoop(group_id(number), topics, lambda records: {})
+    dead_letters = DeadLetters(group_id(number))
     # Millions of small containers that live until the end and form no cycles: the cyclic
     # collector's full passes over them would grow with the fold (seconds each at 1M events).
     gc_was_enabled = gc.isenabled()
@@ -398,7 +393,7 @@ def rebuild(out=sys.stderr, swap: bool = True, batch: int = 5000, chunk: int = 2
         return _rebuild(gen, number, ends, total, started, out, swap, batch, chunk, writers, stop, timings,
                         dead_letters)
     finally:
-        dead_letters.publisher.close()
+        dead_letters.close()
         if gc_was_enabled:
             gc.enable()
 
