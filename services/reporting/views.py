@@ -24,7 +24,7 @@ from .store import Generation, indicator_of
 CLOSED = ("merged", "dissolved")
 
 
-def _sums(gen: Generation, unit_ids: list[str], period: Period) -> dict[str, dict[str, int]]:
+def period_sums(gen: Generation, unit_ids: list[str], period: Period) -> dict[str, dict[str, int]]:
     """{unit: {indicator: value}}: flows summed over the period's months, stocks up to its end;
     annual figures at the period's 30 November cut-off (none without one)."""
     out: dict[str, dict[str, int]] = {u: defaultdict(int) for u in unit_ids}
@@ -173,7 +173,7 @@ def unit_view(gen: Generation, targets_coll, unit_id: str, period: Period, codes
     unit = unit_info(gen, unit_id)
     codes = codes or HEADLINE
     kids = [c["_id"] for c in children_ids(gen, unit_id)]
-    sums = _sums(gen, [unit_id], period)[unit_id]
+    sums = period_sums(gen, [unit_id], period)[unit_id]
     targets = TargetBook(targets_coll, period.year).for_units([unit_id], {unit_id: kids})[unit_id]
     return {"unit": unit_out(unit, path_of(gen, unit)), "period": period_out(period),
             "rows": rows_for(sums, targets, codes, period)}
@@ -188,7 +188,7 @@ def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, c
     grandkids: dict[str, list[str]] = defaultdict(list)
     for g in gen.units.find({"parent_id": {"$in": ids}}, {"parent_id": 1}):
         grandkids[g["parent_id"]].append(g["_id"])
-    sums = _sums(gen, ids + [unit_id], period)
+    sums = period_sums(gen, ids + [unit_id], period)
     book = TargetBook(targets_coll, period.year)
     targets = book.for_units(ids, grandkids)
     own_kids = [c["_id"] for c in children_ids(gen, unit_id)]
@@ -240,7 +240,7 @@ def ratings_view(gen: Generation, targets_coll, unit_id: str, year: int) -> dict
     unit = unit_info(gen, unit_id)
     month = f"{year}-11"
     cutoff = Period(month, month, month)
-    sums = _sums(gen, [unit_id], cutoff)[unit_id]
+    sums = period_sums(gen, [unit_id], cutoff)[unit_id]
     kids = [c["_id"] for c in children_ids(gen, unit_id)]
     targets = TargetBook(targets_coll, year).for_units([unit_id], {unit_id: kids})[unit_id]
 
