@@ -6,7 +6,7 @@
 2. notes the end offset of every partition of the source topics;
 3. folds everything up to those offsets IN MEMORY with the projector's own code: the same
    `ProjectorHandler` (dedupe by aggregate version and envelope id, provisional units, hierarchy
-   moves carrying their subtree's totals, merges carrying a closed unit's history, the
+   moves carrying their subtree's totals, closed units' successors, the
    per-aggregate states, the `applied` offset of each source partition on each document) over a
    `MemoryGeneration` (generations/memory.py), whose documents live in dicts instead of collections;
    records are read, decoded and dead-lettered with platformkit.consumer's steps. Progress: events done / total, rate, estimated time left.

@@ -116,7 +116,12 @@ def _target_out(doc: dict) -> dict:
 
 
 def list_targets(caller: Caller, unit_id: str, year: int) -> list[dict]:
+    """The targets of `year` set for the unit and its children of that year (closed ones too: a
+    target stays with the year it was set for), then those they carry from closed predecessors
+    (`carried_from`)."""
     gen = live()
-    scoped_unit(caller, unit_id, gen)
-    kids = [c["_id"] for c in views.children_ids(gen, unit_id)]
-    return [_target_out(t) for t in db().targets.find({"unit": {"$in": [unit_id] + kids}, "year": year}).sort("unit", 1)]
+    unit = scoped_unit(caller, unit_id, gen)
+    kids = views.children_of_year(gen, unit_id, year)
+    own = db().targets.find({"unit": {"$in": [unit_id] + [k["_id"] for k in kids]}, "year": year}).sort("unit", 1)
+    carried = views.carried_targets(gen, db().targets, [unit] + kids, year)
+    return [_target_out(t) for t in list(own) + carried]

@@ -307,7 +307,7 @@ def test_an_event_lacking_its_facts_is_rejected_not_counted():
     assert list(ProjectorHandler(gen)(Feed().records([bad]))) == [0]
 
 
-def test_a_moved_unit_carries_its_history_and_a_merged_one_hands_it_to_the_unit_it_joined():
+def test_a_moved_unit_carries_its_history_and_closed_units_name_their_successors():
     gen = MemoryGeneration()
     handler = ProjectorHandler(gen)
     feed = Feed()
@@ -315,14 +315,22 @@ def test_a_moved_unit_carries_its_history_and_a_merged_one_hands_it_to_the_unit_
     handler(feed.records([
         unit_created("P1", "VN", ["VN"], "province"), unit_created("D1", "P1", ["VN", "P1"], "district"),
         unit_created("D2", "P1", ["VN", "P1"], "district"), unit_created("C1", "D1", d1), unit_created("C2", "D2", d2),
-        admitted("m1", "C1", d1, "2020-03-01"), admitted("m2", "C1", d1, "2020-03-02"),
+        unit_created("C3", "D1", d1), admitted("m1", "C1", d1, "2020-03-01"), admitted("m2", "C1", d1, "2020-03-02"),
         admitted("m3", "C2", d2, "2020-05-01")]))
-    handler(feed.records([ev("membership.unit.merged", {"unit_id": "C1", "into_unit_id": "C2", "ancestors": d1,
-                                                        "into_ancestors": d2, "effective_date": "2025-07-01"},
-                             version=2)]))
-    assert figure(gen, "C1", "2020") == 0 and figure(gen, "C2", "2020") == 3
-    assert figure(gen, "D1", "2020") == 0 and figure(gen, "D2", "2020") == 3 and figure(gen, "P1", "2020") == 3
+    # C1 leaves D1 for D2 with its history; D1 is dissolved: D2 succeeds it
+    handler(feed.records([
+        ev("membership.unit.moved", {"unit_id": "C1", "old_parent_id": "D1", "parent_id": "D2", "old_ancestors": d1,
+                                     "ancestors": d2, "effective_date": "2025-07-01"}, version=2),
+        ev("membership.unit.moved", {"unit_id": "C3", "old_parent_id": "D1", "parent_id": "D2", "old_ancestors": d1,
+                                     "ancestors": d2, "effective_date": "2025-07-01"}, version=2),
+        ev("membership.unit.dissolved", {"unit_id": "D1", "ancestors": ["VN", "P1"], "effective_date": "2025-07-01"},
+           version=2)]))
+    assert [figure(gen, u, "2020") for u in ("C1", "D1", "D2", "P1")] == [2, 0, 3, 3]
+    assert gen.unit("D1")["successors"] == ["D2"] and gen.unit("D2")["predecessors"] == ["D1"]
+    # C1 merges into C2: its documents stay (the parent's figures never change), both name each other
+    handler(feed.records([ev("membership.unit.merged", {"unit_id": "C1", "into_unit_id": "C2", "ancestors": d2,
+                                                        "into_ancestors": d2, "effective_date": "2025-08-01"},
+                             version=3)]))
+    assert [figure(gen, u, "2020") for u in ("C1", "C2", "D2", "P1")] == [2, 1, 3, 3]
     assert gen.unit("C1")["successors"] == ["C2"] and gen.unit("C2")["predecessors"] == ["C1"]
-    # a late fact of the merged unit counts where its history went
-    handler(feed.records([admitted("m4", "C1", d1, "2020-06-01")]))
-    assert figure(gen, "C2", "2020") == 4 and figure(gen, "C1", "2020") == 0 and figure(gen, "P1", "2020") == 4
+    assert gen.unit("C1")["status"] == "merged" and gen.unit("C1")["closed_on"] == "2025-08-01"

@@ -1,7 +1,6 @@
 """What every generation of the views does, whatever holds its documents: the hierarchy's logic
-(provisional units, moves carrying their subtree's totals, merges carrying a closed unit's
-history to the unit it joined), leaf deltas turned into guarded increments of every unit on the
-path. Its siblings hold the documents: `MongoGeneration` (mongo.py, the live collections with a
+(provisional units, moves carrying their subtree's totals, a closed unit's successors and a
+successor's predecessors), leaf deltas turned into guarded increments of every unit on the path. Its siblings hold the documents: `MongoGeneration` (mongo.py, the live collections with a
 journal) and `MemoryGeneration` (memory.py, dicts: the rebuild's fold and the unit tests' fake).
 
 A subclass answers the primitives: `unit`, `descendants`, `agg_docs`, `applied_offsets`,
@@ -99,17 +98,6 @@ class BaseGeneration:
         u = self.unit(unit_id)
         return (u["ancestors"] + [unit_id]) if u else [unit_id]
 
-    def heir_of(self, unit_id: str) -> str:
-        """Where a unit's figures are counted: itself, or, once it merged, the unit it merged into
-        (followed along merges of merges)."""
-        seen = {unit_id}
-        u = self.unit(unit_id)
-        while u is not None and u.get("status") == "merged" and u.get("merged_into") and u["merged_into"] not in seen:
-            unit_id = u["merged_into"]
-            seen.add(unit_id)
-            u = self.unit(unit_id)
-        return unit_id
-
     def provisional_ops(self, unit_id: str, ancestors_hint: list[str]) -> list[dict]:
         """Register units only known from an event's ancestors (their own events may come later
         on another partition). The nearest known ancestor's CURRENT path is trusted over the
@@ -137,13 +125,12 @@ class BaseGeneration:
     def fact_ops(self, placed: list[PlacedDelta]) -> list[dict]:
         """Turn leaf deltas into guarded increments of every unit on the path (one write per unit,
         month and source partition), dropping what a document already includes (its applied
-        offset for that partition is not older). A fact of a unit that merged counts for the unit
-        it merged into, which carries its history."""
+        offset for that partition is not older)."""
         events: dict[tuple[str, str], list[tuple[int, str, int]]] = defaultdict(list)
         meta: dict[str, tuple[str, str]] = {}
         for pd in placed:
             d = pd.delta
-            for unit in self.path_of(self.heir_of(d.unit_id)):
+            for unit in self.path_of(d.unit_id):
                 doc_id = agg_id(unit, d.month)
                 meta[doc_id] = (unit, d.month)
                 events[(doc_id, pd.pkey)].append((pd.offset, d.indicator, d.amount))
@@ -168,9 +155,10 @@ class BaseGeneration:
     def hierarchy_ops(self, change: HierarchyChange, pkey: str, offset: int, version: int) -> list[dict]:
         """Apply a unit event. When its place changes (created somewhere else than a fact
         suggested, moved, ...), its subtree totals leave the old ancestors and join the new ones.
-        A unit that merges hands its history to the unit it merged into; a unit that closes names
-        its successors (the merge target, or the units its children moved to) and they name it
-        as their predecessor (targets are carried by them: views.TargetBook)."""
+        A unit that closes names its successors (the merge target, or the units its children
+        moved to within the year before it was dissolved) and they name it as their predecessor:
+        the views show its history and targets on them (views.py), its documents stay as they are
+        (a parent's figures for earlier periods never change by a merge)."""
         ops: list[dict] = []
         current = self.unit(change.unit_id)
         if current is not None and current.get("v", 0) >= version:
@@ -236,19 +224,11 @@ class BaseGeneration:
             preds = [p for p in heir.get("predecessors") or [] if p != unit_id] + [unit_id]
             ops.append({"k": "unit", "id": s, "set": {"predecessors": preds}})
         ops.append({"k": "unit", "id": unit_id, "set": {"successors": successors}})
-        if fields["status"] == "merged" and successors and self.unit(successors[0]) is not None:
-            heir = successors[0]
-            # The merge's own deltas (its closing) were flushed to the unit with this event's offset
-            # just before: the history moves under a guard of its own, `<partition>h`, which
-            # only the merges of that partition advance, in their offset order.
-            ops += self.move_totals(unit_id, current["ancestors"] + [unit_id], self.path_of(heir), pkey + "h",
-                                    offset)
         return ops
 
     def move_totals(self, unit_id: str, old: list[str], new: list[str], pkey: str, offset: int) -> list[dict]:
         """The unit's totals (every month) taken from the units of `old` that are not in `new` and
-        added to those of `new` that are not in `old` (for a merge `old` ends with the unit itself
-        and `new` with the unit it joined: its own documents are emptied into that one)."""
+        added to those of `new` that are not in `old`."""
         leaving = [a for a in old if a not in new]
         joining = [a for a in new if a not in old]
         totals = self.agg_docs([unit_id])
