@@ -259,7 +259,7 @@ def unit_info(gen: Generation, unit_id: str) -> dict:
 
 
 UNIT_FIELDS = {"name": 1, "code": 1, "kind": 1, "sector": 1, "ancestors": 1, "status": 1, "closed_on": 1,
-               "merged_into": 1, "predecessors": 1, "successors": 1}
+               "merged_into": 1, "predecessors": 1, "successors": 1, "parent_id": 1}
 
 
 def children_ids(gen: Generation, unit_id: str) -> list[dict]:

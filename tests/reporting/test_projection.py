@@ -67,13 +67,14 @@ COUNTED = {
     "membership.unit.moved": (
         ev("membership.unit.moved", {"unit_id": "C1", "old_parent_id": "D1", "parent_id": "D2", "old_ancestors": ANC,
                                      "ancestors": ["VN", "P1", "D2"], "effective_date": "2025-07-01"}), None, set(),
-        lambda fx: fx.hierarchy.parent_id == "D2" and fx.hierarchy.fields == {"moved_on": "2025-07-01"}),
+        lambda fx: fx.hierarchy.parent_id == "D2" and fx.hierarchy.context == {"moved_on": "2025-07-01"}),
     "membership.unit.merged": (
         ev("membership.unit.merged", {"unit_id": "C1", "into_unit_id": "C2", "ancestors": ANC, "into_ancestors": ANC,
                                       "effective_date": "2025-07-01"}, version=3), CDCS,
         {("C1", "cdcs.active", "2025-07", -1), ("C1", "cdcs.rating_eligible", "2025-07", -1),
          ("C1", "cdcs.rating_eligible.non_state", "2025-07", -1)},
-        lambda fx: fx.hierarchy.fields == {"status": "merged", "closed_on": "2025-07-01", "merged_into": "C2"}),
+        lambda fx: fx.hierarchy.fields == {"status": "merged", "closed_on": "2025-07-01", "merged_into": "C2"}
+        and fx.hierarchy.context == {"into_ancestors": ANC}),
     "membership.unit.dissolved": (
         ev("membership.unit.dissolved", {"unit_id": "C1", "ancestors": ANC, "effective_date": "2025-07-01"},
            version=3), CDCS,

@@ -20,6 +20,12 @@ STATE_BUCKETS = int(os.environ.get("REPORTING_STATE_BUCKETS", "64"))
 CLOSED = ("merged", "dissolved")
 
 
+def _a_year_before(day: str) -> str:
+    """'2025-07-01' -> '2024-07-01' (the window in which a dissolved unit's children moving out
+    make their new parents its successors); '' for no date."""
+    return f"{int(day[:4]) - 1:04d}{day[4:]}" if day[:4].isdigit() else ""
+
+
 def partition_key(topic: str, partition: int) -> str:
     """'t3f.membership.events', 2 -> 'm2' (a field name without dots, stable across prefixes)."""
     for name, short in TOPIC_KEYS.items():
@@ -180,11 +186,11 @@ class BaseGeneration:
                 tail = desc["ancestors"][desc["ancestors"].index(change.unit_id) + 1:]
                 ops.append({"k": "unit", "id": desc["_id"],
                             "set": {"ancestors": new_ancestors + [change.unit_id] + tail}})
-            if "moved_on" in change.fields:
-                ops += self._handed_over_ops(current.get("parent_id"), new_ancestors, change.fields["moved_on"])
-        fields = {k: v for k, v in change.fields.items() if k != "moved_on"}
+            if "moved_on" in change.context:
+                ops += self._handed_over_ops(current.get("parent_id"), new_ancestors, change.context["moved_on"])
+        fields = change.fields
         if fields.get("status") in CLOSED and current is not None:
-            ops += self._succession_ops(change.unit_id, current, fields, pkey, offset)
+            ops += self._succession_ops(change.unit_id, current, fields, change.context)
         doc = {**(current or {}), **fields, "_id": change.unit_id, "ancestors": new_ancestors,
                "parent_id": new_ancestors[-1] if new_ancestors else None, "v": version, "provisional": False}
         for o in ops:  # the successors this change already gave the unit
@@ -194,36 +200,47 @@ class BaseGeneration:
         self.forget_cache()
         return ops
 
-    def _handed_over_ops(self, old_parent: str | None, new_ancestors: list[str], on: str | None) -> list[dict]:
+    def _handed_over_ops(self, old_parent: str | None, new_ancestors: list[str], on: str) -> list[dict]:
         """A child moved out of `old_parent` to the unit at the end of `new_ancestors`: remembered
-        on the old parent (`handed_to`: {unit: date}); if the old parent is dissolved later, those
-        units are its successors."""
+        on the old parent (`handed_to`: {unit: the earliest such move}); when the old parent is
+        dissolved, those it handed children to in its last year are its successors. Events of
+        different units come in any order across partitions: a move processed after the
+        dissolution links them then, so the links are the same whatever the order."""
         if not old_parent or not new_ancestors:
             return []
         parent = self.unit(old_parent)
         if parent is None:
             return []
+        to = new_ancestors[-1]
         handed = dict(parent.get("handed_to") or {})
-        handed.setdefault(new_ancestors[-1], on or "")
+        handed[to] = min(handed.get(to) or on, on)
         parent["handed_to"] = handed  # this process's copy, until the journal wrote it
-        return [{"k": "unit", "id": old_parent, "set": {"handed_to": handed}}]
+        ops = [{"k": "unit", "id": old_parent, "set": {"handed_to": handed}}]
+        if parent.get("status") == "dissolved" and on >= _a_year_before(parent.get("closed_on") or ""):
+            ops += self._link(old_parent, parent, [to], {})
+        return ops
 
-    def _succession_ops(self, unit_id: str, current: dict, fields: dict, pkey: str, offset: int) -> list[dict]:
-        closed_on = fields.get("closed_on") or ""
+    def _succession_ops(self, unit_id: str, current: dict, fields: dict, context: dict) -> list[dict]:
         if fields["status"] == "merged":
             successors = [fields["merged_into"]] if fields.get("merged_into") else []
         else:
-            # the units its children went to within the year before it was dissolved
-            since = f"{int(closed_on[:4]) - 1}{closed_on[4:]}" if closed_on[:4].isdigit() else ""
-            successors = sorted(u for u, on in (current.get("handed_to") or {}).items() if not on or on >= since)
+            since = _a_year_before(fields.get("closed_on") or "")
+            successors = [u for u, on in (current.get("handed_to") or {}).items() if on >= since]
+        return self._link(unit_id, current, successors, context)
+
+    def _link(self, unit_id: str, closed: dict, successors: list[str], context: dict) -> list[dict]:
+        """`closed` names `successors` (sorted, with those it named before), each names it."""
         ops: list[dict] = []
         for s in successors:
+            if self.unit(s) is None:  # its own events may come later, on another partition
+                ops += self.provisional_ops(s, list(context.get("into_ancestors") or closed["ancestors"]))
             heir = self.unit(s)
-            if heir is None:
-                continue
-            preds = [p for p in heir.get("predecessors") or [] if p != unit_id] + [unit_id]
+            preds = sorted(set(heir.get("predecessors") or []) | {unit_id})
+            heir["predecessors"] = preds
             ops.append({"k": "unit", "id": s, "set": {"predecessors": preds}})
-        ops.append({"k": "unit", "id": unit_id, "set": {"successors": successors}})
+        named = sorted(set(closed.get("successors") or []) | set(successors))
+        closed["successors"] = named
+        ops.append({"k": "unit", "id": unit_id, "set": {"successors": named}})
         return ops
 
     def move_totals(self, unit_id: str, old: list[str], new: list[str], pkey: str, offset: int) -> list[dict]:

@@ -19,6 +19,9 @@ class HierarchyChange:
     parent_id: str | None
     ancestors_hint: list[str]
     fields: dict[str, Any]
+    # what the store needs to know about the change but does not keep on the unit (a move's date,
+    # the ancestors of the unit a merge joined)
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

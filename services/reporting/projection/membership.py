@@ -105,14 +105,16 @@ def project_membership(env: Envelope, state: dict | None) -> Effects:
         return fx
     if base == "membership.unit.moved":
         # the date tells the old parent's successors if it is dissolved later (generations/base.py)
-        fx.hierarchy = HierarchyChange(d["unit_id"], d["parent_id"], d["ancestors"], {"moved_on": d["effective_date"]})
+        fx.hierarchy = HierarchyChange(d["unit_id"], d["parent_id"], d["ancestors"], {},
+                                       {"moved_on": d["effective_date"]})
         return fx
     if base in ("membership.unit.merged", "membership.unit.dissolved"):
         status = "merged" if base.endswith("merged") else "dissolved"
         closing = {"status": status, "closed_on": d["effective_date"]}
         if status == "merged":
             closing["merged_into"] = d.get("into_unit_id")
-        fx.hierarchy = HierarchyChange(d["unit_id"], None, d["ancestors"], closing)
+        fx.hierarchy = HierarchyChange(d["unit_id"], None, d["ancestors"], closing,
+                                       {"into_ancestors": d["into_ancestors"]} if status == "merged" else {})
         fx.new_state = {**st, "status": status, "v": v}
         if st.get("founded") and st.get("status") == "active":
             unit, month, sector = d["unit_id"], month_of(d["effective_date"]), st.get("sector")
