@@ -262,11 +262,6 @@ UNIT_FIELDS = {"name": 1, "code": 1, "kind": 1, "sector": 1, "ancestors": 1, "st
                "merged_into": 1, "predecessors": 1, "successors": 1, "parent_id": 1}
 
 
-def children_ids(gen: Generation, unit_id: str) -> list[dict]:
-    """The unit's children still operating (targets are summed over these)."""
-    return list(gen.units.find({"parent_id": unit_id, "status": {"$nin": list(CLOSED)}}, UNIT_FIELDS).sort("name", 1))
-
-
 def children_of_year(gen: Generation, unit_id: str, year: int) -> list[dict]:
     """The unit's children that count for `year`: operating, or closed in that year or later
     (targets of a year are summed over these)."""
