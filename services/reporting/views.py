@@ -349,7 +349,8 @@ def series_view(gen: Generation, unit_id: str, indicator: str, first: str, last:
     months = month_range(first, last)
     per_month: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     codes = [ind.numerator, ind.denominator] if ind.kind == "ratio" else [indicator]
-    for doc in gen.agg_docs([unit_id], last):
+    folded = folded_into(gen, unit, Period(first, first, last))
+    for doc in gen.agg_docs([unit_id] + [f["_id"] for f in folded], last):
         for field, value in (doc.get("v") or {}).items():
             if indicator_of(field) in codes:
                 per_month[doc["month"]][indicator_of(field)] += value
@@ -369,7 +370,7 @@ def series_view(gen: Generation, unit_id: str, indicator: str, first: str, last:
         else:
             value = ratio(values[ind.numerator], values[ind.denominator])
         points.append({"month": m, "value": value})
-    return {"unit": unit_out(unit, path_of(gen, unit)), "indicator": indicator, "name_vi": ind.name_vi,
+    return {"unit": unit_out(unit, path_of(gen, unit), folded), "indicator": indicator, "name_vi": ind.name_vi,
             "points": points}
 
 

@@ -40,7 +40,10 @@ from services.reporting.projection import PROJECTORS
 real = PROJECTORS["membership"]
 
 class Broken:
-    source, counts, ignores, state_key = real.source, real.counts, real.ignores, real.state_key
+    source, counts, ignores = real.source, real.counts, real.ignores
+
+    def state_key(self, env):
+        return real.state_key(env)
 
     def project(self, env, state):
         if env.base_type.startswith("membership.member.") and zlib.crc32(env.subject.encode()) % 5 == 0:

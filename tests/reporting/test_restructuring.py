@@ -251,6 +251,8 @@ def test_a_merged_cdcs_hands_its_figures_and_targets_to_the_unit_it_joined(publi
         assert set(kids) == {"N", "K"} and row(kids["N"]["rows"], LOANS)["actual"] == 5_000_000
         own = get(client, f"/views/N?period=2026&indicators={codes}")
         assert own["unit"]["includes_merged"] == ["M"] and row(own["rows"], LOANS)["actual"] == 5_000_000
+        series = get(client, f"/views/N/series?indicator={LOANS}&first=2026-01&last=2026-02")
+        assert [p["value"] for p in series["points"]] == [5_000_000, 5_000_000]
         # the merged CĐCS's own view keeps its history
         assert row(get(client, "/views/M?period=2025")["rows"])["actual"] == 40
         export = csv_rows(client, f"/views/COM/export.csv?period=2025&indicators={ADMITTED}")
