@@ -14,7 +14,7 @@ from platformkit.consumer import Record
 from platformkit.envelope import new_event
 from services.reporting.generations import MemoryGeneration
 from services.reporting.periods import parse
-from services.reporting.projection import PROJECTORS, Delta, projector_for
+from services.reporting.projection import PROJECTORS, projector_for
 from services.reporting.projector import ProjectorHandler
 from services.reporting.views import period_sums
 

@@ -228,7 +228,7 @@ def test_a_merged_cdcs_hands_its_figures_and_targets_to_the_unit_it_joined(publi
     def drill(period, extra=""):
         view = get(client, f"/views/COM/children?period={period}&indicators={codes}{extra}")
         kids = {c["unit"]["id"]: c for c in view["children"]}
-        for i, code in enumerate((ADMITTED, LOANS)):  # the children add up to the commune
+        for code in (ADMITTED, LOANS):  # the children add up to the commune
             assert sum(row(k["rows"], code)["actual"] for k in kids.values()) == row(view["total"], code)["actual"], \
                 (period, extra, code)
         return view, kids
