@@ -81,7 +81,7 @@ _BASE = [
     Indicator("training.members_reached", "Lượt đoàn viên được quán triệt", "Members reached by dissemination",
               "lượt", "flow", group="training"),
     # Distinct within a calendar year: a member (a CĐCS) counts in the month of its first session of
-    # the year (projection_training.py). Summed over a period that starts in January they are the
+    # the year (projection/training.py). Summed over a period that starts in January they are the
     # members (CĐCS) reached so far that year; over a later period, those first reached in it.
     Indicator("training.members_reached_distinct", "Đoàn viên được quán triệt (mỗi người một lần trong năm)",
               "Members reached by dissemination (each once a year)", "người", "flow", group="training"),

@@ -19,8 +19,8 @@ from platformkit.consumer import ConsumerLoop, Record
 from platformkit.logs import setup_logging
 from platformkit.shutdown import exit_cleanly_until_running
 
-from .projection import Effects, project, state_key
-from .store import Generation, PlacedDelta, active_generation, partition_key
+from .generations import BaseGeneration, Generation, PlacedDelta, active_generation, partition_key
+from .projection import Effects, projector_for
 
 log = logging.getLogger(__name__)
 SERVICE = "reporting"
@@ -53,7 +53,7 @@ def remember(env, seen: dict | None) -> dict:
 class ProjectorHandler:
     """The BatchHandler of platformkit.consumer for one generation of the views."""
 
-    def __init__(self, generation: Generation):
+    def __init__(self, generation: BaseGeneration):
         self.gen = generation
         self.gen.setup()
         self.gen.replay_journals()
@@ -61,9 +61,10 @@ class ProjectorHandler:
     def __call__(self, records: list[Record]) -> dict[int, str]:
         failures: dict[int, str] = {}
         state_keys: dict[int, str | None] = {}
+        projectors = [projector_for(r.envelope) for r in records]  # each envelope dispatched once
         for i, r in enumerate(records):
             try:
-                state_keys[i] = state_key(r.envelope)
+                state_keys[i] = projectors[i].state_key(r.envelope)
             except (KeyError, TypeError, ValueError) as exc:  # an event lacking its facts: dead letter
                 failures[i] = f"{type(exc).__name__}: {exc}"
         keys = [k for k in state_keys.values() if k]
@@ -90,7 +91,7 @@ class ProjectorHandler:
                 continue  # re-published by a relay after a crash: same envelope, new offset
             key = state_keys[i]
             try:
-                fx: Effects = project(env, states.get(key) if key else None)
+                fx: Effects = projectors[i].project(env, states.get(key) if key else None)
             except (KeyError, TypeError, ValueError) as exc:
                 failures[i] = f"{type(exc).__name__}: {exc}"
                 continue  # not remembered as seen: its replay from the dead letters is applied

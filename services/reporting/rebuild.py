@@ -6,9 +6,10 @@
 2. notes the end offset of every partition of the source topics;
 3. folds everything up to those offsets IN MEMORY with the projector's own code: the same
    `ProjectorHandler` (dedupe by aggregate version and envelope id, provisional units, hierarchy
-   moves carrying their subtree's totals, the per-aggregate states, the `applied` offset of each
-   source partition on each document) over a `MemoryGeneration`, whose documents live in dicts
-   instead of collections. Progress: events done / total, rate, estimated time left.
+   moves carrying their subtree's totals, closed units' successors, the
+   per-aggregate states, the `applied` offset of each source partition on each document) over a
+   `MemoryGeneration` (generations/memory.py), whose documents live in dicts instead of collections;
+   records are read, decoded and dead-lettered with platformkit.consumer's steps. Progress: events done / total, rate, estimated time left.
    A generation being rebuilt is private until it is swapped in, so nothing has to be written
    while folding: FerretDB scans a whole collection for every update (4-40 ms each), inserts stay
    cheap, and the incremental path (one guarded update per unit, month and partition per batch)
@@ -39,19 +40,17 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from platformkit import config, contract
-from platformkit.consumer import ConsumerLoop, Record
-from platformkit.envelope import DecodeError, decode
+from platformkit.consumer import DeadLetterLimit, DeadLetters, decode_records, records_of, route_dead_letters
 from platformkit.logs import setup_logging
 
+from .generations import MemoryGeneration, MongoGeneration, active_generation, set_active_generation
 from .projector import SOURCE_TOPICS, ProjectorHandler, db, group_id
-from .store import (AGG_BUCKETS, STATE_BUCKETS, Generation, agg_id, active_generation, bucket,
-                    set_active_generation)
 
 
 def end_offsets(topics: list[str]) -> dict[TopicPartition, int]:
@@ -70,140 +69,6 @@ def next_generation() -> int:
     d.meta.update_one({"_id": "generation"}, {"$set": {"last_built": number}, "$setOnInsert": {"active": meta.get("active", 0)}},
                       upsert=True)
     return number
-
-
-# ---------------------------------------------------------------------------- the in-memory generation
-_KEYS: dict[tuple, tuple] = {}
-
-
-def _freeze(state: dict) -> tuple:
-    """A state document as (shared key tuple, *values): a third of a dict's size; lists become
-    tuples and short repeated strings (unit ids, statuses) are shared."""
-    keys = tuple(k for k in state if k != "_id")
-    keys = _KEYS.setdefault(keys, keys)
-    values = []
-    for k in keys:
-        v = state[k]
-        if type(v) is list:
-            v = tuple(v)
-        elif type(v) is str and k != "ids":
-            v = sys.intern(v)
-        values.append(v)
-    return (keys, *values)
-
-
-def _thaw(frozen: tuple) -> dict:
-    keys = frozen[0]
-    return {k: (list(v) if type(v) is tuple else v) for k, v in zip(keys, frozen[1:])}
-
-
-class MemoryGeneration(Generation):
-    """Generation N held in memory while it is rebuilt: the same methods the projector's handler
-    calls, answered from dicts (the hierarchy, every unit|month document with its `v` and
-    `applied` maps, the per-aggregate states), with the same effects as the collections would
-    have after the same journal operations. `write()` then inserts the final documents."""
-
-    def __init__(self, database, number: int):
-        super().__init__(database, number)
-        self._unit_cache: dict[str, dict] = {}  # IS the hierarchy here: never forgotten
-        self.aggs: dict[str, dict[str, tuple[dict, dict]]] = {}  # unit -> month -> (v, applied)
-        self.states: dict[str, tuple] = {}
-
-    # nothing to prepare or recover: the collections are written once, at the end
-    def setup(self) -> None:
-        pass
-
-    def replay_journals(self) -> int:
-        return 0
-
-    def unit(self, unit_id: str) -> dict | None:
-        return self._unit_cache.get(unit_id)
-
-    def forget_cache(self) -> None:
-        pass
-
-    def descendants(self, unit_id: str) -> list[dict]:
-        return [{"_id": uid, "ancestors": u["ancestors"]} for uid, u in self._unit_cache.items()
-                if unit_id in u.get("ancestors", ())]
-
-    def agg_docs(self, unit_ids: list[str], last_month: str | None = None) -> list[dict]:
-        out = []
-        for u in unit_ids:
-            for month, (v, _applied) in self.aggs.get(u, {}).items():
-                if last_month is None or month <= last_month:
-                    out.append({"_id": agg_id(u, month), "unit": u, "month": month, "v": dict(v)})
-        return out
-
-    def _applied(self, docs: list[tuple[str, str]]) -> dict[str, dict]:
-        out = {}
-        for doc_id, unit in docs:
-            months = self.aggs.get(unit)
-            if months:
-                doc = months.get(doc_id[len(unit) + 1:])
-                if doc is not None:
-                    out[doc_id] = doc[1]
-        return out
-
-    def run_journal(self, ops: list[dict]) -> None:
-        self._apply_ops(ops)
-
-    def _apply_ops(self, ops: list[dict]) -> None:
-        """What Generation._apply_ops does to the collections: units upserted with $set, agg
-        documents created when new, then `$inc v.*` + `$set applied.p` where applied.p < off."""
-        units = self._unit_cache
-        for o in ops:
-            if o["k"] == "unit":
-                old = units.get(o["id"])
-                units[o["id"]] = {**old, **o["set"]} if old is not None else {"_id": o["id"], **o["set"]}
-        for o in ops:
-            if o["k"] != "agg":
-                continue
-            months = self.aggs.get(o["unit"])
-            if months is None:
-                months = self.aggs[sys.intern(o["unit"])] = {}
-            doc = months.get(o["month"])
-            if doc is None:
-                doc = months[sys.intern(o["month"])] = ({}, {})
-            v, applied = doc
-            p, off = o["p"], o["off"]
-            if applied.get(p, -1) < off:
-                for field, n in o["inc"].items():
-                    v[field] = v.get(field, 0) + n
-                applied[p] = off
-
-    def load_states(self, keys: Iterable[str]) -> dict[str, dict]:
-        states = self.states
-        return {k: _thaw(states[k]) for k in set(keys) if k in states}
-
-    def save_states(self, states: dict[str, dict]) -> None:
-        # $set semantics: fields of the stored document that the new state lacks are kept
-        for k, v in states.items():
-            old = self.states.get(k)
-            if old is not None and not set(old[0]) <= v.keys():
-                v = {**_thaw(old), **v}
-            self.states[k] = _freeze(v)
-
-    # ------------------------------------------------------------ the documents, once
-    def documents(self) -> Iterator[tuple[str, str, Iterator[dict], int]]:
-        """(kind, collection, documents, count) of every collection of the generation."""
-        prefix = f"g{self.number}_"
-        units = list(self._unit_cache.values())
-        yield "units", prefix + "units", iter(units), len(units)
-        by_bucket: dict[str, list[str]] = defaultdict(list)
-        for unit in self.aggs:
-            by_bucket[bucket(unit, AGG_BUCKETS)].append(unit)
-        for b in sorted(by_bucket):
-            count = sum(len(self.aggs[u]) for u in by_bucket[b])
-            docs = ({"_id": agg_id(u, m), "unit": u, "month": m, "v": v, "applied": applied}
-                    for u in by_bucket[b] for m, (v, applied) in self.aggs[u].items())
-            yield "agg", f"{prefix}agg_{b}", docs, count
-        keys_by_bucket: dict[str, list[str]] = defaultdict(list)
-        for key in self.states:
-            keys_by_bucket[bucket(key, STATE_BUCKETS)].append(key)
-        for b in sorted(keys_by_bucket):
-            keys = keys_by_bucket[b]
-            docs = ({"_id": k, **_thaw(self.states[k])} for k in keys)
-            yield "state", f"{prefix}state_{b}", docs, len(keys)
 
 
 # ---------------------------------------------------------------------------- reading the topics
@@ -226,10 +91,12 @@ class Progress:
 
 
 def fold(gen: MemoryGeneration, ends: dict[TopicPartition, int], out, batch: int = 5000,
-         stop: threading.Event | None = None, dead_letters: ConsumerLoop | None = None) -> bool:
+         stop: threading.Event | None = None, dead_letters: DeadLetters | None = None) -> bool:
     """Run the projector's handler over every record before `ends`, in batches as a consumer
-    would get them. True when every partition reached its end offset."""
+    would get them (platformkit.consumer's records, decode and dead-letter steps, under the same
+    dead-letter limit). True when every partition reached its end offset."""
     handler = ProjectorHandler(gen)
+    limit = DeadLetterLimit.from_env() if dead_letters is not None else None
     wanted = {tp: end for tp, end in ends.items() if end > 0}
     total = sum(wanted.values())
     progress = Progress(out, total)
@@ -247,25 +114,19 @@ def fold(gen: MemoryGeneration, ends: dict[TopicPartition, int], out, batch: int
             if stop is not None and stop.is_set():
                 return False
             polled = consumer.poll(timeout_ms=500, max_records=batch)
-            records: list[Record] = []
-            for tp, msgs in polled.items():
-                end = wanted[tp]
-                for m in msgs:
-                    if m.offset >= end:
-                        break
-                    rec = Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
-                    try:
-                        rec.envelope = decode(m.value)
-                    except DecodeError as exc:
-                        if dead_letters is not None:
-                            dead_letters._dead_letter(rec, f"decode: {exc}")
-                        continue
-                    records.append(rec)
-            if records:
-                failures = handler(records)
-                if dead_letters is not None:
-                    for index, error in failures.items():
-                        dead_letters._dead_letter(records[index], f"process: {error}")
+            records = records_of(polled, wanted)
+            decoded, dead = decode_records(records)
+            if decoded:
+                dead += [(decoded[i], f"process: {error}") for i, error in sorted(handler(decoded).items())]
+            if dead_letters is not None and dead:
+                _, exceeded = route_dead_letters(records, dead, dead_letters, limit)
+                if exceeded is not None:
+                    print(f"rebuild: STOPPED by the dead-letter limit: {exceeded.rule} (at {exceeded.record.topic}"
+                          f"[{exceeded.record.partition}]@{exceeded.record.offset})", file=out, flush=True)
+                    return False
+            elif limit is not None:
+                for _ in records:
+                    limit.crossed_by(False)
             for tp in list(remaining):
                 if consumer.position(tp) >= wanted[tp]:
                     remaining.discard(tp)
@@ -282,7 +143,8 @@ def write(gen: MemoryGeneration, out, chunk: int = 2000, writers: int = 2,
           stop: threading.Event | None = None) -> dict[str, int]:
     """Insert every document of the generation (insert_many, ordered=False, in chunks), from a
     few threads; prints a line per kind of collection. {kind: documents written}."""
-    Generation.setup(gen)  # the units' indexes
+    target = MongoGeneration(db(), gen.number)
+    target.setup()  # the units' indexes
     counts: dict[str, int] = defaultdict(int)
     started = time.monotonic()
     total = 0
@@ -292,13 +154,13 @@ def write(gen: MemoryGeneration, out, chunk: int = 2000, writers: int = 2,
     lock = threading.Lock()
 
     def insert(name: str, docs: list[dict]) -> None:
-        gen.db[name].insert_many(docs, ordered=False)
+        target.db[name].insert_many(docs, ordered=False)
 
     def drain(limit: int) -> None:
         while len(pending) > limit:
             pending.pop(0).result()
 
-    expected = len(gen._unit_cache) + sum(len(m) for m in gen.aggs.values()) + len(gen.states)
+    expected = sum(gen.counts().values())
     sent = 0
     last_line = started
 
@@ -382,14 +244,14 @@ def rebuild(out=sys.stderr, swap: bool = True, batch: int = 5000, chunk: int = 2
     timings = {} if timings is None else timings
     topics = [config.topic(t) for t in SOURCE_TOPICS]
     number = next_generation()
-    gen = MemoryGeneration(db(), number)
-    gen.drop()
+    gen = MemoryGeneration(number)
+    MongoGeneration(db(), number).drop()
     ends = end_offsets(topics)
     total = sum(ends.values())
     print(f"rebuild: generation {number}, {total:,} events to replay from {len(ends)} partitions "
           f"(folded in memory, then written with bulk inserts)", file=out, flush=True)
     started = time.monotonic()
-    dead_letters = ConsumerLoop(group_id(number), topics, lambda records: {})
+    dead_letters = DeadLetters(group_id(number))
     # Millions of small containers that live until the end and form no cycles: the cyclic
     # collector's full passes over them would grow with the fold (seconds each at 1M events).
     gc_was_enabled = gc.isenabled()
@@ -398,7 +260,7 @@ def rebuild(out=sys.stderr, swap: bool = True, batch: int = 5000, chunk: int = 2
         return _rebuild(gen, number, ends, total, started, out, swap, batch, chunk, writers, stop, timings,
                         dead_letters)
     finally:
-        dead_letters.publisher.close()
+        dead_letters.close()
         if gc_was_enabled:
             gc.enable()
 
@@ -410,8 +272,8 @@ def _rebuild(gen, number, ends, total, started, out, swap, batch, chunk, writers
         return number
     timings["fold_s"] = time.monotonic() - started
     print(f"rebuild: replayed {total:,} events in {timings['fold_s']:,.1f}s; "
-          f"{sum(len(m) for m in gen.aggs.values()):,} unit-month documents, {len(gen._unit_cache):,} units, "
-          f"{len(gen.states):,} states", file=out, flush=True)
+          f"{gen.counts()['agg']:,} unit-month documents, {gen.counts()['units']:,} units, "
+          f"{gen.counts()['state']:,} states", file=out, flush=True)
     t = time.monotonic()
     try:
         timings["documents"] = write(gen, out, chunk=chunk, writers=writers, stop=stop)

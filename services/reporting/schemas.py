@@ -103,6 +103,7 @@ class TargetOut(Schema):
     value = Figure()
     assigned_by = fields.String()
     version = fields.Integer()
+    carried_from = fields.String(metadata={"description": "a target of a closed predecessor this unit carries"})
 
 
 class TargetPage(Schema):
@@ -122,6 +123,11 @@ class Row(Schema):
     attainment_pct = Figure(allow_none=True)
     reached = fields.Boolean(allow_none=True, metadata={
         "description": "actual >= target (a % compared exactly); null without a target or an actual"})
+    carried_from = fields.List(fields.String(), metadata={
+        "description": "closed units (merged into this one, or dissolved with their CĐCS moved here) whose target "
+                       "of the year this target includes"})
+    carried_to = fields.List(fields.String(), metadata={
+        "description": "a closed unit's successors, which carry its target of the year (counted once above)"})
 
 
 class PathStep(Schema):
@@ -140,6 +146,13 @@ class UnitRef(Schema):
     status = fields.String(allow_none=True, metadata={"description": "active, dissolved or merged"})
     closed_on = fields.String(allow_none=True, metadata={"description": "the date it was dissolved or merged"})
     merged_into = fields.String(allow_none=True)
+    predecessors = fields.List(fields.String(), metadata={
+        "description": "closed units this one succeeds: merged into it, or dissolved with their CĐCS moved here"})
+    successors = fields.List(fields.String(), metadata={
+        "description": "closed: the unit it merged into, or the units its CĐCS moved to before it was dissolved"})
+    includes_merged = fields.List(fields.String(), metadata={
+        "description": "merged units (formerly under the same parent) whose figures and targets this row includes, "
+                       "because the view no longer lists them itself"})
     path = fields.List(fields.Nested(PathStep), metadata={"description": "its ancestors, root first"})
 
 

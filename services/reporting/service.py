@@ -116,11 +116,15 @@ def _target_out(doc: dict) -> dict:
 
 
 def list_targets(caller: Caller, unit_id: str, q: dict) -> dict:
-    """The targets of the unit and its operating children for a year, a page of units at a time
-    (`limit` units, each with all its targets), by unit id."""
+    """The targets of a year set for the unit and its children of that year (closed ones too: a
+    target stays with the year it was set for), each followed by those it carries from closed
+    predecessors (`carried_from`); a page of units at a time (`limit` units, each with all its
+    targets), by unit id."""
     gen = live()
-    scoped_unit(caller, unit_id, gen)
-    units = sorted([unit_id] + [c["_id"] for c in views.children_ids(gen, unit_id)])
-    units, next_cursor = paging.page_of_list(units, lambda u: [u], q.get("after"), q["limit"])
-    found = db().targets.find({"unit": {"$in": units}, "year": q["year"]}).sort([("unit", 1), ("_id", 1)])
-    return {"items": [_target_out(t) for t in found], "next_cursor": next_cursor}
+    unit = scoped_unit(caller, unit_id, gen)
+    year = q["year"]
+    by_id = {unit_id: unit, **{k["_id"]: k for k in views.children_of_year(gen, unit_id, year)}}
+    page, next_cursor = paging.page_of_list(sorted(by_id), lambda u: [u], q.get("after"), q["limit"])
+    own = db().targets.find({"unit": {"$in": page}, "year": year}).sort([("unit", 1), ("_id", 1)])
+    carried = views.carried_targets(gen, db().targets, [by_id[u] for u in page], year)
+    return {"items": [_target_out(t) for t in list(own) + carried], "next_cursor": next_cursor}

@@ -25,7 +25,7 @@ from .store import Generation, indicator_of
 CLOSED = ("merged", "dissolved")
 
 
-def _sums(gen: Generation, unit_ids: list[str], period: Period) -> dict[str, dict[str, int]]:
+def period_sums(gen: Generation, unit_ids: list[str], period: Period) -> dict[str, dict[str, int]]:
     """{unit: {indicator: value}}: flows summed over the period's months, stocks up to its end;
     annual figures at the period's 30 November cut-off (none without one)."""
     out: dict[str, dict[str, int]] = {u: defaultdict(int) for u in unit_ids}
@@ -84,44 +84,171 @@ def reached(ind: Indicator, sums: dict[str, int], actual, target) -> bool | None
     return actual >= target
 
 
-class TargetBook:
-    """Targets assigned downward: target(U) is what U's parent assigned to U; if none was,
-    the sum of what U assigned to its children (summed, never averaged)."""
+def merged_predecessors(gen: Generation, unit: dict, depth: int = 0) -> list[dict]:
+    """The units that merged into `unit` from under the same parent (with those that merged into
+    them in turn): their history is shown on `unit` wherever they are no longer shown themselves."""
+    out = []
+    for pid in unit.get("predecessors") or []:
+        pred = gen.unit(pid)
+        if (pred is not None and pred.get("status") == "merged" and pred.get("parent_id") == unit.get("parent_id")
+                and depth < 8):
+            out.append(pred)
+            out += merged_predecessors(gen, pred, depth + 1)
+    return out
 
-    def __init__(self, targets_coll, year: int):
+
+def folded_into(gen: Generation, unit: dict, period: Period, listed: set[str] | None = None) -> list[dict]:
+    """The merged units whose figures `unit`'s row carries for `period`: in a drill-down, those its
+    list leaves out (`listed`: the ids it lists); on the unit's own, those closed before the period
+    (the ones a drill-down leaves out by default). A merged unit keeps its documents (its parent's
+    figures for earlier periods never change), so its children still add up to the parent."""
+    out = []
+    for pred in merged_predecessors(gen, unit):
+        hidden = (pred["_id"] not in listed) if listed is not None else (pred.get("closed_on") or "")[:7] < period.first
+        if hidden:
+            out.append(pred)
+    return out
+
+
+def with_folded(sums: dict[str, dict[str, int]], unit_id: str, folded: list[dict]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int, sums.get(unit_id, {}))
+    for pred in folded:
+        for code, value in sums.get(pred["_id"], {}).items():
+            out[code] += value
+    return out
+
+
+class TargetBook:
+    """The targets of one year. A target belongs to the unit and year it was set for; restructuring
+    never takes it away:
+
+    * target(U) is what the level above assigned to U; if none was, the sum of what was assigned
+      to U's children of that year: those operating, and those closed (dissolved, merged) in that
+      year or later, which still count for it (summed, never averaged; a ratio is never summed);
+    * a successor carries its predecessors' targets (`predecessors` on the unit, written by the
+      projector): a dissolved unit's (its CĐCS and their history moved to the successor) fill in
+      where the successor has none; a merged unit's wherever the successor's row carries its
+      figures (`folded_into`), added to the successor's own. The row says `carried_from`; a closed
+      unit's own row says `carried_to`;
+    * a parent counts each assigned target once: a target carried by one child from another child
+      of the same year is that child's, counted there."""
+
+    def __init__(self, targets_coll, year: int, gen: Generation | None = None):
         self.coll = targets_coll
         self.year = year
+        self.gen = gen
+        self._assigned: dict[str, dict[str, float]] = {}
 
-    def for_units(self, unit_ids: list[str], children_of: dict[str, list[str]]) -> dict[str, dict[str, float]]:
-        wanted = set(unit_ids) | {c for u in unit_ids for c in children_of.get(u, [])}
-        assigned: dict[str, dict[str, float]] = defaultdict(dict)
-        for t in self.coll.find({"unit": {"$in": list(wanted)}, "year": self.year}, {"unit": 1, "indicator": 1, "value": 1}):
-            assigned[t["unit"]][t["indicator"]] = t["value"]
-        out: dict[str, dict[str, float]] = {}
-        for u in unit_ids:
-            own = dict(assigned.get(u, {}))
-            for child in children_of.get(u, []):
-                for ind, val in assigned.get(child, {}).items():
-                    if ind not in assigned.get(u, {}) and CATALOGUE[ind].kind != "ratio":
-                        own[ind] = own.get(ind, 0) + val
-            out[u] = own
+    def assigned(self, unit_ids) -> dict[str, dict[str, float]]:
+        """{unit: {indicator: value}} set for these units and the year (one query for the new ones)."""
+        missing = [u for u in dict.fromkeys(unit_ids) if u not in self._assigned]
+        if missing:
+            for u in missing:
+                self._assigned[u] = {}
+            for t in self.coll.find({"unit": {"$in": missing}, "year": self.year}, {"unit": 1, "indicator": 1, "value": 1}):
+                self._assigned[t["unit"]][t["indicator"]] = t["value"]
+        return {u: self._assigned[u] for u in unit_ids}
+
+    def predecessors(self, unit: dict, depth: int = 0) -> list[dict]:
+        """The closed units whose targets `unit` may carry, with theirs in turn."""
+        if self.gen is None or depth > 8:
+            return []
+        out = []
+        for pid in unit.get("predecessors") or []:
+            pred = self.gen.unit(pid)
+            if pred is not None and pred.get("status") in CLOSED:
+                out.append(pred)
+                out += self.predecessors(pred, depth + 1)
         return out
+
+    def _carry(self, base: dict[str, float], preds: list[dict], own: bool) -> tuple[dict[str, float], dict[str, list[str]]]:
+        """`base` with the predecessors' targets: a merged one's added to a count target the unit
+        was assigned itself (`own`), otherwise only where `base` has none."""
+        out, sources = dict(base), {}
+        assigned = self.assigned([p["_id"] for p in preds])
+        for pred in preds:
+            for ind, val in assigned[pred["_id"]].items():
+                adds = own and ind in base and pred.get("status") == "merged" and CATALOGUE[ind].kind != "ratio"
+                if ind in out and not adds:
+                    continue
+                out[ind] = out.get(ind, 0) + val
+                sources.setdefault(ind, []).append(pred["_id"])
+        return out, sources
+
+    def _carried_by(self, unit: dict, folded: set[str] | None, siblings: set[str] = frozenset()) -> list[dict]:
+        """The predecessors whose targets `unit` carries: dissolved ones; merged ones folded into it
+        (`folded`; None: those of its parent closed before the year)."""
+        out = []
+        for pred in self.predecessors(unit):
+            if pred["_id"] in siblings:
+                continue  # counted as that sibling's own
+            if pred.get("status") == "dissolved":
+                out.append(pred)
+            elif folded is not None:
+                if pred["_id"] in folded:
+                    out.append(pred)
+            elif pred.get("parent_id") == unit.get("parent_id") and (pred.get("closed_on") or "")[:4] < str(self.year):
+                out.append(pred)
+        return out
+
+    def of(self, unit: dict, children: list[dict], folded: set[str] | None = None
+           ) -> tuple[dict[str, float], dict[str, list[str]]]:
+        """(targets, carried_from) of `unit`, whose children of the year are `children` and whose
+        row carries the figures of the merged units `folded`."""
+        uid = unit["_id"]
+        kid_ids = {c["_id"] for c in children}
+        own = dict(self.assigned([uid, *kid_ids])[uid])
+        summed: dict[str, float] = {}
+        for child in children:
+            child_own = self.assigned([child["_id"]])[child["_id"]]
+            child_targets, _ = self._carry(child_own, self._carried_by(child, None, kid_ids), own=bool(child_own))
+            for ind, val in child_targets.items():
+                if ind not in own and CATALOGUE[ind].kind != "ratio":
+                    summed[ind] = summed.get(ind, 0) + val
+        return self._carry({**summed, **own}, self._carried_by(unit, folded), own=bool(own))
+
+    def carried_to(self, unit: dict) -> list[str]:
+        """The successors a closed unit's targets of the year went to (none: no targets, or none)."""
+        if unit.get("status") not in CLOSED or not self.assigned([unit["_id"]])[unit["_id"]]:
+            return []
+        return list(unit.get("successors") or [])
+
+
+def carried_targets(gen: Generation, targets_coll, units: list[dict], year: int) -> list[dict]:
+    """The targets of `year` these units carry from their predecessors, as target entries with
+    `carried_from` (the predecessor they were set for)."""
+    book = TargetBook(targets_coll, year, gen)
+    out = []
+    for unit in units:
+        preds = book.predecessors(unit)
+        if not preds:
+            continue
+        for t in targets_coll.find({"unit": {"$in": [p["_id"] for p in preds]}, "year": year}).sort("unit", 1):
+            out.append({**t, "_id": f"{unit['_id']}|{t['indicator']}|{year}|from|{t['unit']}", "unit": unit["_id"],
+                        "carried_from": t["unit"]})
+    return out
 
 
 def rows_for(sums: dict[str, int], targets: dict[str, float], codes: list[str],
-             period: Period | None = None) -> list[dict[str, Any]]:
+             period: Period | None = None, carried_from: dict[str, list[str]] | None = None,
+             carried_to: list[str] | None = None) -> list[dict[str, Any]]:
     annual = period is None or period.rating_month is not None
     rows = []
     for code in codes:
         ind = CATALOGUE[code]
         actual = _actual(ind, sums, annual)
         target = figure(ind, targets.get(code))
-        rows.append({
+        row = {
             "indicator": code, "name_vi": ind.name_vi, "name_en": ind.name_en, "unit": ind.unit,
             "kind": ind.kind, "group": ind.group, "actual": actual, "target": target,
             "attainment_pct": ratio(actual, target) if (actual is not None and target) else None,
             "reached": reached(ind, sums, actual, target),
-        })
+        }
+        if carried_from and code in carried_from:
+            row["carried_from"] = carried_from[code]
+        if carried_to and target is not None:
+            row["carried_to"] = carried_to
+        rows.append(row)
     return rows
 
 
@@ -133,12 +260,14 @@ def unit_info(gen: Generation, unit_id: str) -> dict:
 
 
 UNIT_FIELDS = {"name": 1, "code": 1, "kind": 1, "sector": 1, "ancestors": 1, "status": 1, "closed_on": 1,
-               "merged_into": 1}
+               "merged_into": 1, "predecessors": 1, "successors": 1, "parent_id": 1}
 
 
-def children_ids(gen: Generation, unit_id: str) -> list[dict]:
-    """The unit's children still operating (targets are summed over these)."""
-    return list(gen.units.find({"parent_id": unit_id, "status": {"$nin": list(CLOSED)}}, UNIT_FIELDS).sort("name", 1))
+def children_of_year(gen: Generation, unit_id: str, year: int) -> list[dict]:
+    """The unit's children that count for `year`: operating, or closed in that year or later
+    (targets of a year are summed over these)."""
+    return [k for k in gen.units.find({"parent_id": unit_id}, UNIT_FIELDS).sort("name", 1)
+            if k.get("status") not in CLOSED or (k.get("closed_on") or "9999")[:4] >= str(year)]
 
 
 def child_order(unit: dict) -> list[str]:
@@ -178,11 +307,12 @@ def _step(u: dict) -> dict:
 def unit_view(gen: Generation, targets_coll, unit_id: str, period: Period, codes: list[str] | None = None) -> dict:
     unit = unit_info(gen, unit_id)
     codes = codes or HEADLINE
-    kids = [c["_id"] for c in children_ids(gen, unit_id)]
-    sums = _sums(gen, [unit_id], period)[unit_id]
-    targets = TargetBook(targets_coll, period.year).for_units([unit_id], {unit_id: kids})[unit_id]
-    return {"unit": unit_out(unit, path_of(gen, unit)), "period": period_out(period),
-            "rows": rows_for(sums, targets, codes, period)}
+    folded = folded_into(gen, unit, period)
+    sums = with_folded(period_sums(gen, [unit_id] + [f["_id"] for f in folded], period), unit_id, folded)
+    book = TargetBook(targets_coll, period.year, gen)
+    targets, carried_from = book.of(unit, children_of_year(gen, unit_id, period.year), {f["_id"] for f in folded})
+    return {"unit": unit_out(unit, path_of(gen, unit), folded), "period": period_out(period),
+            "rows": rows_for(sums, targets, codes, period, carried_from, book.carried_to(unit))}
 
 
 def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, codes: list[str] | None = None,
@@ -194,21 +324,31 @@ def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, c
     kids, next_cursor = paging.page_of_list(drill_down_children(gen, unit_id, period, include_closed),
                                             child_order, after, limit)
     ids = [k["_id"] for k in kids]
-    grandkids: dict[str, list[str]] = defaultdict(list)
-    for g in gen.units.find({"parent_id": {"$in": ids}}, {"parent_id": 1}):
-        grandkids[g["parent_id"]].append(g["_id"])
-    sums = _sums(gen, ids + [unit_id], period)
-    book = TargetBook(targets_coll, period.year)
-    targets = book.for_units(ids, grandkids)
-    own_kids = [c["_id"] for c in children_ids(gen, unit_id)]
-    own_targets = book.for_units([unit_id], {unit_id: own_kids})[unit_id]
+    year = str(period.year)
+    grandkids: dict[str, list[dict]] = defaultdict(list)
+    for g in gen.units.find({"parent_id": {"$in": ids}}, UNIT_FIELDS):
+        if g.get("status") not in CLOSED or (g.get("closed_on") or "9999")[:4] >= year:
+            grandkids[g["parent_id"]].append(g)
+    listed = set(ids)
+    folded = {k["_id"]: folded_into(gen, k, period, listed) for k in kids}
+    own_folded = folded_into(gen, unit, period)
+    sums = period_sums(gen, ids + [unit_id] + [f["_id"] for fs in [*folded.values(), own_folded] for f in fs], period)
+    book = TargetBook(targets_coll, period.year, gen)
+    book.assigned([unit_id, *ids, *(g["_id"] for gs in grandkids.values() for g in gs)])  # one query
+    own_targets, own_from = book.of(unit, children_of_year(gen, unit_id, period.year), {f["_id"] for f in own_folded})
     path = path_of(gen, unit)
     below = path + [_step(unit)]
+    children = []
+    for k in kids:
+        targets, carried_from = book.of(k, grandkids[k["_id"]], {f["_id"] for f in folded[k["_id"]]})
+        children.append({"unit": unit_out(k, below, folded[k["_id"]]),
+                         "rows": rows_for(with_folded(sums, k["_id"], folded[k["_id"]]), targets, codes, period,
+                                          carried_from, book.carried_to(k))})
     return {
-        "unit": unit_out(unit, path), "period": period_out(period),
-        "total": rows_for(sums[unit_id], own_targets, codes, period),
-        "children": [{"unit": unit_out(k, below), "rows": rows_for(sums[k["_id"]], targets[k["_id"]], codes, period)}
-                     for k in kids],
+        "unit": unit_out(unit, path, own_folded), "period": period_out(period),
+        "total": rows_for(with_folded(sums, unit_id, own_folded), own_targets, codes, period, own_from,
+                          book.carried_to(unit)),
+        "children": children,
         "next_cursor": next_cursor,
     }
 
@@ -219,7 +359,8 @@ def series_view(gen: Generation, unit_id: str, indicator: str, first: str, last:
     months = month_range(first, last)
     per_month: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     codes = [ind.numerator, ind.denominator] if ind.kind == "ratio" else [indicator]
-    for doc in gen.agg_docs([unit_id], last):
+    folded = folded_into(gen, unit, Period(first, first, last))
+    for doc in gen.agg_docs([unit_id] + [f["_id"] for f in folded], last):
         for field, value in (doc.get("v") or {}).items():
             if indicator_of(field) in codes:
                 per_month[doc["month"]][indicator_of(field)] += value
@@ -239,7 +380,7 @@ def series_view(gen: Generation, unit_id: str, indicator: str, first: str, last:
         else:
             value = ratio(values[ind.numerator], values[ind.denominator])
         points.append({"month": m, "value": value})
-    return {"unit": unit_out(unit, path_of(gen, unit)), "indicator": indicator, "name_vi": ind.name_vi,
+    return {"unit": unit_out(unit, path_of(gen, unit), folded), "indicator": indicator, "name_vi": ind.name_vi,
             "points": points}
 
 
@@ -250,9 +391,10 @@ def ratings_view(gen: Generation, targets_coll, unit_id: str, year: int) -> dict
     unit = unit_info(gen, unit_id)
     month = f"{year}-11"
     cutoff = Period(month, month, month)
-    sums = _sums(gen, [unit_id], cutoff)[unit_id]
-    kids = [c["_id"] for c in children_ids(gen, unit_id)]
-    targets = TargetBook(targets_coll, year).for_units([unit_id], {unit_id: kids})[unit_id]
+    folded = folded_into(gen, unit, cutoff)
+    sums = with_folded(period_sums(gen, [unit_id] + [f["_id"] for f in folded], cutoff), unit_id, folded)
+    targets, _ = TargetBook(targets_coll, year, gen).of(unit, children_of_year(gen, unit_id, year),
+                                                        {f["_id"] for f in folded})
 
     def share(code: str, name_vi: str, count_code: str, pct_code: str) -> dict:
         row = rows_for(sums, targets, [pct_code], cutoff)[0]
@@ -285,12 +427,16 @@ def period_out(p: Period) -> dict:
     return {"code": p.code, "first_month": p.first, "last_month": p.last}
 
 
-def unit_out(u: dict, path: list[dict] | None = None) -> dict:
+def unit_out(u: dict, path: list[dict] | None = None, folded: list[dict] | None = None) -> dict:
     """A unit as the API shows it: with its status (`active`, `dissolved`, `merged`; `closed_on` the
-    date it was dissolved or merged, `merged_into` the unit it joined) and, when given, its path."""
+    date it was dissolved or merged, `merged_into` the unit it joined), the closed units it
+    succeeds (`predecessors`) or, closed, its `successors`, the merged units whose figures this
+    view shows on it (`includes_merged`: see `folded_into`) and, when given, its path."""
     out = {"id": u["_id"], "name": u.get("name") or u["_id"], "code": u.get("code"), "kind": u.get("kind"),
            "sector": u.get("sector"), "ancestors": u.get("ancestors", []), "status": u.get("status"),
-           "closed_on": u.get("closed_on"), "merged_into": u.get("merged_into")}
+           "closed_on": u.get("closed_on"), "merged_into": u.get("merged_into"),
+           "predecessors": list(u.get("predecessors") or []), "successors": list(u.get("successors") or []),
+           "includes_merged": [f["_id"] for f in folded or []]}
     if path is not None:
         out["path"] = path
     return out

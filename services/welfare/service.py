@@ -52,7 +52,7 @@ INDEXES: dict[str, list[tuple]] = {
             ("idempotency_key", {"name": "idempotency_key", "unique": True, "sparse": True}),
             ("disbursement_key", {"name": "disbursement_key", "unique": True, "sparse": True})],
     # The budget ledger: one entry per reservation, `_id` = programme id + sequence number, so two
-    # appends after the same tail cannot both land (see _reserve); `entry_key` reserves a case once.
+    # appends after the same tail cannot both land (see reserve_disbursement); `entry_key` reserves a case once.
     LEDGER: [([("programme_id", ASCENDING), ("seq", DESCENDING)], {"name": "tail"}),
              ("entry_key", {"name": "entry_key", "unique": True, "sparse": True})],
     **membership_view.INDEXES,
@@ -301,7 +301,7 @@ def _programme_now(db: Database, programme: dict) -> dict:
     return domain.with_budget_position(programme, _reserved(db, programme["_id"])[1])
 
 
-def _reserve(db: Database, case: dict) -> None:
+def reserve_disbursement(db: Database, case: dict) -> None:
     """Take the case's amount out of its programme's budget, at most once per case.
 
     Why a ledger and not `update_one({remaining: {$gte: amount}}, {$inc: ...})`: FerretDB 1.24
@@ -363,7 +363,7 @@ def approve_case(case_id: str, body: dict[str, Any]) -> dict:
     new, events = domain.approve_case(case, _approver(db, caller, case), body.get("approved_on") or today())
     claim, taken = _decide(db, case, "approved", caller)
     try:
-        _reserve(db, case)
+        reserve_disbursement(db, case)
     except (RuleViolated, Conflict):
         if taken:  # give the decision back: the budget refused it, nothing is written
             db[CLAIMS].delete_one({"_id": claim["_id"], "owner": claim["owner"]})

@@ -1,6 +1,6 @@
 """Every dated fact counted on its own date: a profile change effective on a day of its own, the
 Vietnamese day as the default, and what reporting makes of a change and of a refused admission
-(the pure projection, services/reporting/projection.py)."""
+(the pure projection, services/reporting/projection/membership.py)."""
 from dataclasses import replace
 from datetime import date, datetime, timezone
 

@@ -51,7 +51,7 @@ class Projected:
 def figures(unit: str, period: str) -> dict[str, int]:
     db = mongo.database("reporting")
     gen = Generation(db, active_generation(db))
-    sums = views._sums(gen, [unit], parse(period))[unit]
+    sums = views.period_sums(gen, [unit], parse(period))[unit]
     return {k: sums.get(k, 0) for k in COMPARED}
 
 

@@ -28,7 +28,7 @@ def live():
 def figures(unit, period):
     gen = live()
     p = parse(period)
-    sums = views._sums(gen, [unit], p)[unit]
+    sums = views.period_sums(gen, [unit], p)[unit]
     return {k: sums.get(k, 0) for k in COMPARED}
 
 

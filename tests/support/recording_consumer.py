@@ -1,9 +1,11 @@
 """A consumer process used by the foundation tests. It records every delivery (so a test can see a
 redelivery) and applies each envelope once, keyed by its id (the idempotent write). An envelope
 whose data says {"poison": true} is rejected by the handler and must reach the dead-letter topic.
+RECORDER_BROKEN=1 makes it a bad deploy: processing raises on every record (each is rejected).
 
     python -m tests.support.recording_consumer GROUP TOPIC
 """
+import os
 import sys
 
 from pymongo import UpdateOne
@@ -17,6 +19,12 @@ def main() -> None:
     setup_logging()
     group, topic = sys.argv[1], sys.argv[2]
     db = mongo.database("recorder")
+    broken = os.environ.get("RECORDER_BROKEN") == "1"
+
+    def check(record: Record) -> None:
+        if broken:
+            raise KeyError("the field this build expects")  # the bug of a bad deploy
+
 
     def handle(records: list[Record]) -> dict[int, str]:
         failures: dict[int, str] = {}
@@ -24,6 +32,11 @@ def main() -> None:
                                     "partition": r.partition} for r in records])
         ops = []
         for i, r in enumerate(records):
+            try:
+                check(r)
+            except KeyError as exc:
+                failures[i] = f"KeyError: {exc}"
+                continue
             if r.envelope.data.get("poison"):
                 failures[i] = "poison pill: this handler cannot process it"
                 continue

@@ -1,4 +1,4 @@
-"""What dissemination events mean for reporting, pure (services/reporting/projection_training.py):
+"""What dissemination events mean for reporting, pure (services/reporting/projection/training.py):
 lượt per session, each member and each CĐCS once a calendar year in the month of its earliest
 session, whatever order the events are consumed in, and nothing more for a redelivered event."""
 import itertools

@@ -50,7 +50,7 @@ def live() -> Generation:
 
 
 def figures(unit, period, codes=REACH):
-    sums = views._sums(live(), [unit], parse(period))[unit]
+    sums = views.period_sums(live(), [unit], parse(period))[unit]
     return {k: sums.get(k, 0) for k in codes}
 
 

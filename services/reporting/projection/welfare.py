@@ -1,11 +1,30 @@
-"""What welfare events mean for the views (pure). See projection.py. Only disbursed money
+"""What welfare events mean for the views (pure). See membership.py. Only disbursed money
 counts: requested and approved cases are not yet care delivered."""
 from __future__ import annotations
 
 from platformkit.envelope import Envelope
 
-from .periods import month_of
-from .projection import Delta, Effects
+from ..periods import month_of
+from .effects import Delta, Effects
+
+
+class WelfareProjector:
+    source = "welfare"
+    counts = frozenset({"welfare.case.disbursed", "welfare.loan.repaid"})
+    ignores = {
+        "welfare.programme.created": "a programme is no indicator",
+        "welfare.case.requested": "only disbursed money is care delivered",
+        "welfare.case.approved": "only disbursed money is care delivered",
+        "welfare.case.rejected": "never disbursed",
+    }
+
+    @staticmethod
+    def state_key(env: Envelope) -> str | None:
+        return None  # a case's disbursement and a repayment mean the same whatever came before
+
+    @staticmethod
+    def project(env: Envelope, state: dict | None) -> Effects:
+        return project_welfare(env, state)
 
 
 def project_welfare(env: Envelope, state: dict | None) -> Effects:

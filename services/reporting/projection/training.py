@@ -1,4 +1,4 @@
-"""What training events mean for the views (pure). See projection.py.
+"""What training events mean for the views (pure). See membership.py.
 
 Distinct counts within a year ("% of officials trained", members and CĐCS reached by
 dissemination) are sums of +1s: a member (or CĐCS) counts +1 in the month of its FIRST event of the
@@ -13,8 +13,35 @@ from __future__ import annotations
 
 from platformkit.envelope import Envelope
 
-from .periods import month_of
-from .projection import Delta, Effects
+from ..periods import month_of
+from .effects import Delta, Effects
+
+
+class TrainingProjector:
+    source = "training"
+    counts = frozenset({"training.enrolment.completed", "training.certificate.issued", "training.class.closed",
+                        "training.dissemination.recorded", "training.dissemination.member_reached",
+                        "training.dissemination.cdcs_reached"})
+    ignores = {
+        "training.course.registered": "the catalogue of courses is no indicator",
+        "training.course.retired": "the catalogue of courses is no indicator",
+        "training.class.planned": "a class counts when it is held (closed)",
+        "training.class.opened": "a class counts when it is held (closed)",
+        "training.class.started": "a class counts when it is held (closed)",
+        "training.class.cancelled": "a cancelled class was never held",
+        "training.enrolment.created": "an official counts as trained when an enrolment is completed",
+        "training.enrolment.withdrawn": "not trained",
+        "training.enrolment.not_completed": "not trained",
+        "training.attendance.recorded": "attendance is the class's own record; completion counts",
+    }
+
+    @staticmethod
+    def state_key(env: Envelope) -> str | None:
+        return training_state_key(env)
+
+    @staticmethod
+    def project(env: Envelope, state: dict | None) -> Effects:
+        return project_training(env, state)
 
 
 def trained_key(member_id: str, year: str) -> str:

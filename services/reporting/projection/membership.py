@@ -1,47 +1,40 @@
-"""What each domain event means for the attainment views: pure functions, no I/O.
+"""What membership events mean for the attainment views: pure functions, no I/O.
 
-`project(event, state)` returns the fact deltas (unit, indicator, month, amount) the event adds,
-the new per-aggregate state the projector must remember (when a later event's meaning depends on
-history: a member's status, a month's dues already counted, a CĐCS's confirmed rating, a loan's
-balance), and any hierarchy change (a unit created, moved, merged, dissolved).
+`MembershipProjector.project(event, state)` returns the fact deltas (unit, indicator, month,
+amount) the event adds, the new per-aggregate state the projector must remember (when a later
+event's meaning depends on history: a member's status, a month's dues already counted, a CĐCS's
+confirmed rating), and any hierarchy change (a unit created, moved, merged, dissolved).
 
 Deltas name the LEAF unit only; the store adds them to every ancestor by the current hierarchy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from platformkit.envelope import Envelope
 
-from .indicators import GOOD_OR_BETTER
-from .periods import add_months, month_of
+from ..indicators import GOOD_OR_BETTER
+from ..periods import add_months, month_of
+from .effects import Delta, Effects, HierarchyChange, net
 
 
-@dataclass(frozen=True)
-class Delta:
-    unit_id: str
-    indicator: str
-    month: str
-    amount: int
+class MembershipProjector:
+    source = "membership"
+    # the event types (without version) that change the views
+    counts = frozenset({
+        "membership.unit.created", "membership.unit.renamed", "membership.unit.moved", "membership.unit.merged",
+        "membership.unit.dissolved", "membership.cdcs.founded", "membership.cdcs.rated",
+        "membership.committee.consolidated", "membership.dues.recorded", "membership.member.admitted",
+        "membership.member.refused", "membership.member.approved", "membership.member.transferred",
+        "membership.member.left", "membership.member.reinstated", "membership.member.profile_updated"})
+    # ... and those that mean nothing for them, with why
+    ignores = {"membership.member.card_issued": "a card is no indicator (the member's remembered facts are refreshed, nothing counts)"}
 
+    @staticmethod
+    def state_key(env: Envelope) -> str | None:
+        return state_key(env)
 
-@dataclass
-class HierarchyChange:
-    unit_id: str
-    parent_id: str | None
-    ancestors_hint: list[str]
-    fields: dict[str, Any]
-
-
-@dataclass
-class Effects:
-    deltas: list[Delta] = field(default_factory=list)
-    state_key: str | None = None
-    new_state: dict[str, Any] | None = None
-    hierarchy: HierarchyChange | None = None
-    # a unit the deltas name that the store may not know yet: (unit_id, ancestors at event time)
-    unit_hints: list[tuple[str, list[str]]] = field(default_factory=list)
+    @staticmethod
+    def project(env: Envelope, state: dict | None) -> Effects:
+        return project_membership(env, state)
 
 
 def state_key(env: Envelope) -> str | None:
@@ -53,9 +46,6 @@ def state_key(env: Envelope) -> str | None:
     if base in ("membership.unit.merged", "membership.unit.dissolved", "membership.cdcs.founded",
                 "membership.cdcs.rated"):
         return f"cdcs:{d['unit_id']}"  # founding, closing and ratings: one memory per CĐCS
-    if env.source == "training":
-        from .projection_training import training_state_key
-        return training_state_key(env)
     return None
 
 
@@ -114,14 +104,17 @@ def project_membership(env: Envelope, state: dict | None) -> Effects:
         fx.hierarchy = HierarchyChange(d["unit_id"], None, d["ancestors"], {"name": d["name"]})
         return fx
     if base == "membership.unit.moved":
-        fx.hierarchy = HierarchyChange(d["unit_id"], d["parent_id"], d["ancestors"], {})
+        # the date tells the old parent's successors if it is dissolved later (generations/base.py)
+        fx.hierarchy = HierarchyChange(d["unit_id"], d["parent_id"], d["ancestors"], {},
+                                       {"moved_on": d["effective_date"]})
         return fx
     if base in ("membership.unit.merged", "membership.unit.dissolved"):
         status = "merged" if base.endswith("merged") else "dissolved"
         closing = {"status": status, "closed_on": d["effective_date"]}
         if status == "merged":
             closing["merged_into"] = d.get("into_unit_id")
-        fx.hierarchy = HierarchyChange(d["unit_id"], None, d["ancestors"], closing)
+        fx.hierarchy = HierarchyChange(d["unit_id"], None, d["ancestors"], closing,
+                                       {"into_ancestors": d["into_ancestors"]} if status == "merged" else {})
         fx.new_state = {**st, "status": status, "v": v}
         if st.get("founded") and st.get("status") == "active":
             unit, month, sector = d["unit_id"], month_of(d["effective_date"]), st.get("sector")
@@ -171,7 +164,7 @@ def project_membership(env: Envelope, state: dict | None) -> Effects:
                 ratings[year] = new
             else:
                 ratings.pop(year, None)
-            fx.deltas = _net(fx.deltas)  # a changed grade: `cdcs.rated` itself stays
+            fx.deltas = net(fx.deltas)  # a changed grade: `cdcs.rated` itself stays
             fx.unit_hints.append((unit, d["ancestors"]))
         fx.new_state = {**st, "ratings": ratings, "v": v}
         return fx
@@ -246,26 +239,6 @@ def _project_member(env: Envelope, st: dict, fx: Effects) -> Effects:
             month = month_of(d.get("effective_date") or env.time)
             month = max(month, st.get("since") or month)
             fx.deltas += _member_stock(unit, st, month, -1) + _member_stock(unit, new, month, +1)
-            fx.deltas = _net(fx.deltas)
+            fx.deltas = net(fx.deltas)
     fx.new_state = new
     return fx
-
-
-def _net(deltas: list[Delta]) -> list[Delta]:
-    totals: dict[tuple, int] = {}
-    for dl in deltas:
-        key = (dl.unit_id, dl.indicator, dl.month)
-        totals[key] = totals.get(key, 0) + dl.amount
-    return [Delta(u, i, m, a) for (u, i, m), a in totals.items() if a]
-
-
-def project(env: Envelope, state: dict | None) -> Effects:
-    if env.source == "membership":
-        return project_membership(env, state)
-    if env.source == "training":
-        from .projection_training import project_training
-        return project_training(env, state)
-    if env.source == "welfare":
-        from .projection_welfare import project_welfare
-        return project_welfare(env, state)
-    return Effects()
