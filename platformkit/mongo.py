@@ -9,7 +9,7 @@ from pymongo import ASCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from . import config
+from . import config, store_prep
 
 _lock = threading.Lock()
 _client: MongoClient | None = None
@@ -35,13 +35,20 @@ def database(service: str) -> Database:
     return client()[config.db_name(service)]
 
 
-def ensure_indexes(db: Database, spec: dict[str, list[tuple]]) -> None:
-    """spec: collection -> [(keys, options)], keys a field name or a list of (field, direction)."""
+def ensure_indexes(db: Database, spec: dict[str, list[tuple]],
+                   hot: dict[str, list[str]] | None = None) -> None:
+    """spec: collection -> [(keys, options)], keys a field name or a list of (field, direction).
+
+    The fields of these indexes are also the fields the collection's hot queries filter on
+    (top-level equality, conventions.md); `hot` adds any that have no Mongo index. On the local
+    store (FerretDB on PostgreSQL) each gets the GIN index FerretDB's filters need
+    (platformkit/store_prep.py); on MongoDB only the Mongo indexes are made."""
     for coll, indexes in spec.items():
         for keys, options in indexes:
             if isinstance(keys, str):
                 keys = [(keys, ASCENDING)]
             db[coll].create_index(keys, **options)
+    store_prep.prepare(db, store_prep.merge(store_prep.hot_fields(spec), hot or {}))
 
 
 def is_duplicate_key(exc: Exception) -> bool:
