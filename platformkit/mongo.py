@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import threading
 
+from typing import Any, Sequence
+
 from pymongo import ASCENDING, MongoClient
+from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.results import BulkWriteResult
 
 from . import config, store_prep
 
@@ -49,6 +53,41 @@ def ensure_indexes(db: Database, spec: dict[str, list[tuple]],
                 keys = [(keys, ASCENDING)]
             db[coll].create_index(keys, **options)
     store_prep.prepare(db, store_prep.merge(store_prep.hot_fields(spec), hot or {}))
+
+
+# FerretDB 1.24 runs each statement of a bulk command on a pooled PostgreSQL connection of its own
+# while holding others: one command of ~100 matching updates deadlocked it (pool of 50; ping hung,
+# SIGTERM ignored). Every bulk command of updates, upserts or deletes the platform sends goes through
+# bounded_bulk_write. insert_many is not bounded: FerretDB inserts a command's documents in one
+# transaction on one connection (internal/backends/postgresql/collection.go, InsertAll).
+MAX_BULK_STATEMENTS = 40
+
+
+def bounded_bulk_write(coll: Collection, ops: Sequence[Any], ordered: bool = True) -> BulkWriteResult:
+    """`coll.bulk_write(ops, ordered)` sent as commands of at most MAX_BULK_STATEMENTS statements,
+    with the same meaning: ordered stops at the first error (later chunks are not sent); unordered
+    sends every chunk. Errors come back as ONE BulkWriteError whose writeErrors `index` refers to
+    `ops`, as if it had been one command; the result sums the chunks."""
+    totals: dict[str, Any] = {"writeErrors": [], "writeConcernErrors": [], "nInserted": 0, "nUpserted": 0,
+                              "nMatched": 0, "nModified": 0, "nRemoved": 0, "upserted": []}
+
+    def add(details: dict[str, Any], offset: int) -> None:
+        for key in ("nInserted", "nUpserted", "nMatched", "nModified", "nRemoved"):
+            totals[key] += details.get(key, 0)
+        totals["upserted"] += [{**u, "index": u["index"] + offset} for u in details.get("upserted", [])]
+        totals["writeErrors"] += [{**e, "index": e["index"] + offset} for e in details.get("writeErrors", [])]
+        totals["writeConcernErrors"] += details.get("writeConcernErrors", [])
+
+    for start in range(0, len(ops), MAX_BULK_STATEMENTS):
+        try:
+            add(coll.bulk_write(list(ops[start:start + MAX_BULK_STATEMENTS]), ordered=ordered).bulk_api_result, start)
+        except BulkWriteError as exc:
+            add(exc.details, start)
+            if ordered:
+                break
+    if totals["writeErrors"] or totals["writeConcernErrors"]:
+        raise BulkWriteError(totals)
+    return BulkWriteResult(totals, acknowledged=True)
 
 
 def is_duplicate_key(exc: Exception) -> bool:

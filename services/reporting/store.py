@@ -35,6 +35,8 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from platformkit import mongo
+
 from .projection import Delta, HierarchyChange
 
 log = logging.getLogger(__name__)
@@ -93,9 +95,19 @@ class Generation:
     def state_for(self, key: str):
         return self.db[f"g{self.number}_state_{bucket(key, STATE_BUCKETS)}"]
 
+    def indexes(self) -> dict[str, list[tuple]]:
+        return {self.units.name: [("parent_id", {"name": "parent"}), ("ancestors", {"name": "ancestors"})]}
+
+    def hot_fields(self) -> dict[str, list[str]]:
+        """What the generation's queries filter on besides `_id` (every bucket is created up front
+        on the local store, so that its GIN indexes exist before the projector writes)."""
+        hot: dict[str, list[str]] = {f"g{self.number}_agg_{bucket_no:02x}": ["unit"] for bucket_no in range(AGG_BUCKETS)}
+        hot.update({f"g{self.number}_state_{bucket_no:02x}": [] for bucket_no in range(STATE_BUCKETS)})
+        hot[self.journal.name] = []
+        return hot
+
     def setup(self) -> None:
-        self.units.create_index("parent_id", name="parent")
-        self.units.create_index("ancestors", name="ancestors")
+        mongo.ensure_indexes(self.db, self.indexes(), hot=self.hot_fields())
 
     def drop(self) -> None:
         prefix = f"g{self.number}_"
@@ -178,7 +190,7 @@ class Generation:
     def _apply_ops(self, ops: list[dict]) -> None:
         unit_ops = [UpdateOne({"_id": o["id"]}, {"$set": o["set"]}, upsert=True) for o in ops if o["k"] == "unit"]
         if unit_ops:
-            self.units.bulk_write(unit_ops, ordered=True)
+            mongo.bounded_bulk_write(self.units, unit_ops, ordered=True)
         agg_ops = [o for o in ops if o["k"] == "agg"]
         if not agg_ops:
             return
@@ -203,8 +215,7 @@ class Generation:
                 if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                     raise
         for b, ws in writes.items():
-            for i in range(0, len(ws), 500):
-                self.db[f"g{self.number}_agg_{b}"].bulk_write(ws[i:i + 500], ordered=False)
+            mongo.bounded_bulk_write(self.db[f"g{self.number}_agg_{b}"], ws, ordered=False)
 
     # ------------------------------------------------------------ facts
     def fact_ops(self, placed: list[PlacedDelta]) -> list[dict]:
@@ -314,7 +325,7 @@ class Generation:
             by_bucket[bucket(k, STATE_BUCKETS)].append(
                 UpdateOne({"_id": k}, {"$set": {kk: vv for kk, vv in v.items() if kk != "_id"}}, upsert=True))
         for b, writes in by_bucket.items():
-            self.db[f"g{self.number}_state_{b}"].bulk_write(writes, ordered=False)
+            mongo.bounded_bulk_write(self.db[f"g{self.number}_state_{b}"], writes, ordered=False)
 
 
 def active_generation(db: Database) -> int:
