@@ -92,11 +92,12 @@ def bounded_bulk_write(coll: Collection, ops: Sequence[Any], ordered: bool = Tru
 
 def is_duplicate_key(exc: Exception) -> bool:
     """A unique index refused the write. MongoDB says code 11000 (DuplicateKeyError); FerretDB 1.24
-    says so for inserts, but for findAndModify it answers InternalError with SQLite's message."""
+    says so for inserts, but for findAndModify it answers InternalError with its backend's message
+    (SQLite: "UNIQUE constraint failed"; PostgreSQL: "duplicate key value ... (SQLSTATE 23505)")."""
     if isinstance(exc, DuplicateKeyError):
         return True
     return isinstance(exc, OperationFailure) and (
-        exc.code == 11000 or "UNIQUE constraint failed" in str(exc))
+        exc.code == 11000 or "UNIQUE constraint failed" in str(exc) or "SQLSTATE 23505" in str(exc))
 
 
 def ping(db: Database) -> bool:

@@ -116,16 +116,16 @@ class Generation:
                 self.db[name].drop()
 
     def agg_docs(self, unit_ids: list[str], last_month: str | None = None) -> list[dict]:
-        """Every monthly document of these units (up to last_month), from their buckets."""
-        by_bucket: dict[str, list[str]] = defaultdict(list)
-        for u in unit_ids:
-            by_bucket[bucket(u, AGG_BUCKETS)].append(u)
+        """Every monthly document of these units (up to last_month), from their buckets: one
+        equality query per unit, the filter FerretDB sends to PostgreSQL and its GIN index on
+        `unit` serves (`$in` is not pushed down: it would read the whole bucket); `month` is
+        checked on the unit's few documents."""
         out = []
-        for b, ids in by_bucket.items():
-            query: dict[str, Any] = {"unit": ids[0] if len(ids) == 1 else {"$in": ids}}
+        for u in dict.fromkeys(unit_ids):
+            query: dict[str, Any] = {"unit": u}
             if last_month:
                 query["month"] = {"$lte": last_month}
-            out.extend(self.db[f"g{self.number}_agg_{b}"].find(query, {"unit": 1, "month": 1, "v": 1}))
+            out.extend(self.agg_for(u).find(query, {"unit": 1, "month": 1, "v": 1}))
         return out
 
     # ------------------------------------------------------------ hierarchy

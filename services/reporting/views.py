@@ -186,8 +186,9 @@ def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, c
     kids = drill_down_children(gen, unit_id, period, include_closed)
     ids = [k["_id"] for k in kids]
     grandkids: dict[str, list[str]] = defaultdict(list)
-    for g in gen.units.find({"parent_id": {"$in": ids}}, {"parent_id": 1}):
-        grandkids[g["parent_id"]].append(g["_id"])
+    for kid in ids:  # one equality each: FerretDB does not push `$in` down (it would read every unit)
+        for g in gen.units.find({"parent_id": kid}, {"parent_id": 1}):
+            grandkids[g["parent_id"]].append(g["_id"])
     sums = _sums(gen, ids + [unit_id], period)
     book = TargetBook(targets_coll, period.year)
     targets = book.for_units(ids, grandkids)
