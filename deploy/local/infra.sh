@@ -27,8 +27,16 @@ DB_HOST="${DB_HOST:-127.0.0.1}"
 DB_PORT="${DB_PORT:-27017}"
 PG_PORT="${PG_PORT:-5433}"
 PG_DB="ferretdb"
-PG_DATA="$VAR/pg"
-PG_RUN="$VAR/pg-run"
+# The cluster lives in var/ unless the `postgres` user (root's case, below) cannot reach var/, as
+# when the checkout is under /root: then in /var/lib/postgresql/congdoan-<hash of var/>.
+PG_HOME="$VAR"
+if [[ "$(id -u)" == 0 ]] && id postgres >/dev/null 2>&1 && mkdir -p "$VAR" &&
+  ! runuser -u postgres -- test -x "$VAR" 2>/dev/null; then
+  PG_HOME="/var/lib/postgresql/congdoan-$(printf %s "$VAR" | md5sum | cut -c1-10)"
+fi
+PG_DATA="$PG_HOME/pg"
+PG_RUN="$PG_HOME/pg-run"
+PG_LOG="$PG_HOME/log/postgresql.log"
 PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB"
 KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
 FERRETDB_BIN="$CACHE/ferretdb-$FERRETDB_VERSION/ferretdb"
@@ -142,23 +150,24 @@ pg_ready() { [[ -S "$PG_RUN/.s.PGSQL.$PG_PORT" ]] && port_open 127.0.0.1 "$PG_PO
 pg_up() {
   if pg_ready; then log "postgresql already listening on 127.0.0.1:$PG_PORT"; return; fi
   local bin; bin="$(pg_bin)"
-  mkdir -p "$PG_DATA" "$PG_RUN" "$VAR/log"
-  touch "$VAR/log/postgresql.log"
+  mkdir -p "$PG_DATA" "$PG_RUN" "$(dirname "$PG_LOG")" "$VAR/log"
+  touch "$PG_LOG"
+  [[ "$PG_LOG" == "$VAR/log/postgresql.log" ]] || ln -sfn "$PG_LOG" "$VAR/log/postgresql.log"
   if [[ "$(id -u)" == 0 ]]; then
-    chown postgres: "$PG_DATA" "$PG_RUN" "$VAR/log/postgresql.log"
+    chown postgres: "$PG_DATA" "$PG_RUN" "$PG_LOG"
     chmod 700 "$PG_DATA"
   fi
   if [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
     log "initdb into $PG_DATA"
     # trust: the cluster listens on loopback and on a socket inside var/ only, for this checkout.
-    as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >>"$VAR/log/postgresql.log" 2>&1
+    as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >>"$PG_LOG" 2>&1
   fi
   log "starting postgresql on 127.0.0.1:$PG_PORT"
   # plan_cache_mode: FerretDB sends `_jsonb->$1 @> $2` as a prepared statement; its generic plan never
   # uses the GIN expression indexes, a plan made with the values does (store_prep.py also sets it
   # per database, for a PostgreSQL this script did not start).
   # pg_ctl detaches the server into its own session (a Ctrl-C of `make up` does not reach it).
-  as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$VAR/log/postgresql.log" -w -t 60 start \
+  as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start \
     -o "-p $PG_PORT -k $PG_RUN -c listen_addresses=127.0.0.1 -c plan_cache_mode=force_custom_plan" >/dev/null 9>&-
   if ! as_pg "$bin/psql" -h "$PG_RUN" -p "$PG_PORT" -U postgres -d postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
