@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-
 from typing import Any, Sequence
 
 from pymongo import ASCENDING, MongoClient
