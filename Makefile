@@ -43,9 +43,10 @@ status:
 logs:
 	deploy/local/infra.sh logs
 
-## Every test, against the real broker and database (started if needed).
+## Every test, against the real broker and database (started if needed). `infra.sh env` names the
+## local store's PostgreSQL (FERRETDB_POSTGRESQL_URL, for platformkit/store_prep.py), if it runs.
 test: tools infra
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	eval "$$(deploy/local/infra.sh env)" && $(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## Pure unit tests only (no broker, no database).
 unit: venv

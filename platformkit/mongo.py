@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any, Sequence
 
 from pymongo import ASCENDING, MongoClient
+from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.results import BulkWriteResult
 
-from . import config, settings
+from . import config, settings, store_prep, write_claims
 
 _lock = threading.Lock()
 _client: MongoClient | None = None
@@ -35,22 +38,66 @@ def database(service: str) -> Database:
     return client()[config.db_name(service)]
 
 
-def ensure_indexes(db: Database, spec: dict[str, list[tuple]]) -> None:
-    """spec: collection -> [(keys, options)], keys a field name or a list of (field, direction)."""
+def ensure_indexes(db: Database, spec: dict[str, list[tuple]],
+                   hot: dict[str, list[str]] | None = None) -> None:
+    """spec: collection -> [(keys, options)], keys a field name or a list of (field, direction).
+
+    The fields of these indexes are also the fields the collection's hot queries filter on
+    (top-level equality, conventions.md); `hot` adds any that have no Mongo index. On the local
+    store (FerretDB on PostgreSQL) each gets the GIN index FerretDB's filters need
+    (platformkit/store_prep.py); on MongoDB only the Mongo indexes are made."""
     for coll, indexes in spec.items():
         for keys, options in indexes:
             if isinstance(keys, str):
                 keys = [(keys, ASCENDING)]
             db[coll].create_index(keys, **options)
+    # The write claims (write_claims.py) are read and deleted by `_id` in every service's database.
+    store_prep.prepare(db, store_prep.merge(store_prep.hot_fields(spec), hot or {}, {write_claims.CLAIMS: []}))
+
+
+# FerretDB 1.24 runs each statement of a bulk command on a pooled PostgreSQL connection of its own
+# while holding others: one command of ~100 matching updates deadlocked it (pool of 50; ping hung,
+# SIGTERM ignored). Every bulk command of updates, upserts or deletes the platform sends goes through
+# bounded_bulk_write. insert_many is not bounded: FerretDB inserts a command's documents in one
+# transaction on one connection (internal/backends/postgresql/collection.go, InsertAll).
+MAX_BULK_STATEMENTS = 40
+
+
+def bounded_bulk_write(coll: Collection, ops: Sequence[Any], ordered: bool = True) -> BulkWriteResult:
+    """`coll.bulk_write(ops, ordered)` sent as commands of at most MAX_BULK_STATEMENTS statements,
+    with the same meaning: ordered stops at the first error (later chunks are not sent); unordered
+    sends every chunk. Errors come back as ONE BulkWriteError whose writeErrors `index` refers to
+    `ops`, as if it had been one command; the result sums the chunks."""
+    totals: dict[str, Any] = {"writeErrors": [], "writeConcernErrors": [], "nInserted": 0, "nUpserted": 0,
+                              "nMatched": 0, "nModified": 0, "nRemoved": 0, "upserted": []}
+
+    def add(details: dict[str, Any], offset: int) -> None:
+        for key in ("nInserted", "nUpserted", "nMatched", "nModified", "nRemoved"):
+            totals[key] += details.get(key, 0)
+        totals["upserted"] += [{**u, "index": u["index"] + offset} for u in details.get("upserted", [])]
+        totals["writeErrors"] += [{**e, "index": e["index"] + offset} for e in details.get("writeErrors", [])]
+        totals["writeConcernErrors"] += details.get("writeConcernErrors", [])
+
+    for start in range(0, len(ops), MAX_BULK_STATEMENTS):
+        try:
+            add(coll.bulk_write(list(ops[start:start + MAX_BULK_STATEMENTS]), ordered=ordered).bulk_api_result, start)
+        except BulkWriteError as exc:
+            add(exc.details, start)
+            if ordered:
+                break
+    if totals["writeErrors"] or totals["writeConcernErrors"]:
+        raise BulkWriteError(totals)
+    return BulkWriteResult(totals, acknowledged=True)
 
 
 def is_duplicate_key(exc: Exception) -> bool:
     """A unique index refused the write. MongoDB says code 11000 (DuplicateKeyError); FerretDB 1.24
-    says so for inserts, but for findAndModify it answers InternalError with SQLite's message."""
+    says so for inserts, but for findAndModify it answers InternalError with its backend's message
+    (SQLite: "UNIQUE constraint failed"; PostgreSQL: "duplicate key value ... (SQLSTATE 23505)")."""
     if isinstance(exc, DuplicateKeyError):
         return True
     return isinstance(exc, OperationFailure) and (
-        exc.code == 11000 or "UNIQUE constraint failed" in str(exc))
+        exc.code == 11000 or "UNIQUE constraint failed" in str(exc) or "SQLSTATE 23505" in str(exc))
 
 
 def ping(db: Database) -> bool:

@@ -29,7 +29,7 @@ from .errors import AlreadyExists, StaleVersion
 from .errors import DocumentNotFound as NotFound
 from .faults import crash_point
 from .kafka_io import EventPublisher
-from .mongo import is_duplicate_key
+from .mongo import bounded_bulk_write, is_duplicate_key
 from .write_claims import REV, claim_revision, claim_revisions, clear_empty_flag, prune_claims, rev_filter
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def _mark_all_published(coll: Collection, docs: list[dict], stopping=lambda: Fal
     ops = [UpdateOne({"_id": d["_id"], **rev_filter(d.get(REV, 0))},
                      {"$set": {OUTBOX: [], PENDING: False, REV: d.get(REV, 0) + 1}})
            for d in docs if d["_id"] in claimed]
-    matched = coll.bulk_write(ops, ordered=False).matched_count if ops else 0
+    matched = bounded_bulk_write(coll, ops, ordered=False).matched_count if ops else 0
     if matched == len(docs):
         return
     for d in docs:  # some were not marked: the careful path re-reads each (a no-op for those done)

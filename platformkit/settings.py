@@ -64,6 +64,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("MONGO_URL", "", _str, "MongoDB/FerretDB connection string; empty: mongodb://127.0.0.1:$DB_PORT"),
     Var("DB_PORT", "27017", _str, "port of the local database when MONGO_URL is empty"),
     Var("MONGO_SOCKET_TIMEOUT_MS", "30000", _int, "a database request waiting longer fails (API 503, consumer retry)"),
+    Var("FERRETDB_POSTGRESQL_URL", "", _str, "the local store's PostgreSQL (deploy/local/infra.sh env): GIN indexes for FerretDB's pushed-down filters; empty: none (MongoDB)"),
     Var("DB_PREFIX", "congdoan_", _str, "database name prefix: <prefix><service>"),
     Var("TOPIC_PREFIX", "", _str, "prefix of every topic and consumer group (tests, side-by-side demos); empty in production"),
     Var("TOPIC_PARTITIONS", "6", _int, "partitions of the topics the platform creates"),

@@ -42,8 +42,15 @@ def _port_open(hostport: str) -> bool:
 @pytest.fixture(scope="session")
 def infra():
     kafka = config.kafka_bootstrap()[0]
-    if not _port_open(kafka) or (not os.environ.get("MONGO_URL") and not _port_open("127.0.0.1:27017")):
+    if not _port_open(kafka) or (not os.environ.get("MONGO_URL") and
+                                 not _port_open("127.0.0.1:" + config.env("DB_PORT", "27017"))):
         subprocess.run([str(ROOT / "deploy/local/infra.sh"), "up"], check=True)
+    if not os.environ.get("FERRETDB_POSTGRESQL_URL"):
+        # The local store's PostgreSQL, when it runs (what `make test` sets): platformkit/store_prep.py.
+        for line in subprocess.run([str(ROOT / "deploy/local/infra.sh"), "env"], check=True,
+                                   capture_output=True, text=True).stdout.splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
+            os.environ[name] = value
     return {"kafka": kafka, "mongo": config.mongo_url()}
 
 

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Local infrastructure without Docker: a real Apache Kafka broker (single-node KRaft, jars from
 # Maven Central) and the database (MONGO_URL if set, else mongod on the PATH, else FerretDB v1.24.2
-# built from the Go module proxy with its SQLite backend).
+# built from the Go module proxy, on a private PostgreSQL cluster of its own: Debian's postgresql
+# package, initdb into var/pg, port PG_PORT, unix socket in var/pg-run).
 #
-#   deploy/local/infra.sh up|down|status|logs
+#   deploy/local/infra.sh up|down|status|logs|env
+#
+# `env` prints `export FERRETDB_POSTGRESQL_URL=...` while that cluster runs (nothing otherwise):
+# platformkit/store_prep.py reads it to create the GIN indexes FerretDB's filters need
+# (docs/operations.md, "The local store").
 #
 # Idempotent: `up` on a running stack only checks readiness. Data and logs live under var/ (ignored);
 # downloads and builds are cached under $CONGDOAN_CACHE (default ~/.cache/congdoan) so that a fresh
@@ -20,6 +25,19 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 DB_HOST="${DB_HOST:-127.0.0.1}"
 DB_PORT="${DB_PORT:-27017}"
+PG_PORT="${PG_PORT:-5433}"
+PG_DB="ferretdb"
+# The cluster lives in var/ unless the `postgres` user (root's case, below) cannot reach var/, as
+# when the checkout is under /root: then in /var/lib/postgresql/congdoan-<hash of var/>.
+PG_HOME="$VAR"
+if [[ "$(id -u)" == 0 ]] && id postgres >/dev/null 2>&1 && mkdir -p "$VAR" &&
+  ! runuser -u postgres -- test -x "$VAR" 2>/dev/null; then
+  PG_HOME="/var/lib/postgresql/congdoan-$(printf %s "$VAR" | md5sum | cut -c1-10)"
+fi
+PG_DATA="$PG_HOME/pg"
+PG_RUN="$PG_HOME/pg-run"
+PG_LOG="$PG_HOME/log/postgresql.log"
+PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB"
 KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
 FERRETDB_BIN="$CACHE/ferretdb-$FERRETDB_VERSION/ferretdb"
 
@@ -114,6 +132,57 @@ PROPS
   wait_port "$KAFKA_HOST" "$KAFKA_PORT" kafka 90
 }
 
+pg_bin() { # the newest PostgreSQL server of Debian's packages (initdb and pg_ctl are not on the PATH)
+  local d
+  d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  if [[ -z "$d" ]]; then log "PostgreSQL is missing: run deploy/local/prereqs.sh up (Debian's postgresql)"; return 1; fi
+  echo "$d"
+}
+
+# initdb and postgres refuse to run as root: as root the cluster belongs to the `postgres` system
+# user that Debian's package creates; as anyone else it belongs to that user.
+as_pg() {
+  if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_ready() { [[ -S "$PG_RUN/.s.PGSQL.$PG_PORT" ]] && port_open 127.0.0.1 "$PG_PORT"; }
+
+pg_up() {
+  if pg_ready; then log "postgresql already listening on 127.0.0.1:$PG_PORT"; return; fi
+  local bin; bin="$(pg_bin)"
+  mkdir -p "$PG_DATA" "$PG_RUN" "$(dirname "$PG_LOG")" "$VAR/log"
+  touch "$PG_LOG"
+  [[ "$PG_LOG" == "$VAR/log/postgresql.log" ]] || ln -sfn "$PG_LOG" "$VAR/log/postgresql.log"
+  if [[ "$(id -u)" == 0 ]]; then
+    chown postgres: "$PG_DATA" "$PG_RUN" "$PG_LOG"
+    chmod 700 "$PG_DATA"
+  fi
+  if [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
+    log "initdb into $PG_DATA"
+    # trust: the cluster listens on loopback and on a socket inside var/ only, for this checkout.
+    as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >>"$PG_LOG" 2>&1
+  fi
+  log "starting postgresql on 127.0.0.1:$PG_PORT"
+  # plan_cache_mode: FerretDB sends `_jsonb->$1 @> $2` as a prepared statement; its generic plan never
+  # uses the GIN expression indexes, a plan made with the values does (store_prep.py also sets it
+  # per database, for a PostgreSQL this script did not start).
+  # pg_ctl detaches the server into its own session (a Ctrl-C of `make up` does not reach it).
+  as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start \
+    -o "-p $PG_PORT -k $PG_RUN -c listen_addresses=127.0.0.1 -c plan_cache_mode=force_custom_plan" >/dev/null 9>&-
+  if ! as_pg "$bin/psql" -h "$PG_RUN" -p "$PG_PORT" -U postgres -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
+    as_pg "$bin/psql" -h "$PG_RUN" -p "$PG_PORT" -U postgres -d postgres -qc "CREATE DATABASE $PG_DB" >/dev/null
+  fi
+  as_pg "$bin/psql" -h "$PG_RUN" -p "$PG_PORT" -U postgres -d postgres -qc \
+    "ALTER DATABASE $PG_DB SET plan_cache_mode = force_custom_plan" >/dev/null
+}
+
+pg_down() {
+  if [[ ! -f "$PG_DATA/postmaster.pid" ]]; then return; fi
+  log "stopping postgresql"
+  as_pg "$(pg_bin)/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null || true
+}
+
 db_mode() {
   if [[ -n "${MONGO_URL:-}" ]]; then echo external
   elif command -v mongod >/dev/null 2>&1; then echo mongod
@@ -123,6 +192,7 @@ db_mode() {
 db_up() {
   local mode; mode="$(db_mode)"
   if [[ "$mode" == external ]]; then log "using MONGO_URL (external database)"; return; fi
+  if [[ "$mode" == ferretdb ]]; then pg_up; fi
   if port_open "$DB_HOST" "$DB_PORT"; then log "database already listening on $DB_HOST:$DB_PORT"; return; fi
   mkdir -p "$VAR/log" "$VAR/db"
   if [[ "$mode" == mongod ]]; then
@@ -130,9 +200,10 @@ db_up() {
     setsid nohup mongod --bind_ip "$DB_HOST" --port "$DB_PORT" --dbpath "$VAR/db" >>"$VAR/log/db.log" 2>&1 9>&- &
   else
     ensure_ferretdb
-    log "starting FerretDB $FERRETDB_VERSION (SQLite) on $DB_HOST:$DB_PORT"
-    # The SQLite URL must end with '/' and its folder must exist.
-    setsid nohup "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$VAR/db/" \
+    log "starting FerretDB $FERRETDB_VERSION (PostgreSQL) on $DB_HOST:$DB_PORT"
+    # pool_max_conns: FerretDB holds one connection per statement of a bulk command; the platform
+    # sends at most 40 (platformkit.mongo.bounded_bulk_write), the rest is for concurrent requests.
+    setsid nohup "$FERRETDB_BIN" --handler=postgresql --postgresql-url="$PG_URL?pool_max_conns=60" \
       --listen-addr="$DB_HOST:$DB_PORT" --state-dir="$VAR/db" --debug-addr=- --telemetry=disable --log-level=warn \
       >>"$VAR/log/db.log" 2>&1 9>&- &
   fi
@@ -152,13 +223,24 @@ stop_pid() { # pidfile name
 }
 
 status() {
-  local k=down d=down
+  local k=down d=down p=down
   port_open "$KAFKA_HOST" "$KAFKA_PORT" && k=up
   if [[ "$(db_mode)" == external ]]; then d="external ($MONGO_URL)"
   elif port_open "$DB_HOST" "$DB_PORT"; then d="up ($(db_mode))"; fi
-  printf 'kafka     %-6s %s:%s\n' "$k" "$KAFKA_HOST" "$KAFKA_PORT"
-  printf 'database  %-6s %s:%s\n' "$d" "$DB_HOST" "$DB_PORT"
+  printf 'kafka       %-6s %s:%s\n' "$k" "$KAFKA_HOST" "$KAFKA_PORT"
+  printf 'database    %-6s %s:%s\n' "$d" "$DB_HOST" "$DB_PORT"
+  if [[ "$(db_mode)" == ferretdb ]]; then
+    pg_ready && p=up
+    printf 'postgresql  %-6s 127.0.0.1:%s (%s)\n' "$p" "$PG_PORT" "$PG_DATA"
+    [[ "$p" == up ]] || return 1
+  fi
   [[ "$k" == up && "$d" != down ]]
+}
+
+print_env() {
+  if [[ "$(db_mode)" == ferretdb ]] && pg_ready; then
+    printf 'export FERRETDB_POSTGRESQL_URL=%q\n' "$PG_URL"
+  fi
 }
 
 lock() { # one `up` or `down` at a time: two brokers on one data folder corrupt it
@@ -169,9 +251,10 @@ lock() { # one `up` or `down` at a time: two brokers on one data folder corrupt 
 
 case "${1:-}" in
   up) lock; kafka_up; db_up; status ;;
-  down) lock; stop_pid "$VAR/kafka.pid" kafka; stop_pid "$VAR/db.pid" database ;;
+  down) lock; stop_pid "$VAR/kafka.pid" kafka; stop_pid "$VAR/db.pid" database; pg_down ;;
   status) status ;;
   logs) tail -n "${2:-50}" "$VAR"/log/*.log ;;
+  env) print_env ;;
   prepare) ensure_kafka_libs; [[ "$(db_mode)" == ferretdb ]] && ensure_ferretdb; true ;;
-  *) echo "usage: $0 up|down|status|logs [lines]|prepare" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|logs [lines]|env|prepare" >&2; exit 2 ;;
 esac

@@ -13,6 +13,8 @@ export DB_PREFIX="${DB_PREFIX:-congdoan_}"
 export PLATFORM_ENV="${PLATFORM_ENV:-local}"
 cd "$ROOT"
 mkdir -p "$RUN" "$VAR/log"
+# The local store's PostgreSQL (FerretDB's tables get their GIN indexes from platformkit/store_prep.py).
+if [[ -z "${FERRETDB_POSTGRESQL_URL:-}" ]]; then eval "$("$ROOT/deploy/local/infra.sh" env)"; fi
 
 log() { printf '[platform] %s\n' "$*" >&2; }
 alive() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }

@@ -5,7 +5,8 @@
 #   deploy/local/prereqs.sh [up|test]        (default: test)
 #
 # up:    python3 with venv; Java 17 (`java`) and Maven (`mvn`) for Kafka's jars from Maven Central;
-#        Go for FerretDB (built by deploy/local/infra.sh when no MONGO_URL and no mongod).
+#        Go for FerretDB and Debian's postgresql for its private cluster (both when no MONGO_URL and
+#        no mongod: deploy/local/infra.sh builds FerretDB and runs it on PostgreSQL).
 # test:  the above, and Debian's chromium (the dashboard tests run in a real headless browser),
 #        kustomize (deploy/k8s/build.sh) and promtool (deploy/prometheus/build.sh), built once from
 #        the Go module proxy into $CONGDOAN_CACHE (default ~/.cache/congdoan): promtool takes 4 to 10 min
@@ -33,6 +34,11 @@ missing_packages() {
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || pkgs+=(python3-venv)
   command -v java >/dev/null 2>&1 || pkgs+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null 2>&1 || pkgs+=(maven)
+  if [[ -z "${MONGO_URL:-}" ]] && ! command -v mongod >/dev/null 2>&1; then
+    # FerretDB's store (infra.sh): the server, initdb and psql; the package also creates the
+    # `postgres` system user that runs the cluster when infra.sh runs as root.
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || pkgs+=(postgresql)
+  fi
   if [[ "$WHAT" == test ]]; then
     command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
       command -v google-chrome >/dev/null 2>&1 || pkgs+=(chromium)  # as tests/reporting/browser.py looks

@@ -25,8 +25,8 @@ def live() -> Generation:
 
 
 def setup() -> None:
-    d = db()
-    d.targets.create_index([("unit", 1), ("year", 1)], name="unit_year")
+    mongo.ensure_indexes(db(), {"targets": [([("unit", 1), ("year", 1)], {"name": "unit_year"})],
+                                "meta": []})
     live().setup()
 
 

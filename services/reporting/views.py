@@ -326,9 +326,10 @@ def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, c
     ids = [k["_id"] for k in kids]
     year = str(period.year)
     grandkids: dict[str, list[dict]] = defaultdict(list)
-    for g in gen.units.find({"parent_id": {"$in": ids}}, UNIT_FIELDS):
-        if g.get("status") not in CLOSED or (g.get("closed_on") or "9999")[:4] >= year:
-            grandkids[g["parent_id"]].append(g)
+    for kid in ids:  # one equality each: FerretDB does not push `$in` down (it would read every unit)
+        for g in gen.units.find({"parent_id": kid}, UNIT_FIELDS):
+            if g.get("status") not in CLOSED or (g.get("closed_on") or "9999")[:4] >= year:
+                grandkids[g["parent_id"]].append(g)
     listed = set(ids)
     folded = {k["_id"]: folded_into(gen, k, period, listed) for k in kids}
     own_folded = folded_into(gen, unit, period)

@@ -42,7 +42,8 @@ class PrivateInfra:
 
     def __init__(self, var: Path):
         self.var = var
-        self.ports = {"KAFKA_PORT": free_port(), "KAFKA_CONTROLLER_PORT": free_port(), "DB_PORT": free_port()}
+        self.ports = {"KAFKA_PORT": free_port(), "KAFKA_CONTROLLER_PORT": free_port(), "DB_PORT": free_port(),
+                      "PG_PORT": free_port()}  # FerretDB's own PostgreSQL cluster
         self.external_db = bool(os.environ.get("MONGO_URL"))
         self.env = {**os.environ, "CONGDOAN_VAR": str(var), **{k: str(v) for k, v in self.ports.items()}}
 
@@ -56,6 +57,9 @@ class PrivateInfra:
 
     def client_env(self) -> dict[str, str]:
         env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DB_PORT": str(self.ports["DB_PORT"])}
+        # store_prep must prepare THIS FerretDB's PostgreSQL (if it runs on one), not the shared store's
+        out = subprocess.run([INFRA, "env"], env=self.env, check=True, capture_output=True, text=True).stdout
+        env["FERRETDB_POSTGRESQL_URL"] = out.strip().partition("=")[2]
         return env
 
     def up(self) -> None:

@@ -63,7 +63,9 @@ def test_rebuild_equals_incremental_and_the_projector_follows(publish, procs):
     before, after = documents(0), documents(1)
     assert after["agg"] == before["agg"]
     assert after["units"] == before["units"]
-    assert after["states"] == before["states"]
+    # The projector saves its memory after the counts (projector.py): caught_up() can see the counts
+    # a moment before the last batch's states are written (seen under load on the local store).
+    wait_until(lambda: documents(0)["states"] == after["states"], 30, message="incremental states saved")
     assert after["journal"] == before["journal"] == []
     assert after["units"]["HCM-X000-E4"]["status"] == "merged" and after["units"]["HCM-X000-E4"]["closed_on"]
     assert any(s.get("ratings") for s in after["states"].values())

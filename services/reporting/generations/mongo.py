@@ -34,6 +34,8 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from platformkit import mongo
+
 from .base import AGG_BUCKETS, STATE_BUCKETS, BaseGeneration, bucket
 
 log = logging.getLogger(__name__)
@@ -54,9 +56,19 @@ class MongoGeneration(BaseGeneration):
     def state_for(self, key: str):
         return self.db[f"g{self.number}_state_{bucket(key, STATE_BUCKETS)}"]
 
+    def indexes(self) -> dict[str, list[tuple]]:
+        return {self.units.name: [("parent_id", {"name": "parent"}), ("ancestors", {"name": "ancestors"})]}
+
+    def hot_fields(self) -> dict[str, list[str]]:
+        """What the generation's queries filter on besides `_id` (every bucket is created up front
+        on the local store, so that its GIN indexes exist before the projector writes)."""
+        hot: dict[str, list[str]] = {f"g{self.number}_agg_{bucket_no:02x}": ["unit"] for bucket_no in range(AGG_BUCKETS)}
+        hot.update({f"g{self.number}_state_{bucket_no:02x}": [] for bucket_no in range(STATE_BUCKETS)})
+        hot[self.journal.name] = []
+        return hot
+
     def setup(self) -> None:
-        self.units.create_index("parent_id", name="parent")
-        self.units.create_index("ancestors", name="ancestors")
+        mongo.ensure_indexes(self.db, self.indexes(), hot=self.hot_fields())
 
     def drop(self) -> None:
         prefix = f"g{self.number}_"
@@ -65,16 +77,16 @@ class MongoGeneration(BaseGeneration):
                 self.db[name].drop()
 
     def agg_docs(self, unit_ids: list[str], last_month: str | None = None) -> list[dict]:
-        """Every monthly document of these units (up to last_month), from their buckets."""
-        by_bucket: dict[str, list[str]] = defaultdict(list)
-        for u in unit_ids:
-            by_bucket[bucket(u, AGG_BUCKETS)].append(u)
+        """Every monthly document of these units (up to last_month), from their buckets: one
+        equality query per unit, the filter FerretDB sends to PostgreSQL and its GIN index on
+        `unit` serves (`$in` is not pushed down: it would read the whole bucket); `month` is
+        checked on the unit's few documents."""
         out = []
-        for b, ids in by_bucket.items():
-            query: dict[str, Any] = {"unit": ids[0] if len(ids) == 1 else {"$in": ids}}
+        for u in dict.fromkeys(unit_ids):
+            query: dict[str, Any] = {"unit": u}
             if last_month:
                 query["month"] = {"$lte": last_month}
-            out.extend(self.db[f"g{self.number}_agg_{b}"].find(query, {"unit": 1, "month": 1, "v": 1}))
+            out.extend(self.agg_for(u).find(query, {"unit": 1, "month": 1, "v": 1}))
         return out
 
     # ------------------------------------------------------------ hierarchy
@@ -112,7 +124,7 @@ class MongoGeneration(BaseGeneration):
     def _apply_ops(self, ops: list[dict]) -> None:
         unit_ops = [UpdateOne({"_id": o["id"]}, {"$set": o["set"]}, upsert=True) for o in ops if o["k"] == "unit"]
         if unit_ops:
-            self.units.bulk_write(unit_ops, ordered=True)
+            mongo.bounded_bulk_write(self.units, unit_ops, ordered=True)
         agg_ops = [o for o in ops if o["k"] == "agg"]
         if not agg_ops:
             return
@@ -137,8 +149,7 @@ class MongoGeneration(BaseGeneration):
                 if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                     raise
         for b, ws in writes.items():
-            for i in range(0, len(ws), 500):
-                self.db[f"g{self.number}_agg_{b}"].bulk_write(ws[i:i + 500], ordered=False)
+            mongo.bounded_bulk_write(self.db[f"g{self.number}_agg_{b}"], ws, ordered=False)
 
     def applied_offsets(self, docs: list[tuple[str, str]]) -> dict[str, dict]:
         """{doc_id: applied offsets} of the documents that exist; one `_id` look-up each (the one
@@ -170,7 +181,7 @@ class MongoGeneration(BaseGeneration):
             by_bucket[bucket(k, STATE_BUCKETS)].append(
                 UpdateOne({"_id": k}, {"$set": {kk: vv for kk, vv in v.items() if kk != "_id"}}, upsert=True))
         for b, writes in by_bucket.items():
-            self.db[f"g{self.number}_state_{b}"].bulk_write(writes, ordered=False)
+            mongo.bounded_bulk_write(self.db[f"g{self.number}_state_{b}"], writes, ordered=False)
 
 
 def active_generation(db: Database) -> int:
