@@ -5,7 +5,7 @@ the same group consumes every record after it again."""
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from platformkit import config, mongo
+from platformkit import config, contract, mongo
 from platformkit.consumer import EXIT_DEAD_LETTER_LIMIT
 from platformkit.envelope import decode, new_event
 from platformkit.kafka_io import EventPublisher, ensure_topics
@@ -18,7 +18,7 @@ GROUP = "limit-group"
 
 
 def committed(group: str, topic: str) -> int | None:
-    consumer = KafkaConsumer(bootstrap_servers=config.kafka_bootstrap(), group_id=config.env("TOPIC_PREFIX", "") + group,
+    consumer = KafkaConsumer(bootstrap_servers=config.kafka_bootstrap(), group_id=contract.group(group),
                              enable_auto_commit=False)
     try:
         return consumer.committed(TopicPartition(topic, 0))

@@ -74,7 +74,7 @@ def active_at_cutoff(gen: Generation, units: list[dict], rp: ReportPeriod) -> li
     `cdcs.active` at the cut-off (founded by then: reporting keeps no creation date of other units)."""
     open_ = [u for u in units if not _closed_by(u, rp)]
     cdcs = [u["_id"] for u in open_ if u.get("kind") == "cdcs"]
-    founded = views._sums(gen, cdcs, _cutoff(rp)) if cdcs else {}
+    founded = views.period_sums(gen, cdcs, _cutoff(rp)) if cdcs else {}
     return [u for u in open_ if u.get("kind") != "cdcs" or founded[u["_id"]].get("cdcs.active", 0) > 0]
 
 
@@ -136,14 +136,14 @@ def _days_out(days: dict) -> dict:
 
 def computed_figures(gen: Generation, unit_id: str, rp: ReportPeriod) -> dict[str, int]:
     """The computed figures of a unit's form, from the live views at the cut-off."""
-    sums = views._sums(gen, [unit_id], rp.period)[unit_id]
+    sums = views.period_sums(gen, [unit_id], rp.period)[unit_id]
     if rp.kind != "quarter":
         return {f.code: int(sums.get(f.indicator, 0)) for f in forms.COMPUTED_HALF_YEAR}
     prev = store.load(db(), store.report_id(rp.previous_quarter, unit_id))
     if prev and prev.get("status") == "approved":
         opening = prev["computed"]["closing_balance"]  # the next quarter opens where the approved one closed
     else:
-        opening = int(views._sums(gen, [unit_id], forms.quarter_opening_period(rp))[unit_id].get("members.active", 0))
+        opening = int(views.period_sums(gen, [unit_id], forms.quarter_opening_period(rp))[unit_id].get("members.active", 0))
     out = {f.code: int(sums.get(f.indicator, 0)) for f in forms.COMPUTED_QUARTER if f.indicator}
     out["opening_balance"] = opening
     out["adjustment"] = out["closing_balance"] - (opening + out["admitted"] + out["transferred_in"]
