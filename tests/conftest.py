@@ -43,7 +43,7 @@ def _port_open(hostport: str) -> bool:
 def infra():
     kafka = config.kafka_bootstrap()[0]
     if not _port_open(kafka) or (not os.environ.get("MONGO_URL") and
-                                 not _port_open("127.0.0.1:" + config.env("DB_PORT", "27017"))):
+                                 not _port_open("127.0.0.1:" + settings.current().db_port)):
         subprocess.run([str(ROOT / "deploy/local/infra.sh"), "up"], check=True)
     if not os.environ.get("FERRETDB_POSTGRESQL_URL"):
         # The local store's PostgreSQL, when it runs (what `make test` sets): platformkit/store_prep.py.
