@@ -398,9 +398,11 @@ ENTERED_CODES = [f"entered.{c}" for c in forms.ENTERED_CODES] + ["entered.unioni
 
 
 def _rows(gen: Generation, unit: dict, rp: ReportPeriod, sums: dict, codes: list[str]) -> list[dict]:
-    kids = [c["_id"] for c in views.children_ids(gen, unit["_id"])]
-    targets = views.TargetBook(reporting.db().targets, rp.period.year).for_units([unit["_id"]], {unit["_id"]: kids})
-    return views.rows_for(sums, targets[unit["_id"]], codes, rp.period)
+    # the unit's own targets, else its children's of that year (closed ones too), and those it
+    # carries from closed predecessors: the same book the views use
+    book = views.TargetBook(reporting.db().targets, rp.period.year, gen)
+    targets, carried_from = book.of(unit, views.children_of_year(gen, unit["_id"], rp.period.year))
+    return views.rows_for(sums, targets, codes, rp.period, carried_from, book.carried_to(unit))
 
 
 def entered_view(caller: Caller, unit_id: str, code: str, basis: str) -> dict:
