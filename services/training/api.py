@@ -1,6 +1,8 @@
-"""HTTP API under /api/v1. Every endpoint authenticates the bearer token and checks that the unit
-concerned (a course's owner, a class's or session's organising unit) lies in the caller's subtree;
-the checks live in service.py next to the loads. List endpoints return only the caller's subtree."""
+"""HTTP API under /api/v1: one MethodView per resource (URL rule); an action (open, start, close,
+cancel, retire, withdraw) is its own small resource. Every endpoint authenticates the bearer token
+and checks that the unit concerned (a course's owner, a class's or session's organising unit) lies
+in the caller's subtree; the checks live in service.py next to the loads. List endpoints return
+only the caller's subtree."""
 from __future__ import annotations
 
 from flask.views import MethodView
