@@ -193,9 +193,10 @@ class Busy(Exception):
 
 
 def requires(capability: str, heavy: bool = False):
-    """Declare the capability (platformkit.permissions) an endpoint needs. Put it right under the
-    route decorator. The app checks the token and the capability before the endpoint parses any
-    input; an /api/v1 endpoint without a declaration makes the app refuse to start. `heavy`: the
+    """Declare the capability (platformkit.permissions) an endpoint needs: on each HTTP method of a
+    resource's MethodView (or right under the route decorator of a view function). The app checks
+    the token and the capability before the endpoint parses any input; an /api/v1 endpoint (or a
+    MethodView method) without a declaration makes the app refuse to start. `heavy`: the
     endpoint may read many documents; it runs only in one of the process's heavy-read slots."""
     if capability not in permissions.CAPABILITIES:
         raise ValueError(f"unknown capability {capability!r}")
@@ -205,6 +206,22 @@ def requires(capability: str, heavy: bool = False):
         fn.heavy_read = heavy
         return fn
     return deco
+
+
+def declaration(view: Callable | None, method: str) -> "tuple[str | None, bool]":
+    """(capability, heavy) that `requires` declared for one HTTP method of a registered view: the
+    method of a MethodView's class, or the view function itself. HEAD is served by GET; Flask's
+    automatic OPTIONS asks for a token as before, with the first declared method's capability."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        method = method.lower()
+        if method == "head" and not hasattr(view_class, "head"):
+            method = "get"
+        view = getattr(view_class, method, None)
+        if view is None and method == "options":
+            view = next((getattr(view_class, m) for m in ("get", "post", "put", "patch", "delete")
+                         if getattr(getattr(view_class, m, None), "required_capability", None)), None)
+    return getattr(view, "required_capability", None), getattr(view, "heavy_read", False)
 
 
 # Headers every API answer carries: JSON is never a page to frame, sniff or cache.
@@ -257,9 +274,10 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
     heavy_slots = HeavyReadSlots()
     for bp in blueprints:
         api.register_blueprint(bp, url_prefix=f"/api/v1{bp.url_prefix or ''}")
-    undeclared = sorted(rule.endpoint for rule in app.url_map.iter_rules()
+    undeclared = sorted(f"{rule.endpoint} {method}" for rule in app.url_map.iter_rules()
                         if rule.rule.startswith("/api/")
-                        and not getattr(app.view_functions[rule.endpoint], "required_capability", None))
+                        for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
+                        if not declaration(app.view_functions[rule.endpoint], method)[0])
     if undeclared:  # fail closed: an endpoint nobody classified is not served
         raise RuntimeError(f"endpoints without a declared capability (platformkit.web.requires): {undeclared}")
 
@@ -272,8 +290,7 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
             # sends it as maxTimeMS and stops waiting when it is spent); 503 when it runs out
             g.read_budget = pymongo.timeout(read_budget_seconds())
             g.read_budget.__enter__()
-        view = app.view_functions.get(request.endpoint or "")
-        capability = getattr(view, "required_capability", None)
+        capability, heavy = declaration(app.view_functions.get(request.endpoint or ""), request.method)
         if capability:  # before any input is parsed: 401 without a valid token, 403 without the role
             caller = current_caller()
             if not permissions.allowed(caller, capability):
@@ -281,7 +298,7 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
             target = path_scope(request.view_args or {}) if path_scope else None
             if target is not None and not caller.covers(*target):
                 raise Forbidden("the unit is outside the caller's subtree")
-            if getattr(view, "heavy_read", False):
+            if heavy:
                 if not heavy_slots.acquire():
                     raise Busy()
                 g.heavy_slot = True

@@ -1,6 +1,8 @@
-"""The HTTP surface of membership: one blueprint per resource. Every endpoint authenticates the
-caller's token and the service layer keeps it inside its org-unit subtree."""
+"""The HTTP surface of membership: a blueprint per area (units, members), one MethodView per resource
+(URL rule). Every endpoint authenticates the caller's token and the service layer keeps it inside
+its org-unit subtree."""
 from flask import request
+from flask.views import MethodView
 
 from platformkit.auth import current_caller
 from platformkit.web import localised_items, Blueprint, InvalidInput, error_responses, requires
@@ -42,309 +44,329 @@ def batch_answer(answer: dict, replayed: bool):
 
 
 # ---------------------------------------------------------------- units
-@units.route("", methods=["POST"])
-@requires("unit.structure")
-@units.arguments(IdempotencyHeader, location="headers")
-@units.arguments(UnitIn)
-@units.response(201, UnitOut)
-@documented(units, (400, 401, 403, 404, 409, 422))
-def create_unit(headers, body):
-    """Create a unit under a parent (a CĐCS with its founding record); a retry with the same
-    Idempotency-Key answers the unit created first (201) and creates nothing"""
-    return service.create_unit(current_caller(), body, headers.get("idempotency_key"))
+@units.route("")
+class Units(MethodView):
+    @requires("unit.structure")
+    @units.arguments(IdempotencyHeader, location="headers")
+    @units.arguments(UnitIn)
+    @units.response(201, UnitOut)
+    @documented(units, (400, 401, 403, 404, 409, 422))
+    def post(self, headers, body):
+        """Create a unit under a parent (a CĐCS with its founding record); a retry with the same
+        Idempotency-Key answers the unit created first (201) and creates nothing"""
+        return service.create_unit(current_caller(), body, headers.get("idempotency_key"))
 
 
-@units.route("/ratings", methods=["POST"])
-@requires("rating.propose")
-@units.arguments(IdempotencyHeader, location="headers")
-@units.arguments(RatingsIn)
-@units.response(200, RatingBatchOut, headers=REPLAY_HEADERS)
-@error_responses(units, BATCH_ERRORS, (400, 401, 403, 409, 422))
-def record_ratings(headers, body):
-    """Propose or confirm many CĐCS ratings, each on its own: the per-item results in order (each
-    item's status is what the one-item endpoint would answer; confirming also needs rating.confirm)"""
-    return batch_answer(*service.record_ratings(current_caller(), body, headers.get("idempotency_key"),
-                                               parse_item=RatingItem().load))
+@units.route("/ratings")
+class RatingBatch(MethodView):
+    @requires("rating.propose")
+    @units.arguments(IdempotencyHeader, location="headers")
+    @units.arguments(RatingsIn)
+    @units.response(200, RatingBatchOut, headers=REPLAY_HEADERS)
+    @error_responses(units, BATCH_ERRORS, (400, 401, 403, 409, 422))
+    def post(self, headers, body):
+        """Propose or confirm many CĐCS ratings, each on its own: the per-item results in order (each
+        item's status is what the one-item endpoint would answer; confirming also needs rating.confirm)"""
+        return batch_answer(*service.record_ratings(current_caller(), body, headers.get("idempotency_key"),
+                                                   parse_item=RatingItem().load))
 
 
-@units.route("/<unit_id>", methods=["GET"])
-@requires("read")
-@units.response(200, UnitOut)
-@documented(units, (401, 403, 404))
-def get_unit(unit_id):
-    """One unit"""
-    return service.read_unit(current_caller(), unit_id)
+@units.route("/<unit_id>")
+class Unit(MethodView):
+    @requires("read")
+    @units.response(200, UnitOut)
+    @documented(units, (401, 403, 404))
+    def get(self, unit_id):
+        """One unit"""
+        return service.read_unit(current_caller(), unit_id)
 
 
-@units.route("/<unit_id>/children", methods=["GET"])
-@requires("read")
-@units.arguments(UnitQuery, location="query")
-@units.response(200, UnitPage)
-@documented(units, (400, 401, 403, 404))
-def unit_children(q, unit_id):
-    """Direct children, cursor-paginated"""
-    return service.children(current_caller(), unit_id, q)
+@units.route("/<unit_id>/children")
+class UnitChildren(MethodView):
+    @requires("read")
+    @units.arguments(UnitQuery, location="query")
+    @units.response(200, UnitPage)
+    @documented(units, (400, 401, 403, 404))
+    def get(self, q, unit_id):
+        """Direct children, cursor-paginated"""
+        return service.children(current_caller(), unit_id, q)
 
 
-@units.route("/<unit_id>/subtree", methods=["GET"])
-@requires("read")
-@units.arguments(UnitQuery, location="query")
-@units.response(200, UnitPage)
-@documented(units, (400, 401, 403, 404))
-def unit_subtree(q, unit_id):
-    """Every unit below, cursor-paginated"""
-    return service.subtree(current_caller(), unit_id, q)
+@units.route("/<unit_id>/subtree")
+class UnitSubtree(MethodView):
+    @requires("read")
+    @units.arguments(UnitQuery, location="query")
+    @units.response(200, UnitPage)
+    @documented(units, (400, 401, 403, 404))
+    def get(self, q, unit_id):
+        """Every unit below, cursor-paginated"""
+        return service.subtree(current_caller(), unit_id, q)
 
 
-@units.route("/<unit_id>/ancestors", methods=["GET"])
-@requires("read")
-@units.response(200, UnitOut(many=True))
-@documented(units, (401, 403, 404))
-def unit_ancestors(unit_id):
-    """The chain above the unit, root first, as far up as the caller may see"""
-    return service.ancestors(current_caller(), unit_id)
+@units.route("/<unit_id>/ancestors")
+class UnitAncestors(MethodView):
+    @requires("read")
+    @units.response(200, UnitOut(many=True))
+    @documented(units, (401, 403, 404))
+    def get(self, unit_id):
+        """The chain above the unit, root first, as far up as the caller may see"""
+        return service.ancestors(current_caller(), unit_id)
 
 
-@units.route("/<unit_id>/rename", methods=["POST"])
-@requires("unit.structure")
-@units.arguments(RenameIn)
-@units.response(200, UnitOut)
-@documented(units)
-def rename_unit(body, unit_id):
-    """Rename, with an effective date"""
-    return service.rename_unit(current_caller(), unit_id, body)
+@units.route("/<unit_id>/rename")
+class UnitRename(MethodView):
+    @requires("unit.structure")
+    @units.arguments(RenameIn)
+    @units.response(200, UnitOut)
+    @documented(units)
+    def post(self, body, unit_id):
+        """Rename, with an effective date"""
+        return service.rename_unit(current_caller(), unit_id, body)
 
 
-@units.route("/<unit_id>/move", methods=["POST"])
-@requires("unit.structure")
-@units.arguments(MoveIn)
-@units.response(200, UnitOut)
-@documented(units)
-def move_unit(body, unit_id):
-    """Move under another parent; its subtree and members follow"""
-    return service.move_unit(current_caller(), unit_id, body)
+@units.route("/<unit_id>/move")
+class UnitMove(MethodView):
+    @requires("unit.structure")
+    @units.arguments(MoveIn)
+    @units.response(200, UnitOut)
+    @documented(units)
+    def post(self, body, unit_id):
+        """Move under another parent; its subtree and members follow"""
+        return service.move_unit(current_caller(), unit_id, body)
 
 
-@units.route("/<unit_id>/merge", methods=["POST"])
-@requires("unit.structure")
-@units.arguments(MergeIn)
-@units.response(200, UnitOut)
-@documented(units)
-def merge_unit(body, unit_id):
-    """Merge into another unit: child units and members follow, then the unit closes"""
-    return service.merge_unit(current_caller(), unit_id, body)
+@units.route("/<unit_id>/merge")
+class UnitMerge(MethodView):
+    @requires("unit.structure")
+    @units.arguments(MergeIn)
+    @units.response(200, UnitOut)
+    @documented(units)
+    def post(self, body, unit_id):
+        """Merge into another unit: child units and members follow, then the unit closes"""
+        return service.merge_unit(current_caller(), unit_id, body)
 
 
-@units.route("/<unit_id>/dissolve", methods=["POST"])
-@requires("unit.structure")
-@units.arguments(DissolveIn)
-@units.response(200, UnitOut)
-@documented(units)
-def dissolve_unit(body, unit_id):
-    """Dissolve an empty unit"""
-    return service.dissolve_unit(current_caller(), unit_id, body)
+@units.route("/<unit_id>/dissolve")
+class UnitDissolve(MethodView):
+    @requires("unit.structure")
+    @units.arguments(DissolveIn)
+    @units.response(200, UnitOut)
+    @documented(units)
+    def post(self, body, unit_id):
+        """Dissolve an empty unit"""
+        return service.dissolve_unit(current_caller(), unit_id, body)
 
 
-@units.route("/<unit_id>/committee", methods=["PUT"])
-@requires("unit.committee")
-@units.arguments(CommitteeIn)
-@units.response(200, UnitOut)
-@documented(units)
-def consolidate_committee(body, unit_id):
-    """Record the executive committee (BCH) as consolidated (kiện toàn)"""
-    return service.committee(current_caller(), unit_id, body)
+@units.route("/<unit_id>/committee")
+class UnitCommittee(MethodView):
+    @requires("unit.committee")
+    @units.arguments(CommitteeIn)
+    @units.response(200, UnitOut)
+    @documented(units)
+    def put(self, body, unit_id):
+        """Record the executive committee (BCH) as consolidated (kiện toàn)"""
+        return service.committee(current_caller(), unit_id, body)
 
 
-@units.route("/<unit_id>/ratings", methods=["POST"])
-@requires("rating.propose")
-@units.arguments(RatingIn)
-@units.response(200, UnitOut)
-@documented(units)
-def propose_rating(body, unit_id):
-    """Propose a CĐCS's quality rating for a year"""
-    return service.propose_rating(current_caller(), unit_id, body)
+@units.route("/<unit_id>/ratings")
+class UnitRatings(MethodView):
+    @requires("rating.propose")
+    @units.arguments(RatingIn)
+    @units.response(200, UnitOut)
+    @documented(units)
+    def post(self, body, unit_id):
+        """Propose a CĐCS's quality rating for a year"""
+        return service.propose_rating(current_caller(), unit_id, body)
 
 
-@units.route("/<unit_id>/ratings/<int:year>/confirm", methods=["POST"])
-@requires("rating.confirm")
-@units.arguments(ConfirmRatingIn)
-@units.response(200, UnitOut)
-@documented(units)
-def confirm_rating(body, unit_id, year):
-    """Confirm a rating (the level above)"""
-    return service.confirm_rating(current_caller(), unit_id, year, body)
+@units.route("/<unit_id>/ratings/<int:year>/confirm")
+class UnitRatingConfirm(MethodView):
+    @requires("rating.confirm")
+    @units.arguments(ConfirmRatingIn)
+    @units.response(200, UnitOut)
+    @documented(units)
+    def post(self, body, unit_id, year):
+        """Confirm a rating (the level above)"""
+        return service.confirm_rating(current_caller(), unit_id, year, body)
 
 
-@units.route("/<unit_id>/members", methods=["POST"])
-@requires("member.enter")
-@units.arguments(IdempotencyHeader, location="headers")
-@units.arguments(AdmitIn)
-@units.response(201, MemberOut)
-@documented(units, (400, 401, 403, 404, 409, 422))
-def admit_member(headers, body, unit_id):
-    """Admit a member into a CĐCS (awaits approval by the level above); a retry with the same
-    Idempotency-Key answers the member admitted first (201) and admits nobody"""
-    return service.admit(current_caller(), unit_id, body, idempotency_key=headers.get("idempotency_key"))
+@units.route("/<unit_id>/members")
+class UnitMembers(MethodView):
+    @requires("member.enter")
+    @units.arguments(IdempotencyHeader, location="headers")
+    @units.arguments(AdmitIn)
+    @units.response(201, MemberOut)
+    @documented(units, (400, 401, 403, 404, 409, 422))
+    def post(self, headers, body, unit_id):
+        """Admit a member into a CĐCS (awaits approval by the level above); a retry with the same
+        Idempotency-Key answers the member admitted first (201) and admits nobody"""
+        return service.admit(current_caller(), unit_id, body, idempotency_key=headers.get("idempotency_key"))
+
+    @requires("read")
+    @units.arguments(MemberQuery, location="query")
+    @units.response(200, MemberPage)
+    @documented(units, (400, 401, 403, 404))
+    def get(self, q, unit_id):
+        """Members in the unit's subtree; `q` searches names with or without diacritics"""
+        return service.list_members(current_caller(), unit_id, q)
 
 
-@units.route("/<unit_id>/members", methods=["GET"])
-@requires("read")
-@units.arguments(MemberQuery, location="query")
-@units.response(200, MemberPage)
-@documented(units, (400, 401, 403, 404))
-def list_members(q, unit_id):
-    """Members in the unit's subtree; `q` searches names with or without diacritics"""
-    return service.list_members(current_caller(), unit_id, q)
-
-
-@units.route("/<unit_id>/members/import", methods=["POST"])
-@requires("member.enter")
-@units.arguments(IdempotencyHeader, location="headers")
-@units.arguments(ImportFile, location="files")
-@units.response(200, ImportReport, headers=REPLAY_HEADERS)
-@documented(units, (400, 401, 403, 404, 409, 413, 422))
-def import_members(headers, files, unit_id):
-    """Admit a group from a CSV or XLSX file; a per-row report of what was admitted or rejected (a
-    retry with the same Idempotency-Key: the first report, nothing admitted again)"""
-    upload = request.files.get("file")
-    if upload is None:
-        raise InvalidInput("upload the file as multipart field 'file'", field="file")
-    return batch_answer(*service.import_members(current_caller(), unit_id, upload.filename or "", upload.read(),
-                                                headers.get("idempotency_key"), parse_row=AdmitIn().load))
+@units.route("/<unit_id>/members/import")
+class UnitMembersImport(MethodView):
+    @requires("member.enter")
+    @units.arguments(IdempotencyHeader, location="headers")
+    @units.arguments(ImportFile, location="files")
+    @units.response(200, ImportReport, headers=REPLAY_HEADERS)
+    @documented(units, (400, 401, 403, 404, 409, 413, 422))
+    def post(self, headers, files, unit_id):
+        """Admit a group from a CSV or XLSX file; a per-row report of what was admitted or rejected (a
+        retry with the same Idempotency-Key: the first report, nothing admitted again)"""
+        upload = request.files.get("file")
+        if upload is None:
+            raise InvalidInput("upload the file as multipart field 'file'", field="file")
+        return batch_answer(*service.import_members(current_caller(), unit_id, upload.filename or "", upload.read(),
+                                                    headers.get("idempotency_key"), parse_row=AdmitIn().load))
 
 
 # ---------------------------------------------------------------- members
-@members.route("/lookup", methods=["GET"])
-@requires("read")
-@members.arguments(LookupQuery, location="query")
-@members.response(200, MemberOut)
-@documented(members, (400, 401, 403, 404))
-def lookup_member(q):
-    """A member by citizen ID (CCCD) or union card number: the person's current record (admitted or
-    active), else their latest former one; 403 outside the caller's subtree"""
-    return service.lookup_member(current_caller(), q)
+@members.route("/lookup")
+class MemberLookup(MethodView):
+    @requires("read")
+    @members.arguments(LookupQuery, location="query")
+    @members.response(200, MemberOut)
+    @documented(members, (400, 401, 403, 404))
+    def get(self, q):
+        """A member by citizen ID (CCCD) or union card number: the person's current record (admitted or
+        active), else their latest former one; 403 outside the caller's subtree"""
+        return service.lookup_member(current_caller(), q)
 
 
-@members.route("/approvals", methods=["POST"])
-@requires("member.approve")
-@members.arguments(IdempotencyHeader, location="headers")
-@members.arguments(DecisionsIn)
-@members.response(200, MemberBatchOut, headers=REPLAY_HEADERS)
-@error_responses(members, BATCH_ERRORS, (400, 401, 403, 409, 422))
-def decide_admissions(headers, body):
-    """Approve or refuse many admissions (the level above the CĐCS), each on its own: the per-item
-    results in order (each item's status is what the one-item endpoint would answer)"""
-    return batch_answer(*service.decide_admissions(current_caller(), body, headers.get("idempotency_key"),
-                                                  parse_item=DecisionItem().load))
+@members.route("/approvals")
+class ApprovalBatch(MethodView):
+    @requires("member.approve")
+    @members.arguments(IdempotencyHeader, location="headers")
+    @members.arguments(DecisionsIn)
+    @members.response(200, MemberBatchOut, headers=REPLAY_HEADERS)
+    @error_responses(members, BATCH_ERRORS, (400, 401, 403, 409, 422))
+    def post(self, headers, body):
+        """Approve or refuse many admissions (the level above the CĐCS), each on its own: the per-item
+        results in order (each item's status is what the one-item endpoint would answer)"""
+        return batch_answer(*service.decide_admissions(current_caller(), body, headers.get("idempotency_key"),
+                                                      parse_item=DecisionItem().load))
 
 
-@members.route("/cards", methods=["POST"])
-@requires("member.approve")
-@members.arguments(IdempotencyHeader, location="headers")
-@members.arguments(CardsIn)
-@members.response(200, MemberBatchOut, headers=REPLAY_HEADERS)
-@error_responses(members, BATCH_ERRORS, (400, 401, 403, 409, 422))
-def issue_cards(headers, body):
-    """Issue many union cards, each on its own: the per-item results in order"""
-    return batch_answer(*service.issue_cards(current_caller(), body, headers.get("idempotency_key"),
-                                            parse_item=CardItem().load))
+@members.route("/cards")
+class CardBatch(MethodView):
+    @requires("member.approve")
+    @members.arguments(IdempotencyHeader, location="headers")
+    @members.arguments(CardsIn)
+    @members.response(200, MemberBatchOut, headers=REPLAY_HEADERS)
+    @error_responses(members, BATCH_ERRORS, (400, 401, 403, 409, 422))
+    def post(self, headers, body):
+        """Issue many union cards, each on its own: the per-item results in order"""
+        return batch_answer(*service.issue_cards(current_caller(), body, headers.get("idempotency_key"),
+                                                parse_item=CardItem().load))
 
 
-@members.route("/<member_id>", methods=["GET"])
-@requires("read")
-@members.response(200, MemberOut)
-@documented(members, (401, 403, 404))
-def get_member(member_id):
-    """One member"""
-    return service.read_member(current_caller(), member_id)
+@members.route("/<member_id>")
+class Member(MethodView):
+    @requires("read")
+    @members.response(200, MemberOut)
+    @documented(members, (401, 403, 404))
+    def get(self, member_id):
+        """One member"""
+        return service.read_member(current_caller(), member_id)
+
+    @requires("member.enter")
+    @members.arguments(ProfileIn)
+    @members.response(200, MemberOut)
+    @documented(members)
+    def patch(self, body, member_id):
+        """Update the profile"""
+        return service.update_profile(current_caller(), member_id, body)
 
 
-@members.route("/<member_id>", methods=["PATCH"])
-@requires("member.enter")
-@members.arguments(ProfileIn)
-@members.response(200, MemberOut)
-@documented(members)
-def update_member(body, member_id):
-    """Update the profile"""
-    return service.update_profile(current_caller(), member_id, body)
+@members.route("/<member_id>/approve")
+class MemberApprove(MethodView):
+    @requires("member.approve")
+    @members.arguments(ActionIn)
+    @members.response(200, MemberOut)
+    @documented(members)
+    def post(self, body, member_id):
+        """Approve an admission (the level above the CĐCS)"""
+        return service.approve(current_caller(), member_id, body)
 
 
-@members.route("/<member_id>/approve", methods=["POST"])
-@requires("member.approve")
-@members.arguments(ActionIn)
-@members.response(200, MemberOut)
-@documented(members)
-def approve_member(body, member_id):
-    """Approve an admission (the level above the CĐCS)"""
-    return service.approve(current_caller(), member_id, body)
+@members.route("/<member_id>/refuse")
+class MemberRefuse(MethodView):
+    @requires("member.approve")
+    @members.arguments(RefuseIn)
+    @members.response(200, MemberOut)
+    @documented(members)
+    def post(self, body, member_id):
+        """Refuse an admission (the level above the CĐCS): the record closes as refused and is never
+        approved later; the person may be admitted again"""
+        return service.refuse(current_caller(), member_id, body)
 
 
-@members.route("/<member_id>/refuse", methods=["POST"])
-@requires("member.approve")
-@members.arguments(RefuseIn)
-@members.response(200, MemberOut)
-@documented(members)
-def refuse_member(body, member_id):
-    """Refuse an admission (the level above the CĐCS): the record closes as refused and is never
-    approved later; the person may be admitted again"""
-    return service.refuse(current_caller(), member_id, body)
+@members.route("/<member_id>/card")
+class MemberCard(MethodView):
+    @requires("member.approve")
+    @members.arguments(ActionIn)
+    @members.response(200, MemberOut)
+    @documented(members)
+    def post(self, body, member_id):
+        """Issue the union card with a unique member number"""
+        return service.issue_card(current_caller(), member_id, body)
 
 
-@members.route("/<member_id>/card", methods=["POST"])
-@requires("member.approve")
-@members.arguments(ActionIn)
-@members.response(200, MemberOut)
-@documented(members)
-def issue_card(body, member_id):
-    """Issue the union card with a unique member number"""
-    return service.issue_card(current_caller(), member_id, body)
+@members.route("/<member_id>/transfer")
+class MemberTransfer(MethodView):
+    @requires("member.transfer")
+    @members.arguments(TransferIn)
+    @members.response(200, MemberOut)
+    @documented(members)
+    def post(self, body, member_id):
+        """Transfer to another CĐCS (also across provinces)"""
+        return service.transfer(current_caller(), member_id, body)
 
 
-@members.route("/<member_id>/transfer", methods=["POST"])
-@requires("member.transfer")
-@members.arguments(TransferIn)
-@members.response(200, MemberOut)
-@documented(members)
-def transfer_member(body, member_id):
-    """Transfer to another CĐCS (also across provinces)"""
-    return service.transfer(current_caller(), member_id, body)
+@members.route("/<member_id>/leave")
+class MemberLeave(MethodView):
+    @requires("member.enter")
+    @members.arguments(LeaveIn)
+    @members.response(200, MemberOut)
+    @documented(members)
+    def post(self, body, member_id):
+        """Leaving: resignation, removal from the rolls, death"""
+        return service.leave(current_caller(), member_id, body)
 
 
-@members.route("/<member_id>/leave", methods=["POST"])
-@requires("member.enter")
-@members.arguments(LeaveIn)
-@members.response(200, MemberOut)
-@documented(members)
-def member_leaves(body, member_id):
-    """Leaving: resignation, removal from the rolls, death"""
-    return service.leave(current_caller(), member_id, body)
+@members.route("/<member_id>/reinstate")
+class MemberReinstate(MethodView):
+    @requires("member.enter")
+    @members.arguments(ActionIn)
+    @members.response(200, MemberOut)
+    @documented(members)
+    def post(self, body, member_id):
+        """Reinstate a member who left"""
+        return service.reinstate(current_caller(), member_id, body)
 
 
-@members.route("/<member_id>/reinstate", methods=["POST"])
-@requires("member.enter")
-@members.arguments(ActionIn)
-@members.response(200, MemberOut)
-@documented(members)
-def reinstate_member(body, member_id):
-    """Reinstate a member who left"""
-    return service.reinstate(current_caller(), member_id, body)
+@members.route("/<member_id>/dues")
+class MemberDues(MethodView):
+    @requires("member.enter")
+    @members.arguments(DuesIn)
+    @members.response(200, DuesOut)
+    @documented(members)
+    def post(self, body, member_id):
+        """Record a month's dues: the due amount follows the rule in force that month. Naturally
+        idempotent (one record per member and month): the same figures again change nothing"""
+        return service.record_dues(current_caller(), member_id, body)
 
-
-@members.route("/<member_id>/dues", methods=["POST"])
-@requires("member.enter")
-@members.arguments(DuesIn)
-@members.response(200, DuesOut)
-@documented(members)
-def record_dues(body, member_id):
-    """Record a month's dues: the due amount follows the rule in force that month. Naturally
-    idempotent (one record per member and month): the same figures again change nothing"""
-    return service.record_dues(current_caller(), member_id, body)
-
-
-@members.route("/<member_id>/dues", methods=["GET"])
-@requires("read")
-@members.response(200, DuesOut(many=True))
-@documented(members, (401, 403, 404))
-def list_dues(member_id):
-    """A member's dues, month by month"""
-    return service.member_dues(current_caller(), member_id)
+    @requires("read")
+    @members.response(200, DuesOut(many=True))
+    @documented(members, (401, 403, 404))
+    def get(self, member_id):
+        """A member's dues, month by month"""
+        return service.member_dues(current_caller(), member_id)

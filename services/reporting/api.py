@@ -1,8 +1,10 @@
 """The HTTP surface of reporting: views, drill-down, series, ratings, exports, targets, the
-indicator catalogue. Every endpoint checks the caller's token against reporting's hierarchy."""
+indicator catalogue, one MethodView per resource (URL rule). Every endpoint checks the caller's token
+against reporting's hierarchy."""
 import re
 
 from flask import Response
+from flask.views import MethodView
 
 from platformkit.auth import current_caller
 from platformkit.web import Blueprint, error_responses, requires
@@ -24,46 +26,50 @@ def documented(bp, codes=(400, 401, 403, 404)):
     return error_responses(bp, ERRORS, codes)
 
 
-@views.route("/<unit_id>", methods=["GET"])
-@requires("read", heavy=True)
-@views.arguments(PeriodQuery, location="query")
-@views.response(200, UnitView)
-@documented(views)
-def unit_view(q, unit_id):
-    """A unit's own figures for a period: actual, target, % of plan per indicator"""
-    return service.unit_view(current_caller(), unit_id, q)
+@views.route("/<unit_id>")
+class UnitFigures(MethodView):
+    @requires("read", heavy=True)
+    @views.arguments(PeriodQuery, location="query")
+    @views.response(200, UnitView)
+    @documented(views)
+    def get(self, q, unit_id):
+        """A unit's own figures for a period: actual, target, % of plan per indicator"""
+        return service.unit_view(current_caller(), unit_id, q)
 
 
-@views.route("/<unit_id>/children", methods=["GET"])
-@requires("read", heavy=True)
-@views.arguments(ChildrenQuery, location="query")
-@views.response(200, ChildrenView)
-@documented(views)
-def children_view(q, unit_id):
-    """Drill-down: the unit's total and its children side by side, each with its status and path, a page
-    of children at a time (by name)"""
-    return service.children_view(current_caller(), unit_id, q)
+@views.route("/<unit_id>/children")
+class UnitChildren(MethodView):
+    @requires("read", heavy=True)
+    @views.arguments(ChildrenQuery, location="query")
+    @views.response(200, ChildrenView)
+    @documented(views)
+    def get(self, q, unit_id):
+        """Drill-down: the unit's total and its children side by side, each with its status and path, a page
+        of children at a time (by name)"""
+        return service.children_view(current_caller(), unit_id, q)
 
 
-@views.route("/<unit_id>/series", methods=["GET"])
-@requires("read", heavy=True)
-@views.arguments(SeriesQuery, location="query")
-@views.response(200, SeriesView)
-@documented(views, (400, 401, 403, 404, 422))
-def series_view(q, unit_id):
-    """Month by month values of one indicator"""
-    return service.series_view(current_caller(), unit_id, q)
+@views.route("/<unit_id>/series")
+class UnitSeries(MethodView):
+    @requires("read", heavy=True)
+    @views.arguments(SeriesQuery, location="query")
+    @views.response(200, SeriesView)
+    @documented(views, (400, 401, 403, 404, 422))
+    def get(self, q, unit_id):
+        """Month by month values of one indicator"""
+        return service.series_view(current_caller(), unit_id, q)
 
 
-@views.route("/<unit_id>/ratings", methods=["GET"])
-@requires("read", heavy=True)
-@views.arguments(YearQuery, location="query")
-@views.response(200, RatingsView)
-@documented(views)
-def ratings_view(q, unit_id):
-    """CĐCS quality ratings at the year's 30 November cut-off: the share of the ELIGIBLE CĐCS (operating
-    12 months by then) at each confirmed grade and good or better, overall and by sector, against targets"""
-    return service.ratings_view(current_caller(), unit_id, q["year"])
+@views.route("/<unit_id>/ratings")
+class UnitRatings(MethodView):
+    @requires("read", heavy=True)
+    @views.arguments(YearQuery, location="query")
+    @views.response(200, RatingsView)
+    @documented(views)
+    def get(self, q, unit_id):
+        """CĐCS quality ratings at the year's 30 November cut-off: the share of the ELIGIBLE CĐCS (operating
+        12 months by then) at each confirmed grade and good or better, overall and by sector, against targets"""
+        return service.ratings_view(current_caller(), unit_id, q["year"])
 
 
 def _download(body: bytes, mimetype: str, name: str) -> Response:
@@ -71,65 +77,68 @@ def _download(body: bytes, mimetype: str, name: str) -> Response:
     return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@views.route("/<unit_id>/export.csv", methods=["GET"])
-@requires("read", heavy=True)
-@views.arguments(ExportQuery, location="query")
-@views.response(200, description=("CSV (UTF-8 with BOM): unit rows with their status, indicator columns actual / "
-                                 "target / % / reached; text that could start a formula is prefixed with '"))
-@documented(views)
-def export_csv(q, unit_id):
-    """Export the drill-down view as CSV"""
-    view = service.children_view(current_caller(), unit_id, q)
-    return _download(exports.to_csv(view), "text/csv; charset=utf-8", f"chi-tieu-{view['unit']['code'] or unit_id}-{q['period']}.csv")
+@views.route("/<unit_id>/export.csv")
+class UnitExportCsv(MethodView):
+    @requires("read", heavy=True)
+    @views.arguments(ExportQuery, location="query")
+    @views.response(200, description=("CSV (UTF-8 with BOM): unit rows with their status, indicator columns actual / "
+                                     "target / % / reached; text that could start a formula is prefixed with '"))
+    @documented(views)
+    def get(self, q, unit_id):
+        """Export the drill-down view as CSV"""
+        view = service.children_view(current_caller(), unit_id, q)
+        return _download(exports.to_csv(view), "text/csv; charset=utf-8", f"chi-tieu-{view['unit']['code'] or unit_id}-{q['period']}.csv")
 
 
-@views.route("/<unit_id>/export.xlsx", methods=["GET"])
-@requires("read", heavy=True)
-@views.arguments(ExportQuery, location="query")
-@views.response(200, description=("XLSX workbook: unit rows with their status, indicator columns actual / target / "
-                                 "% / reached; text that could start a formula is prefixed with '"))
-@documented(views)
-def export_xlsx(q, unit_id):
-    """Export the drill-down view as an Excel workbook"""
-    view = service.children_view(current_caller(), unit_id, q)
-    return _download(exports.to_xlsx(view), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                     f"chi-tieu-{view['unit']['code'] or unit_id}-{q['period']}.xlsx")
+@views.route("/<unit_id>/export.xlsx")
+class UnitExportXlsx(MethodView):
+    @requires("read", heavy=True)
+    @views.arguments(ExportQuery, location="query")
+    @views.response(200, description=("XLSX workbook: unit rows with their status, indicator columns actual / target / "
+                                     "% / reached; text that could start a formula is prefixed with '"))
+    @documented(views)
+    def get(self, q, unit_id):
+        """Export the drill-down view as an Excel workbook"""
+        view = service.children_view(current_caller(), unit_id, q)
+        return _download(exports.to_xlsx(view), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                         f"chi-tieu-{view['unit']['code'] or unit_id}-{q['period']}.xlsx")
 
 
-@targets.route("/<unit_id>", methods=["PUT"])
-@requires("target.assign")
-@targets.arguments(TargetIn)
-@targets.response(200, TargetOut)
-@documented(targets, (400, 401, 403, 404, 422))
-def set_target(body, unit_id):
-    """Assign (or change) a unit's target for a year and indicator; by a level above the unit"""
-    return service.set_target(current_caller(), unit_id, body)
+@targets.route("/<unit_id>")
+class UnitTargets(MethodView):
+    @requires("target.assign")
+    @targets.arguments(TargetIn)
+    @targets.response(200, TargetOut)
+    @documented(targets, (400, 401, 403, 404, 422))
+    def put(self, body, unit_id):
+        """Assign (or change) a unit's target for a year and indicator; by a level above the unit"""
+        return service.set_target(current_caller(), unit_id, body)
+
+    @requires("read")
+    @targets.arguments(TargetQuery, location="query")
+    @targets.response(200, TargetPage)
+    @documented(targets)
+    def get(self, q, unit_id):
+        """Targets of the unit and its children for a year, a page of units at a time"""
+        return service.list_targets(current_caller(), unit_id, q)
 
 
-@targets.route("/<unit_id>", methods=["GET"])
-@requires("read")
-@targets.arguments(TargetQuery, location="query")
-@targets.response(200, TargetPage)
-@documented(targets)
-def list_targets(q, unit_id):
-    """Targets of the unit and its children for a year, a page of units at a time"""
-    return service.list_targets(current_caller(), unit_id, q)
+@catalogue.route("/indicators")
+class Indicators(MethodView):
+    @requires("read")
+    @catalogue.response(200, IndicatorOut(many=True))
+    @documented(catalogue, (401,))
+    def get(self):
+        """The indicator catalogue"""
+        current_caller()
+        return list(CATALOGUE.values())
 
 
-@catalogue.route("/indicators", methods=["GET"])
-@requires("read")
-@catalogue.response(200, IndicatorOut(many=True))
-@documented(catalogue, (401,))
-def indicators():
-    """The indicator catalogue"""
-    current_caller()
-    return list(CATALOGUE.values())
-
-
-@catalogue.route("/me", methods=["GET"])
-@requires("read")
-@catalogue.response(200, Me)
-@documented(catalogue, (401,))
-def me():
-    """Who the token names, and the unit the dashboard should open"""
-    return service.me(current_caller())
+@catalogue.route("/me")
+class Caller(MethodView):
+    @requires("read")
+    @catalogue.response(200, Me)
+    @documented(catalogue, (401,))
+    def get(self):
+        """Who the token names, and the unit the dashboard should open"""
+        return service.me(current_caller())

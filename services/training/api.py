@@ -1,7 +1,11 @@
-"""HTTP API under /api/v1. Every endpoint authenticates the bearer token and checks that the unit
-concerned (a course's owner, a class's or session's organising unit) lies in the caller's subtree;
-the checks live in service.py next to the loads. List endpoints return only the caller's subtree."""
+"""HTTP API under /api/v1: one MethodView per resource (URL rule); an action (open, start, close,
+cancel, retire, withdraw) is its own small resource. Every endpoint authenticates the bearer token
+and checks that the unit concerned (a course's owner, a class's or session's organising unit) lies
+in the caller's subtree; the checks live in service.py next to the loads. List endpoints return
+only the caller's subtree."""
 from __future__ import annotations
+
+from flask.views import MethodView
 
 from platformkit.auth import current_caller
 from platformkit.idempotency import IdempotencyHeader
@@ -40,44 +44,45 @@ courses = Blueprint("courses", __name__, url_prefix="/courses",
                     description="Course catalogue (đào tạo, bồi dưỡng, tập huấn): owned by a unit, usable below it")
 
 
-@courses.route("", methods=["POST"])
-@requires("training.manage")
-@courses.arguments(IdempotencyHeader, location="headers")
-@courses.arguments(CourseIn)
-@courses.response(201, CourseOut, description="Registered (or, for a retry with the same Idempotency-Key, "
-                                              "registered by the first request)")
-@errors(courses, 400, 401, 403, 409, 422)
-def register_course(headers, body):
-    """Register a course in the owner unit's catalogue"""
-    return service.register_course(body, headers.get("idempotency_key"))
+@courses.route("")
+class Courses(MethodView):
+    @requires("training.manage")
+    @courses.arguments(IdempotencyHeader, location="headers")
+    @courses.arguments(CourseIn)
+    @courses.response(201, CourseOut, description="Registered (or, for a retry with the same Idempotency-Key, "
+                                                  "registered by the first request)")
+    @errors(courses, 400, 401, 403, 409, 422)
+    def post(self, headers, body):
+        """Register a course in the owner unit's catalogue"""
+        return service.register_course(body, headers.get("idempotency_key"))
+
+    @requires("read")
+    @courses.arguments(CourseQuery, location="query")
+    @courses.response(200, CoursePage)
+    @errors(courses, 400, 401, 403)
+    def get(self, query):
+        """Courses of the caller's subtree and of the units above it"""
+        return service.list_courses(query)
 
 
-@courses.route("", methods=["GET"])
-@requires("read")
-@courses.arguments(CourseQuery, location="query")
-@courses.response(200, CoursePage)
-@errors(courses, 400, 401, 403)
-def list_courses(query):
-    """Courses of the caller's subtree and of the units above it"""
-    return service.list_courses(query)
+@courses.route("/<course_id>")
+class Course(MethodView):
+    @requires("read")
+    @courses.response(200, CourseOut)
+    @errors(courses, *READ)
+    def get(self, course_id):
+        """One course"""
+        return service.get_course(course_id)
 
 
-@courses.route("/<course_id>", methods=["GET"])
-@requires("read")
-@courses.response(200, CourseOut)
-@errors(courses, *READ)
-def get_course(course_id):
-    """One course"""
-    return service.get_course(course_id)
-
-
-@courses.route("/<course_id>/retire", methods=["POST"])
-@requires("training.manage")
-@courses.response(200, CourseOut)
-@errors(courses, *WRITE)
-def retire_course(course_id):
-    """Retire a course: no new classes of it"""
-    return service.retire_course(course_id)
+@courses.route("/<course_id>/retire")
+class CourseRetire(MethodView):
+    @requires("training.manage")
+    @courses.response(200, CourseOut)
+    @errors(courses, *WRITE)
+    def post(self, course_id):
+        """Retire a course: no new classes of it"""
+        return service.retire_course(course_id)
 
 
 # ---------------------------------------------------------------- classes
@@ -85,73 +90,77 @@ classes = Blueprint("classes", __name__, url_prefix="/classes",
                     description="Classes: planned -> open -> running -> closed, or cancelled")
 
 
-@classes.route("", methods=["POST"])
-@requires("training.manage")
-@classes.arguments(IdempotencyHeader, location="headers")
-@classes.arguments(ClassIn)
-@classes.response(201, ClassOut, description="Planned (or, for a retry with the same Idempotency-Key, "
-                                            "as the first request planned it)")
-@errors(classes, 400, 401, 403, 409, 422)
-def plan_class(headers, body):
-    """Plan a class of a course (status planned)"""
-    return service.plan_class(body, headers.get("idempotency_key"))
+@classes.route("")
+class Classes(MethodView):
+    @requires("training.manage")
+    @classes.arguments(IdempotencyHeader, location="headers")
+    @classes.arguments(ClassIn)
+    @classes.response(201, ClassOut, description="Planned (or, for a retry with the same Idempotency-Key, "
+                                                "as the first request planned it)")
+    @errors(classes, 400, 401, 403, 409, 422)
+    def post(self, headers, body):
+        """Plan a class of a course (status planned)"""
+        return service.plan_class(body, headers.get("idempotency_key"))
+
+    @requires("read")
+    @classes.arguments(ClassQuery, location="query")
+    @classes.response(200, ClassPage)
+    @errors(classes, 400, 401, 403)
+    def get(self, query):
+        """Classes organised in the caller's subtree"""
+        return service.list_classes(query)
 
 
-@classes.route("", methods=["GET"])
-@requires("read")
-@classes.arguments(ClassQuery, location="query")
-@classes.response(200, ClassPage)
-@errors(classes, 400, 401, 403)
-def list_classes(query):
-    """Classes organised in the caller's subtree"""
-    return service.list_classes(query)
+@classes.route("/<class_id>")
+class Class(MethodView):
+    @requires("read")
+    @classes.response(200, ClassOut)
+    @errors(classes, *READ)
+    def get(self, class_id):
+        """One class (enrolments: /classes/{id}/enrolments)"""
+        return service.get_class(class_id)
 
 
-@classes.route("/<class_id>", methods=["GET"])
-@requires("read")
-@classes.response(200, ClassOut)
-@errors(classes, *READ)
-def get_class(class_id):
-    """One class (enrolments: /classes/{id}/enrolments)"""
-    return service.get_class(class_id)
+@classes.route("/<class_id>/open")
+class ClassOpen(MethodView):
+    @requires("training.manage")
+    @classes.response(200, ClassOut)
+    @errors(classes, *WRITE)
+    def post(self, class_id):
+        """Open enrolment (planned -> open)"""
+        return service.open_class(class_id)
 
 
-@classes.route("/<class_id>/open", methods=["POST"])
-@requires("training.manage")
-@classes.response(200, ClassOut)
-@errors(classes, *WRITE)
-def open_class(class_id):
-    """Open enrolment (planned -> open)"""
-    return service.open_class(class_id)
+@classes.route("/<class_id>/start")
+class ClassStart(MethodView):
+    @requires("training.manage")
+    @classes.response(200, ClassOut)
+    @errors(classes, *WRITE)
+    def post(self, class_id):
+        """Start the class (open -> running): attendance and completion from now on"""
+        return service.start_class(class_id)
 
 
-@classes.route("/<class_id>/start", methods=["POST"])
-@requires("training.manage")
-@classes.response(200, ClassOut)
-@errors(classes, *WRITE)
-def start_class(class_id):
-    """Start the class (open -> running): attendance and completion from now on"""
-    return service.start_class(class_id)
+@classes.route("/<class_id>/close")
+class ClassClose(MethodView):
+    @requires("training.manage")
+    @classes.arguments(DatedIn)
+    @classes.response(200, ClassOut)
+    @errors(classes, *WRITE)
+    def post(self, body, class_id):
+        """Close the class (running -> closed) once every enrolment was assessed"""
+        return service.close_class(class_id, body)
 
 
-@classes.route("/<class_id>/close", methods=["POST"])
-@requires("training.manage")
-@classes.arguments(DatedIn)
-@classes.response(200, ClassOut)
-@errors(classes, *WRITE)
-def close_class(body, class_id):
-    """Close the class (running -> closed) once every enrolment was assessed"""
-    return service.close_class(class_id, body)
-
-
-@classes.route("/<class_id>/cancel", methods=["POST"])
-@requires("training.manage")
-@classes.arguments(CancelIn)
-@classes.response(200, ClassOut)
-@errors(classes, *WRITE)
-def cancel_class(body, class_id):
-    """Cancel the class (before any certificate was issued)"""
-    return service.cancel_class(class_id, body)
+@classes.route("/<class_id>/cancel")
+class ClassCancel(MethodView):
+    @requires("training.manage")
+    @classes.arguments(CancelIn)
+    @classes.response(200, ClassOut)
+    @errors(classes, *WRITE)
+    def post(self, body, class_id):
+        """Cancel the class (before any certificate was issued)"""
+        return service.cancel_class(class_id, body)
 
 
 # ---------------------------------------------------------------- enrolments
@@ -159,45 +168,46 @@ enrolments = Blueprint("enrolments", __name__, url_prefix="",
                        description="Enrolment of active members; capacity holds under concurrency")
 
 
-@enrolments.route("/classes/<class_id>/enrolments", methods=["POST"])
-@requires("training.record")
-@enrolments.arguments(IdempotencyHeader, location="headers")
-@enrolments.arguments(EnrolmentIn)
-@enrolments.response(201, EnrolmentOut, description="Enrolled (or, for a retry with the same Idempotency-Key, "
-                                                    "the enrolment as the first request answered it)")
-@errors(enrolments, *WRITE)
-def enrol(headers, body, class_id):
-    """Enrol an active member of the organising unit's subtree (class must be open, not full)"""
-    return service.enrol(class_id, body, headers.get("idempotency_key"))
+@enrolments.route("/classes/<class_id>/enrolments")
+class ClassEnrolments(MethodView):
+    @requires("training.record")
+    @enrolments.arguments(IdempotencyHeader, location="headers")
+    @enrolments.arguments(EnrolmentIn)
+    @enrolments.response(201, EnrolmentOut, description="Enrolled (or, for a retry with the same Idempotency-Key, "
+                                                        "the enrolment as the first request answered it)")
+    @errors(enrolments, *WRITE)
+    def post(self, headers, body, class_id):
+        """Enrol an active member of the organising unit's subtree (class must be open, not full)"""
+        return service.enrol(class_id, body, headers.get("idempotency_key"))
+
+    @requires("read")
+    @enrolments.response(200, EnrolmentOut(many=True))
+    @errors(enrolments, *READ)
+    def get(self, class_id):
+        """Enrolments of a class with attendance and outcome"""
+        return service.list_enrolments(class_id)
 
 
-@enrolments.route("/classes/<class_id>/enrolments", methods=["GET"])
-@requires("read")
-@enrolments.response(200, EnrolmentOut(many=True))
-@errors(enrolments, *READ)
-def list_enrolments(class_id):
-    """Enrolments of a class with attendance and outcome"""
-    return service.list_enrolments(class_id)
+@enrolments.route("/classes/<class_id>/enrolments/<member_id>/withdraw")
+class EnrolmentWithdraw(MethodView):
+    @requires("training.record")
+    @enrolments.arguments(WithdrawIn)
+    @enrolments.response(200, EnrolmentOut)
+    @errors(enrolments, *WRITE)
+    def post(self, body, class_id, member_id):
+        """Withdraw an enrolment not yet assessed (frees the seat)"""
+        return service.withdraw(class_id, member_id, body)
 
 
-@enrolments.route("/classes/<class_id>/enrolments/<member_id>/withdraw", methods=["POST"])
-@requires("training.record")
-@enrolments.arguments(WithdrawIn)
-@enrolments.response(200, EnrolmentOut)
-@errors(enrolments, *WRITE)
-def withdraw(body, class_id, member_id):
-    """Withdraw an enrolment not yet assessed (frees the seat)"""
-    return service.withdraw(class_id, member_id, body)
-
-
-@enrolments.route("/enrolments", methods=["GET"])
-@requires("read")
-@enrolments.arguments(MemberEnrolmentQuery, location="query")
-@enrolments.response(200, EnrolmentOut(many=True))
-@errors(enrolments, 400, 401)
-def member_enrolments(query):
-    """A member's training history visible to the caller"""
-    return service.member_enrolments(query["member_id"])
+@enrolments.route("/enrolments")
+class Enrolments(MethodView):
+    @requires("read")
+    @enrolments.arguments(MemberEnrolmentQuery, location="query")
+    @enrolments.response(200, EnrolmentOut(many=True))
+    @errors(enrolments, 400, 401)
+    def get(self, query):
+        """A member's training history visible to the caller"""
+        return service.member_enrolments(query["member_id"])
 
 
 # ---------------------------------------------------------------- attendance
@@ -205,14 +215,15 @@ attendance = Blueprint("attendance", __name__, url_prefix="/classes",
                        description="Attendance per class day (roll call)")
 
 
-@attendance.route("/<class_id>/attendance", methods=["POST"])
-@requires("training.record")
-@attendance.arguments(AttendanceIn)
-@attendance.response(200, AttendanceOut)
-@errors(attendance, *WRITE)
-def record_attendance(body, class_id):
-    """Record the roll call of one class day (replaces an earlier one for that day)"""
-    return service.record_attendance(class_id, body)
+@attendance.route("/<class_id>/attendance")
+class ClassAttendance(MethodView):
+    @requires("training.record")
+    @attendance.arguments(AttendanceIn)
+    @attendance.response(200, AttendanceOut)
+    @errors(attendance, *WRITE)
+    def post(self, body, class_id):
+        """Record the roll call of one class day (replaces an earlier one for that day)"""
+        return service.record_attendance(class_id, body)
 
 
 # ---------------------------------------------------------------- completion
@@ -220,38 +231,41 @@ completion = Blueprint("completion", __name__, url_prefix="/classes",
                        description="Completion: attendance share and score decide; completed members get a certificate")
 
 
-@completion.route("/<class_id>/enrolments/<member_id>/completion", methods=["POST"])
-@requires("training.record")
-@completion.arguments(IdempotencyHeader, location="headers")
-@completion.arguments(CompletionIn)
-@completion.response(200, CompletionOut, description="Assessed (or, for a retry with the same Idempotency-Key, "
-                                                     "as the first request assessed it: one certificate)")
-@errors(completion, *WRITE)
-def assess_completion(headers, body, class_id, member_id):
-    """Assess one member: completed (certificate issued) or not_completed (reason attendance/score)"""
-    return service.assess_completion(class_id, member_id, body, headers.get("idempotency_key"))
+@completion.route("/<class_id>/enrolments/<member_id>/completion")
+class EnrolmentCompletion(MethodView):
+    @requires("training.record")
+    @completion.arguments(IdempotencyHeader, location="headers")
+    @completion.arguments(CompletionIn)
+    @completion.response(200, CompletionOut, description="Assessed (or, for a retry with the same Idempotency-Key, "
+                                                         "as the first request assessed it: one certificate)")
+    @errors(completion, *WRITE)
+    def post(self, headers, body, class_id, member_id):
+        """Assess one member: completed (certificate issued) or not_completed (reason attendance/score)"""
+        return service.assess_completion(class_id, member_id, body, headers.get("idempotency_key"))
 
 
 # ---------------------------------------------------------------- certificates
 certificates = Blueprint("certificates", __name__, url_prefix="", description="Certificates issued on completion")
 
 
-@certificates.route("/certificates/<number>", methods=["GET"])
-@requires("read")
-@certificates.response(200, CertificateOut)
-@errors(certificates, *READ)
-def get_certificate(number):
-    """Look up a certificate by its number"""
-    return service.get_certificate(number)
+@certificates.route("/certificates/<number>")
+class Certificate(MethodView):
+    @requires("read")
+    @certificates.response(200, CertificateOut)
+    @errors(certificates, *READ)
+    def get(self, number):
+        """Look up a certificate by its number"""
+        return service.get_certificate(number)
 
 
-@certificates.route("/classes/<class_id>/certificates", methods=["GET"])
-@requires("read")
-@certificates.response(200, CertificateOut(many=True))
-@errors(certificates, *READ)
-def class_certificates(class_id):
-    """Certificates issued in a class"""
-    return service.class_certificates(class_id)
+@certificates.route("/classes/<class_id>/certificates")
+class ClassCertificates(MethodView):
+    @requires("read")
+    @certificates.response(200, CertificateOut(many=True))
+    @errors(certificates, *READ)
+    def get(self, class_id):
+        """Certificates issued in a class"""
+        return service.class_certificates(class_id)
 
 
 # ---------------------------------------------------------------- dissemination sessions
@@ -260,38 +274,38 @@ dissemination = Blueprint("dissemination", __name__, url_prefix="/dissemination-
                                       "reached, by member id, and head counts of attendees not identified")
 
 
-@dissemination.route("", methods=["POST"])
-@requires("training.record")
-@dissemination.arguments(IdempotencyHeader, location="headers")
-@dissemination.arguments(DisseminationIn)
-@dissemination.response(201, DisseminationOut, description="Recorded (or, for a retry with the same "
-                                                            "Idempotency-Key, the session the first request recorded)")
-@errors(dissemination, 400, 401, 403, 422)
-def record_dissemination(headers, body):
-    """Record a dissemination session: the members reached (`member_ids`: active members of the
-    organiser's subtree, each counted once) and head counts per unit of attendees not identified
-    (`reached`). The session derives the members reached per unit and the CĐCS reached; only
-    identified members count toward the shares of members and CĐCS reached."""
-    return service.record_dissemination(body, headers.get("idempotency_key"))
+@dissemination.route("")
+class DisseminationSessions(MethodView):
+    @requires("training.record")
+    @dissemination.arguments(IdempotencyHeader, location="headers")
+    @dissemination.arguments(DisseminationIn)
+    @dissemination.response(201, DisseminationOut, description="Recorded (or, for a retry with the same "
+                                                                "Idempotency-Key, the session the first request recorded)")
+    @errors(dissemination, 400, 401, 403, 422)
+    def post(self, headers, body):
+        """Record a dissemination session: the members reached (`member_ids`: active members of the
+        organiser's subtree, each counted once) and head counts per unit of attendees not identified
+        (`reached`). The session derives the members reached per unit and the CĐCS reached; only
+        identified members count toward the shares of members and CĐCS reached."""
+        return service.record_dissemination(body, headers.get("idempotency_key"))
+
+    @requires("read")
+    @dissemination.arguments(PageQuery, location="query")
+    @dissemination.response(200, DisseminationPage)
+    @errors(dissemination, 400, 401, 403)
+    def get(self, query):
+        """Sessions organised in the caller's subtree (without `member_ids`: GET one session for them)"""
+        return service.list_dissemination(query)
 
 
-@dissemination.route("", methods=["GET"])
-@requires("read")
-@dissemination.arguments(PageQuery, location="query")
-@dissemination.response(200, DisseminationPage)
-@errors(dissemination, 400, 401, 403)
-def list_dissemination(query):
-    """Sessions organised in the caller's subtree (without `member_ids`: GET one session for them)"""
-    return service.list_dissemination(query)
-
-
-@dissemination.route("/<session_id>", methods=["GET"])
-@requires("read")
-@dissemination.response(200, DisseminationOut)
-@errors(dissemination, *READ)
-def get_dissemination(session_id):
-    """One dissemination session"""
-    return service.get_dissemination(session_id)
+@dissemination.route("/<session_id>")
+class DisseminationSession(MethodView):
+    @requires("read")
+    @dissemination.response(200, DisseminationOut)
+    @errors(dissemination, *READ)
+    def get(self, session_id):
+        """One dissemination session"""
+        return service.get_dissemination(session_id)
 
 
 BLUEPRINTS = [courses, classes, enrolments, attendance, completion, certificates, dissemination]

@@ -1,13 +1,15 @@
 """HTTP API of welfare under /api/v1: programmes, cases (request, approve, reject, disburse) and
-micro-loans (position as of a date, repayments). Views only translate HTTP <-> service calls;
-every service function checks the token's scope against the unit it touches (and its ancestors),
-and list endpoints return the caller's subtree only.
+micro-loans (position as of a date, repayments), one MethodView per resource (URL rule). Views only
+translate HTTP <-> service calls; every service function checks the token's scope against the unit
+it touches (and its ancestors), and list endpoints return the caller's subtree only.
 
 Statuses: 400 invalid input (field named, nothing written), 401 no token, 403 outside the token's
 subtree or a read-only role, 404 unknown id, 409 wrong status or Idempotency-Key reused for another
 request, 412 stale `version`, 422 rule violated (budget, beneficiary left, the CĐCS approving its
 own case: only a level above the case's CĐCS approves or rejects).
 """
+
+from flask.views import MethodView
 
 from platformkit.web import Blueprint, error_responses, requires
 
@@ -44,135 +46,141 @@ loans = Blueprint("loans", __name__, url_prefix="/loans",
                               "outstanding balance, overdue status as of a date.")
 
 
-@programmes.route("", methods=["POST"])
-@requires("welfare.programme")
-@programmes.arguments(s.IdempotencyHeader, location="headers")
-@programmes.arguments(s.ProgrammeIn)
-@programmes.response(201, s.ProgrammeOut, description="Created, or for a retry with the same Idempotency-Key "
-                                                     "the programme the first request created (201 both).")
-@documents(programmes, 400, 401, 403, 422)
-def create_programme(headers, body):
-    """Create a programme owned by a unit in the caller's subtree. The same Idempotency-Key with a
-    different body: 422 naming the header."""
-    return service.create_programme(body, headers.get("idempotency_key"))
+@programmes.route("")
+class Programmes(MethodView):
+    @requires("welfare.programme")
+    @programmes.arguments(s.IdempotencyHeader, location="headers")
+    @programmes.arguments(s.ProgrammeIn)
+    @programmes.response(201, s.ProgrammeOut, description="Created, or for a retry with the same Idempotency-Key "
+                                                         "the programme the first request created (201 both).")
+    @documents(programmes, 400, 401, 403, 422)
+    def post(self, headers, body):
+        """Create a programme owned by a unit in the caller's subtree. The same Idempotency-Key with a
+        different body: 422 naming the header."""
+        return service.create_programme(body, headers.get("idempotency_key"))
+
+    @requires("read")
+    @programmes.arguments(s.ProgrammeListArgs, location="query")
+    @programmes.response(200, s.ProgrammeList)
+    @documents(programmes, 400, 401)
+    def get(self, args):
+        """Programmes owned by the caller's unit or a unit below it."""
+        return service.list_programmes(args)
 
 
-@programmes.route("", methods=["GET"])
-@requires("read")
-@programmes.arguments(s.ProgrammeListArgs, location="query")
-@programmes.response(200, s.ProgrammeList)
-@documents(programmes, 400, 401)
-def list_programmes(args):
-    """Programmes owned by the caller's unit or a unit below it."""
-    return service.list_programmes(args)
+@programmes.route("/<programme_id>")
+class Programme(MethodView):
+    @requires("read")
+    @programmes.response(200, s.ProgrammeOut)
+    @documents(programmes, 401, 403, 404)
+    def get(self, programme_id):
+        return service.get_programme(programme_id)
 
 
-@programmes.route("/<programme_id>", methods=["GET"])
-@requires("read")
-@programmes.response(200, s.ProgrammeOut)
-@documents(programmes, 401, 403, 404)
-def get_programme(programme_id):
-    return service.get_programme(programme_id)
+@cases.route("")
+class Cases(MethodView):
+    @requires("welfare.request")
+    @cases.arguments(s.IdempotencyHeader, location="headers")
+    @cases.arguments(s.CaseIn)
+    @cases.response(201, s.CaseOut, description="Created.")
+    @cases.alt_response(200, schema=s.CaseOut, success=True,
+                        description="A retry with the same Idempotency-Key: the case created first.")
+    @documents(cases, 400, 401, 403, 409, 422)
+    def post(self, headers, body):
+        """Request support for a member (known here and not left) under a programme covering its CĐCS."""
+        case, created = service.request_case(body, headers.get("idempotency_key"))
+        return case, (201 if created else 200)
+
+    @requires("read")
+    @cases.arguments(s.CaseListArgs, location="query")
+    @cases.response(200, s.CaseList)
+    @documents(cases, 400, 401)
+    def get(self, args):
+        """Cases of the caller's subtree."""
+        return service.list_cases(args)
 
 
-@cases.route("", methods=["POST"])
-@requires("welfare.request")
-@cases.arguments(s.IdempotencyHeader, location="headers")
-@cases.arguments(s.CaseIn)
-@cases.response(201, s.CaseOut, description="Created.")
-@cases.alt_response(200, schema=s.CaseOut, success=True,
-                    description="A retry with the same Idempotency-Key: the case created first.")
-@documents(cases, 400, 401, 403, 409, 422)
-def request_case(headers, body):
-    """Request support for a member (known here and not left) under a programme covering its CĐCS."""
-    case, created = service.request_case(body, headers.get("idempotency_key"))
-    return case, (201 if created else 200)
+@cases.route("/<case_id>")
+class Case(MethodView):
+    @requires("read")
+    @cases.response(200, s.CaseOut)
+    @documents(cases, 401, 403, 404)
+    def get(self, case_id):
+        return service.get_case(case_id)
 
 
-@cases.route("", methods=["GET"])
-@requires("read")
-@cases.arguments(s.CaseListArgs, location="query")
-@cases.response(200, s.CaseList)
-@documents(cases, 400, 401)
-def list_cases(args):
-    """Cases of the caller's subtree."""
-    return service.list_cases(args)
+@cases.route("/<case_id>/approve")
+class CaseApprove(MethodView):
+    @requires("welfare.decide")
+    @cases.arguments(s.ApproveIn)
+    @cases.response(200, s.CaseOut)
+    @documents(cases, 400, 401, 403, 404, 409, 412, 422)
+    def post(self, body, case_id):
+        """Approve a requested case: the caller's unit must be above the case's CĐCS; the amount is
+        reserved from the programme's remaining budget (422 if it does not fit)."""
+        return service.approve_case(case_id, body)
 
 
-@cases.route("/<case_id>", methods=["GET"])
-@requires("read")
-@cases.response(200, s.CaseOut)
-@documents(cases, 401, 403, 404)
-def get_case(case_id):
-    return service.get_case(case_id)
+@cases.route("/<case_id>/reject")
+class CaseReject(MethodView):
+    @requires("welfare.decide")
+    @cases.arguments(s.RejectIn)
+    @cases.response(200, s.CaseOut)
+    @documents(cases, 400, 401, 403, 404, 409, 412, 422)
+    def post(self, body, case_id):
+        """Reject a requested case with a reason (same approving rule as approve)."""
+        return service.reject_case(case_id, body)
 
 
-@cases.route("/<case_id>/approve", methods=["POST"])
-@requires("welfare.decide")
-@cases.arguments(s.ApproveIn)
-@cases.response(200, s.CaseOut)
-@documents(cases, 400, 401, 403, 404, 409, 412, 422)
-def approve_case(body, case_id):
-    """Approve a requested case: the caller's unit must be above the case's CĐCS; the amount is
-    reserved from the programme's remaining budget (422 if it does not fit)."""
-    return service.approve_case(case_id, body)
+@cases.route("/<case_id>/disburse")
+class CaseDisburse(MethodView):
+    @requires("welfare.request")
+    @cases.arguments(s.IdempotencyHeader, location="headers")
+    @cases.arguments(s.DisburseIn)
+    @cases.response(200, s.CaseOut, description="Disbursed now, or earlier by a request with the same "
+                                                "Idempotency-Key (never paid twice).")
+    @documents(cases, 400, 401, 403, 404, 409, 412, 422)
+    def post(self, headers, body, case_id):
+        """Record that an approved case was paid or handed over; a micro-loan's schedule starts here."""
+        case, _ = service.disburse_case(case_id, body, headers.get("idempotency_key"))
+        return case
 
 
-@cases.route("/<case_id>/reject", methods=["POST"])
-@requires("welfare.decide")
-@cases.arguments(s.RejectIn)
-@cases.response(200, s.CaseOut)
-@documents(cases, 400, 401, 403, 404, 409, 412, 422)
-def reject_case(body, case_id):
-    """Reject a requested case with a reason (same approving rule as approve)."""
-    return service.reject_case(case_id, body)
+@loans.route("")
+class Loans(MethodView):
+    @requires("read")
+    @loans.arguments(s.LoanListArgs, location="query")
+    @loans.response(200, s.LoanList)
+    @documents(loans, 400, 401)
+    def get(self, args):
+        """Disbursed micro-loans of the caller's subtree with their position as of `as_of`."""
+        return service.list_loans(args)
 
 
-@cases.route("/<case_id>/disburse", methods=["POST"])
-@requires("welfare.request")
-@cases.arguments(s.IdempotencyHeader, location="headers")
-@cases.arguments(s.DisburseIn)
-@cases.response(200, s.CaseOut, description="Disbursed now, or earlier by a request with the same "
-                                            "Idempotency-Key (never paid twice).")
-@documents(cases, 400, 401, 403, 404, 409, 412, 422)
-def disburse_case(headers, body, case_id):
-    """Record that an approved case was paid or handed over; a micro-loan's schedule starts here."""
-    case, _ = service.disburse_case(case_id, body, headers.get("idempotency_key"))
-    return case
+@loans.route("/<case_id>")
+class Loan(MethodView):
+    @requires("read")
+    @loans.arguments(s.LoanArgs, location="query")
+    @loans.response(200, s.LoanOut)
+    @documents(loans, 400, 401, 403, 404)
+    def get(self, args, case_id):
+        """Schedule, repayments, outstanding balance and overdue status as of `as_of`."""
+        return service.get_loan(case_id, args.get("as_of"))
 
 
-@loans.route("", methods=["GET"])
-@requires("read")
-@loans.arguments(s.LoanListArgs, location="query")
-@loans.response(200, s.LoanList)
-@documents(loans, 400, 401)
-def list_loans(args):
-    """Disbursed micro-loans of the caller's subtree with their position as of `as_of`."""
-    return service.list_loans(args)
-
-
-@loans.route("/<case_id>", methods=["GET"])
-@requires("read")
-@loans.arguments(s.LoanArgs, location="query")
-@loans.response(200, s.LoanOut)
-@documents(loans, 400, 401, 403, 404)
-def get_loan(args, case_id):
-    """Schedule, repayments, outstanding balance and overdue status as of `as_of`."""
-    return service.get_loan(case_id, args.get("as_of"))
-
-
-@loans.route("/<case_id>/repayments", methods=["POST"])
-@requires("welfare.request")
-@loans.arguments(s.IdempotencyHeader, location="headers")
-@loans.arguments(s.RepaymentIn)
-@loans.response(201, s.LoanOut, description="Recorded; the loan as of the payment day.")
-@loans.alt_response(200, schema=s.LoanOut, success=True,
-                    description="A retry with the same Idempotency-Key: recorded once, earlier.")
-@documents(loans, 400, 401, 403, 404, 409, 412, 422)
-def record_repayment(headers, body, case_id):
-    """Record a (partial, late) repayment; it settles the oldest instalments first."""
-    loan, created = service.record_repayment(case_id, body, headers.get("idempotency_key"))
-    return loan, (201 if created else 200)
+@loans.route("/<case_id>/repayments")
+class LoanRepayments(MethodView):
+    @requires("welfare.request")
+    @loans.arguments(s.IdempotencyHeader, location="headers")
+    @loans.arguments(s.RepaymentIn)
+    @loans.response(201, s.LoanOut, description="Recorded; the loan as of the payment day.")
+    @loans.alt_response(200, schema=s.LoanOut, success=True,
+                        description="A retry with the same Idempotency-Key: recorded once, earlier.")
+    @documents(loans, 400, 401, 403, 404, 409, 412, 422)
+    def post(self, headers, body, case_id):
+        """Record a (partial, late) repayment; it settles the oldest instalments first."""
+        loan, created = service.record_repayment(case_id, body, headers.get("idempotency_key"))
+        return loan, (201 if created else 200)
 
 
 BLUEPRINTS = [programmes, cases, loans]

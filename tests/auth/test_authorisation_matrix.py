@@ -43,6 +43,7 @@ import jwt
 import pytest
 
 from platformkit import mongo
+from platformkit.web import declaration
 from tests.support.seed_all import SEEDERS, bearer, founding, seed_membership
 
 pytestmark = pytest.mark.integration
@@ -419,7 +420,7 @@ def capability_of(app, method: str, template: str) -> str:
         for conv in ("int:", "string:", "path:"):
             templ = templ.replace("<" + conv, "<")
         if templ.replace("<", "{").replace(">", "}") == template and method in rule.methods:
-            return app.view_functions[rule.endpoint].required_capability
+            return declaration(app.view_functions[rule.endpoint], method)[0]
     raise AssertionError(f"no route for {method} {template}")
 
 

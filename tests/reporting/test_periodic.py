@@ -92,7 +92,7 @@ def auth(unit: str, roles=("officer",)) -> dict:
 def figures(unit: str, period: str) -> dict:
     db = mongo.database("reporting")
     gen = Generation(db, active_generation(db))
-    return dict(views._sums(gen, [unit], parse(period))[unit])
+    return dict(views.period_sums(gen, [unit], parse(period))[unit])
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """The app factory's contract on a tiny app (Flask test client; no network needed)."""
+from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
@@ -84,6 +85,54 @@ def test_an_endpoint_without_a_declared_capability_is_not_served():
 
     with pytest.raises(RuntimeError, match="without a declared capability"):
         create_app("loose", [bp], ready=lambda: {})
+
+
+def test_a_methodview_method_without_a_declared_capability_is_not_served():
+    bp = Blueprint("loose", __name__, url_prefix="/loose")
+
+    @bp.route("")
+    class Loose(MethodView):
+        @requires("read")
+        def get(self):
+            return {}
+
+        def post(self):  # forgotten: the whole app must refuse to start, not serve it open
+            return {}
+
+    with pytest.raises(RuntimeError, match=r"without a declared capability.*loose\.Loose POST"):
+        create_app("loose", [bp], ready=lambda: {})
+
+
+def test_each_methodview_method_is_checked_with_its_own_capability_and_path_scope():
+    bp = Blueprint("things", __name__, url_prefix="/things")
+    served = []
+
+    @bp.route("/<unit>")
+    class Thing(MethodView):
+        @requires("read")
+        @bp.response(200, ThingIn)
+        def get(self, unit):
+            served.append(("GET", unit))
+            return {"name": unit, "size": 0}
+
+        @requires("member.enter")
+        @bp.arguments(ThingIn)
+        @bp.response(201, ThingIn)
+        def post(self, body, unit):
+            served.append(("POST", unit))
+            return body
+
+    client = create_app("things", [bp], ready=lambda: {},
+                        path_scope=lambda args: (args["unit"], ["root"])).test_client()
+    viewer = auth(roles=("viewer",))
+    assert client.get("/api/v1/things/root").status_code == 401
+    assert client.get("/api/v1/things/root", headers=viewer).status_code == 200
+    assert client.post("/api/v1/things/root", json={"name": 1}, headers=viewer).status_code == 403  # before the body
+    assert client.get("/api/v1/things/other", headers=auth("commune")).status_code == 403  # path scope
+    assert client.post("/api/v1/things/root", json={"name": "a", "size": 1}, headers=auth()).status_code == 201
+    assert served == [("GET", "root"), ("POST", "root")]
+    ops = client.get("/openapi.json").json["paths"]["/api/v1/things/{unit}"]
+    assert {"get", "post"} <= set(ops)
 
 
 def test_every_answer_carries_the_api_security_headers():
