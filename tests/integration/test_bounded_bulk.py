@@ -15,6 +15,8 @@ from pymongo.errors import BulkWriteError
 from platformkit import config, mongo
 from platformkit.mongo import MAX_BULK_STATEMENTS, bounded_bulk_write
 from services.reporting import store
+from services.reporting.generations import base as generations_base
+from services.reporting.generations import mongo as generations_mongo
 from services.reporting.store import Generation
 
 pytestmark = pytest.mark.integration
@@ -74,8 +76,9 @@ def monitored(isolated):
 def test_a_flush_with_hundreds_of_writes_per_collection_keeps_the_store_answering(monitored, monkeypatch):
     db, sizes = monitored
     # Two buckets: every unit's documents land in few collections, hundreds of writes in each.
-    monkeypatch.setattr(store, "AGG_BUCKETS", 2)
-    monkeypatch.setattr(store, "STATE_BUCKETS", 2)
+    for module in (generations_base, generations_mongo):  # where the generation reads them
+        monkeypatch.setattr(module, "AGG_BUCKETS", 2)
+        monkeypatch.setattr(module, "STATE_BUCKETS", 2)
     gen = Generation(db, 0)
     gen.setup()
     units = [f"U{i:04d}" for i in range(150)]
