@@ -42,6 +42,11 @@ class StaleVersion(Exception):
     """The document changed since the caller read it (HTTP 412)."""
 
 
+class Contended(Exception):
+    """A command whose caller sent no version kept losing the race to commit for the repository's
+    retry time (HTTP 503, retry): never a 412, that caller cannot be stale."""
+
+
 class NotFound(Exception):
     pass
 

@@ -9,11 +9,11 @@ therefore NOT a compare-and-set there. A unique-key INSERT is atomic (there and 
 
 So a change is committed by INSERTING one change document into `<collection>_events`:
 
-    {_id: "<aggregate id>@<version, 9 digits>", aggregate_id, version, ops: [{op, path, value}...],
+    {_id: "<aggregate id>@<seq, 9 digits>", aggregate_id, seq, version, ops: [{op, path, value}...],
      outbox: [events], outbox_pending, [idempotency_key, request_fingerprint, ...stamp]}
 
-* the unique `_id` is the compare-and-set: two commands that read version v both insert v+1,
-  exactly one succeeds; the loser reloads and decides again (`command`), for a bounded time with
+* the unique `_id` is the compare-and-set: two commands that read change number n both insert
+  n+1, exactly one succeeds; the loser reloads and decides again (`command`), for a bounded time with
   jitter. Only a caller who SENT a version (body `version` / If-Match) that is no longer current
   gets StaleVersion (412): a caller that sent none cannot be stale, whatever the contention.
 * the same insert carries the events (transactional outbox in one single-document write). The
@@ -46,18 +46,23 @@ from typing import Any, Callable, Iterable
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from . import idempotency
 from .envelope import Envelope
 from .mongo import is_duplicate_key
-from .outbox import OUTBOX, OUTBOX_INDEX, PENDING, AlreadyExists, NotFound, StaleVersion, insert_with_events
+from .outbox import OUTBOX, OUTBOX_INDEX, PENDING, AlreadyExists, Contended, NotFound, StaleVersion, insert_with_events
+
+# platformkit.idempotency's stored fields (not imported: it pulls in flask through web.py, and this
+# module stays free of the web layer; tests/unit/test_repository.py checks they agree)
+KEY = "idempotency_key"
+FINGERPRINT = "request_fingerprint"
 
 log = logging.getLogger(__name__)
 
+SEQ = "seq"  # number of committed changes: the compare-and-set counter (`version` counts business changes)
 CHANGES = "_events"  # suffix of the change collection of an aggregate collection
 FIRST_ANSWER = "first_answer"  # what a creation with an Idempotency-Key answered (replayed as is)
 # Fields of the aggregate document that are not its state (never in answers, never diffed).
-STAMP_FIELDS = (FIRST_ANSWER, *idempotency.FIELDS)
-NOT_STATE = {"_id", "version", OUTBOX, PENDING, "rev", *STAMP_FIELDS}
+STAMP_FIELDS = (FIRST_ANSWER, KEY, FINGERPRINT)
+NOT_STATE = {"_id", "version", SEQ, OUTBOX, PENDING, "rev", *STAMP_FIELDS}
 # How long a command keeps deciding again after losing the race for version v+1.
 RETRY_SECONDS = float(os.environ.get("REPOSITORY_RETRY_SECONDS", "10"))
 
@@ -66,11 +71,6 @@ Ops = list  # [{"op": "set", "path": "a.b", "value": ...}, ...] (FerretDB stores
 
 def op(name: str, path: str, value: Any = None) -> dict[str, Any]:
     return {"op": name, "path": path, "value": value}
-
-
-class Contended(Exception):
-    """A command that sent no version lost the race for every version for RETRY_SECONDS (HTTP 503,
-    retry): never a 412, the caller was not stale."""
 
 
 class KeyTaken(Exception):
@@ -195,7 +195,7 @@ def diff(old: dict[str, Any], new: dict[str, Any], list_field: str | None = None
 
 def public_state(doc: dict[str, Any]) -> dict[str, Any]:
     """The aggregate without its stamp fields and legacy outbox fields."""
-    return {k: v for k, v in doc.items() if k not in (OUTBOX, PENDING, "rev", *STAMP_FIELDS)}
+    return {k: v for k, v in doc.items() if k not in (SEQ, OUTBOX, PENDING, "rev", *STAMP_FIELDS)}
 
 
 # ---------------------------------------------------------------- the repository
@@ -219,17 +219,18 @@ class Repository:
     def indexes(collection: str) -> dict[str, list]:
         """Of the change documents (the aggregate collection declares its own indexes, with
         `idempotency.index()` when it is created with a key)."""
-        return {collection + CHANGES: [("aggregate_id", {"name": "aggregate"}), *OUTBOX_INDEX, idempotency.index()]}
+        return {collection + CHANGES: [("aggregate_id", {"name": "aggregate"}), *OUTBOX_INDEX,
+                                         (KEY, {"name": KEY, "unique": True, "sparse": True})]}
 
     # ------------------------------------------------------------ reading
     def created_with(self, key: str) -> dict | None:
         """The aggregate document (whole, stamp included, at any version) a creation with this
         key inserted."""
-        return self.coll.find_one({idempotency.KEY: key})
+        return self.coll.find_one({KEY: key})
 
     def changed_with(self, key: str) -> dict | None:
         """The change document a command with this key committed."""
-        return self.changes.find_one({idempotency.KEY: key})
+        return self.changes.find_one({KEY: key})
 
     def load(self, aggregate_id: str, *, whole: bool = False) -> dict:
         """The aggregate after its newest committed change (rolled forward and materialised);
@@ -244,63 +245,67 @@ class Repository:
         if doc is None:
             return None
         doc = self.current(doc)
-        if doc["version"] < 1:
-            return None  # inserted at version 0 but its creation never committed
+        if doc[SEQ] < 1:
+            return None  # inserted at change 0 but its creation never committed
         return doc if whole else public_state(doc)
 
     def current(self, doc: dict) -> dict:
         """A copy read by any query, rolled forward (and the copy materialised if it lagged)."""
+        doc = {**doc, SEQ: doc.get(SEQ, 0)}
         rolled = self._fold(doc)
-        if rolled["version"] != doc["version"]:
+        if rolled[SEQ] != doc[SEQ]:
             rolled = self._materialise(rolled)
         return rolled
 
     def _fold(self, doc: dict) -> dict:
         while True:
-            nxt = self.changes.find_one({"_id": change_id(doc["_id"], doc["version"] + 1)}, {"ops": 1, "version": 1})
+            nxt = self.changes.find_one({"_id": change_id(doc["_id"], doc[SEQ] + 1)}, {"ops": 1, "version": 1, SEQ: 1})
             if nxt is None:
                 return doc
-            doc = {**apply_ops(doc, nxt["ops"]), "version": nxt["version"]}
+            doc = {**apply_ops(doc, nxt["ops"]), "version": nxt["version"], SEQ: nxt[SEQ]}
 
     def _materialise(self, doc: dict) -> dict:
-        """Write the copy at doc's version, then make sure it did not go backwards and is not
-        behind a newer change; returns the newest state seen."""
+        """Write the copy at doc's change number, then make sure it did not go backwards and is
+        not behind a newer change; returns the newest state seen."""
         for _ in range(20):
             try:
-                self.coll.replace_one({"_id": doc["_id"], "version": {"$lt": doc["version"]}}, doc)
+                self.coll.replace_one({"_id": doc["_id"], SEQ: {"$lt": doc[SEQ]}}, doc)
             except OperationFailure as exc:
                 if not is_duplicate_key(exc):
                     raise
                 # A unique index of the copy refuses this state (the service checks such values
                 # before committing; a race between two such checks lands here). The committed
                 # change stands and loads by id roll forward; the copy stays behind for queries.
-                log.warning("%s %s: copy at version %s refused by a unique index", self.what, doc["_id"],
-                            doc["version"])
+                log.warning("%s %s: copy at change %s refused by a unique index", self.what, doc["_id"], doc[SEQ])
                 return doc
             seen = self.coll.find_one({"_id": doc["_id"]})
             if seen is None:
                 return doc
-            if seen["version"] < doc["version"]:
+            if seen.get(SEQ, 0) < doc[SEQ]:
                 continue  # a stale copy write landed after ours: write ours again
             newer = self._fold(seen)
-            if newer["version"] == seen["version"]:
-                return newer if newer["version"] >= doc["version"] else doc
+            if newer[SEQ] == seen[SEQ]:
+                return newer
             doc = newer  # a newer change committed meanwhile: roll the copy to it
         return doc
 
     # ------------------------------------------------------------ writing
-    def _commit(self, aggregate_id: str, version: int, ops: Ops, events: list[Envelope],
-                stamp: dict | None = None) -> None:
-        insert_with_events(self.changes, {"_id": change_id(aggregate_id, version), "aggregate_id": aggregate_id,
-                                          "version": version, "ops": ops, **(stamp or {})}, events)
+    def _commit(self, aggregate_id: str, seq: int, ops: Ops, events: list[Envelope],
+                stamp: dict | None = None, version: int | None = None) -> None:
+        """Insert change number `seq` (AlreadyExists: someone else committed it). `version`: the
+        aggregate's version after it (default: seq)."""
+        insert_with_events(self.changes, {"_id": change_id(aggregate_id, seq), "aggregate_id": aggregate_id,
+                                          SEQ: seq, "version": seq if version is None else version, "ops": ops,
+                                          **(stamp or {})}, events)
 
     def create(self, state: dict, events: list[Envelope] | Callable[[int], list[Envelope]],
-               stamp: dict | None = None) -> dict:
-        """Insert a new aggregate (the copy at version 0, where unique indexes refuse duplicates:
-        AlreadyExists), then commit `@1` with the creation's events. `stamp`: fields kept in the
-        aggregate document only (an Idempotency-Key and fingerprint, the first answer)."""
+               stamp: dict | None = None, version: int = 1) -> dict:
+        """Insert a new aggregate (the copy at change 0, where unique indexes refuse duplicates:
+        AlreadyExists), then commit change 1 with the creation's events. `stamp`: fields kept in
+        the aggregate document only (an Idempotency-Key and fingerprint, the first answer).
+        `version`: the version a creation starts at (a unit created with two events: 2)."""
         doc = {**{k: v for k, v in state.items() if k not in NOT_STATE}, "_id": state["_id"],
-               **(stamp or {}), "version": 0}
+               **(stamp or {}), "version": 0, SEQ: 0}
         try:
             self.coll.insert_one(doc)
         except DuplicateKeyError as exc:
@@ -309,30 +314,36 @@ class Repository:
             if is_duplicate_key(exc):
                 raise AlreadyExists(str(exc.details.get("keyValue") if exc.details else exc)) from exc
             raise
-        return self.finish_create(state, events)
+        # (called without `version` when it is 1: tests replace finish_create with a two-argument one)
+        return self.finish_create(state, events, version) if version != 1 else self.finish_create(state, events)
 
-    def finish_create(self, state: dict, events: list[Envelope] | Callable[[int], list[Envelope]]) -> dict:
-        """Commit `@1` of an aggregate inserted at version 0. Already committed (by a retry with
+    def finish_create(self, state: dict, events: list[Envelope] | Callable[[int], list[Envelope]],
+                      version: int = 1) -> dict:
+        """Commit change 1 of an aggregate inserted at change 0. Already committed (by a retry with
         the same key that found the creation half-done, or by the request it retried): done."""
         try:
-            self._commit(state["_id"], 1, [], events(1) if callable(events) else events)
+            self._commit(state["_id"], 1, [], events(version) if callable(events) else events, version=version)
         except AlreadyExists:
             pass
         return self.load(state["_id"])
 
     def command(self, aggregate_id: str, decide: Callable[[dict], Decision | None], *,
                 expected_version: int | None = None, check: Callable[[dict], Any] | None = None,
-                stamp: Callable[[dict], dict] | None = None) -> dict:
-        """Load (rolled forward) -> check -> decide -> commit version+1, deciding again on a lost
-        race. `decide(state)` returns (ops or an update document, events), or None when there is
-        nothing to change (the state is returned as is). `expected_version`: the version the
-        CALLER sent; StaleVersion when the aggregate is at another one, then or after a lost race.
-        `stamp(new state)`: fields of the change document (an Idempotency-Key and the answer);
-        KeyTaken when a change with that key is committed already. Returns the new state."""
+                stamp: Callable[[dict], dict] | None = None, bump: bool = True) -> dict:
+        """Load (rolled forward) -> check -> decide -> commit the next change, deciding again on a
+        lost race (with jitter, for RETRY_SECONDS; then Contended). `decide(state)` returns (ops
+        or an update document, events), or None when there is nothing to change (the state is
+        returned as is). `expected_version`: the version the CALLER sent; StaleVersion when the
+        aggregate is at another one, then or after a lost race. `stamp(new state)`: fields of the
+        change document (an Idempotency-Key and the answer); KeyTaken when a change with that key
+        is committed already. `bump=False`: upkeep that is no business change (a path rewritten
+        after a move) keeps `version`, so that it makes no caller's version stale. Returns the new
+        state."""
         deadline = time.monotonic() + RETRY_SECONDS
         attempt = 0
         while True:
-            doc = self.load(aggregate_id)
+            whole = self.load(aggregate_id, whole=True)
+            doc = public_state(whole)
             if expected_version is not None and doc["version"] != expected_version:
                 raise StaleVersion(f"{aggregate_id} is at version {doc['version']}, not {expected_version}")
             if check:
@@ -342,30 +353,24 @@ class Repository:
                 return doc
             ops, events = decision
             ops = ops_of(ops) if isinstance(ops, dict) else list(ops)
-            version = doc["version"] + 1
-            new = {**apply_ops(doc, ops), "version": version}
-            fields = stamp(new) if stamp else {}
+            seq, version = whole[SEQ] + 1, doc["version"] + (1 if bump else 0)
+            new = {**apply_ops(whole, ops), "version": version, SEQ: seq}
+            fields = stamp(public_state(new)) if stamp else {}
             try:
-                self._commit(aggregate_id, version, ops, events, fields)
+                self._commit(aggregate_id, seq, ops, events, fields, version)
             except AlreadyExists:
-                first = self.changed_with(fields[idempotency.KEY]) if fields.get(idempotency.KEY) else None
+                first = self.changed_with(fields[KEY]) if fields.get(KEY) else None
                 if first is not None:
                     raise KeyTaken(first)
                 attempt += 1
                 if time.monotonic() > deadline:
                     raise Contended(f"{self.what} {aggregate_id} is busy; retry")
-                # someone else committed v+1: back off a little (jitter breaks lock-step) and decide again
+                # someone else committed this change number: back off a little (jitter breaks
+                # lock-step) and decide again on the state after it
                 time.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))
                 continue
-            whole = self._fold_from(doc, new)
-            self._materialise(whole)
-            return public_state(whole)  # this command's result (a newer change may exist already)
-
-    def _fold_from(self, before: dict, new: dict) -> dict:
-        """The whole document (stamp fields of the copy kept) at `new`'s version."""
-        whole = self.coll.find_one({"_id": before["_id"]}) or {}
-        stamps = {k: whole[k] for k in STAMP_FIELDS if k in whole}
-        return {**new, **stamps}
+            self._materialise(new)
+            return public_state(new)  # this command's result (a newer change may exist already)
 
 
 def next_number(db: Database, name: str) -> int:

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from . import messages_vi, metrics, permissions
 from .auth import Forbidden, Unauthorized, check_key_policy, current_caller
 from .logs import setup_logging
-from .outbox import AlreadyExists, NotFound, StaleVersion
+from .outbox import AlreadyExists, Contended, NotFound, StaleVersion
 
 log = logging.getLogger("http")
 
@@ -367,6 +367,13 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
     @app.errorhandler(StaleVersion)
     def _stale(exc):
         return error_body(412, "stale_version", f"{exc} was changed by someone else; reload it")
+
+    @app.errorhandler(Contended)
+    def _contended(exc):
+        # the caller sent no version: not stale, the aggregate was just too busy (repository.py)
+        resp = error_body(503, "busy", f"{exc}")
+        resp.headers["Retry-After"] = "1"
+        return resp
 
     @app.errorhandler(NotFound)
     def _nf(exc):

@@ -52,11 +52,10 @@ class AggregateStore(Repository):
         super().__init__(db, collection, what, list_field=list_field,
                          missing=lambda _id: Missing(f"{what} {_id} not found"))
 
-    def _commit(self, aggregate_id: str, version: int, ops: Ops | dict, events: list[Envelope],
-                stamp: dict | None = None) -> None:
+    def _commit(self, aggregate_id: str, seq: int, ops: Ops | dict, *args: Any, **kwargs: Any) -> None:
         if isinstance(ops, dict):  # a change written by `diff`
             ops = to_ops(ops, self.list_field)
-        super()._commit(aggregate_id, version, ops, events, stamp)
+        super()._commit(aggregate_id, seq, ops, *args, **kwargs)
 
     def command(self, aggregate_id: str, check: Callable[[dict], Any],  # type: ignore[override]
                 decide: Callable[[dict], tuple[dict, list]], events_for: Callable[[int, list], list[Envelope]],
