@@ -307,7 +307,7 @@ class Repository:
         doc = {**{k: v for k, v in state.items() if k not in NOT_STATE}, "_id": state["_id"],
                **(stamp or {}), "version": 0, SEQ: 0}
         try:
-            self.coll.insert_one(doc)
+            self.coll.insert_one(dict(doc))
         except DuplicateKeyError as exc:
             raise AlreadyExists(str(exc.details.get("keyValue") if exc.details else exc)) from exc
         except OperationFailure as exc:
@@ -324,8 +324,11 @@ class Repository:
         try:
             self._commit(state["_id"], 1, [], events(version) if callable(events) else events, version=version)
         except AlreadyExists:
-            pass
-        return self.load(state["_id"])
+            return self.load(state["_id"])  # committed by someone else, who may have changed it since
+        copy_ = self.coll.find_one({"_id": state["_id"]})
+        if copy_ is None:
+            return self.load(state["_id"])
+        return public_state(self._materialise({**copy_, "version": version, SEQ: 1}))
 
     def command(self, aggregate_id: str, decide: Callable[[dict], Decision | None], *,
                 expected_version: int | None = None, check: Callable[[dict], Any] | None = None,
