@@ -1,45 +1,8 @@
-"""The membership database as the tests look at it: an aggregate document (unit, member, dues)
-with `outbox` = the events of its change documents not yet published (platformkit/repository.py
-keeps them in `<collection>_events`, one change document per committed change), in commit order.
-That is what the aggregate document's own outbox held before the repository; every other read
-and write goes to the real collections."""
-from __future__ import annotations
-
+"""The membership database with each unit, member and dues document's pending events as its
+`outbox` (tests/support/aggregates.py)."""
 from platformkit import mongo
-
-AGGREGATES = ("units", "members", "dues")
-
-
-class _Aggregates:
-    def __init__(self, database, name: str):
-        self._db, self._coll = database, database[name]
-
-    def _with_outbox(self, doc):
-        if doc is None:
-            return None
-        changes = self._db[f"{self._coll.name}_events"].find({"aggregate_id": doc["_id"]}, {"outbox": 1})
-        return {**doc, "outbox": [e for c in sorted(changes, key=lambda c: c["_id"]) for e in c.get("outbox") or []]}
-
-    def find_one(self, *args, **kwargs):
-        return self._with_outbox(self._coll.find_one(*args, **kwargs))
-
-    def find(self, *args, **kwargs):
-        return [self._with_outbox(d) for d in self._coll.find(*args, **kwargs)]
-
-    def __getattr__(self, name):
-        return getattr(self._coll, name)
+from tests.support.aggregates import WithOutboxes
 
 
-class _Database:
-    def __init__(self):
-        self._db = mongo.database("membership")
-
-    def __getitem__(self, name):
-        return _Aggregates(self._db, name) if name in AGGREGATES else self._db[name]
-
-    def __getattr__(self, name):
-        return self[name] if name in AGGREGATES else getattr(self._db, name)
-
-
-def db() -> _Database:
-    return _Database()
+def db() -> WithOutboxes:
+    return WithOutboxes(mongo.database("membership"), ("units", "members", "dues"))
