@@ -5,22 +5,34 @@ the aggregate document's own outbox held before the repository; every other read
 to the real collections unchanged."""
 from __future__ import annotations
 
+from platformkit.repository import change_id
+
 
 class _Aggregates:
     def __init__(self, database, name: str):
         self._db, self._coll = database, database[name]
 
-    def _with_outbox(self, doc):
+    def _changes(self):
+        return self._db[f"{self._coll.name}_events"]
+
+    def _with_outbox(self, doc, changes=None):
         if doc is None:
             return None
-        changes = self._db[f"{self._coll.name}_events"].find({"aggregate_id": doc["_id"]}, {"outbox": 1})
+        if changes is None:  # one aggregate: its change documents by _id (FerretDB scans for anything else)
+            changes, n = [], 1
+            while (c := self._changes().find_one({"_id": change_id(doc["_id"], n)}, {"outbox": 1})) is not None:
+                changes.append(c)
+                n += 1
         return {**doc, "outbox": [e for c in sorted(changes, key=lambda c: c["_id"]) for e in c.get("outbox") or []]}
 
     def find_one(self, *args, **kwargs):
         return self._with_outbox(self._coll.find_one(*args, **kwargs))
 
     def find(self, *args, **kwargs):
-        return [self._with_outbox(d) for d in self._coll.find(*args, **kwargs)]
+        by_aggregate: dict = {}
+        for c in self._changes().find({}, {"outbox": 1, "aggregate_id": 1}):  # one pass for many documents
+            by_aggregate.setdefault(c["aggregate_id"], []).append(c)
+        return [self._with_outbox(d, by_aggregate.get(d["_id"], [])) for d in self._coll.find(*args, **kwargs)]
 
     def __getattr__(self, name):
         return getattr(self._coll, name)
