@@ -14,15 +14,19 @@ So a change is committed by INSERTING one change document into `<collection>_eve
 
 * the unique `_id` is the compare-and-set: two commands that read change number n both insert
   n+1, exactly one succeeds; the loser reloads and decides again (`command`), for a bounded time with
-  jitter. Only a caller who SENT a version (body `version` / If-Match) that is no longer current
-  gets StaleVersion (412): a caller that sent none cannot be stale, whatever the contention.
+  jitter (RETRY_SECONDS; then Contended, a 503 to retry). Only a caller who SENT a version (body
+  `version` / If-Match) that is no longer current gets StaleVersion (412): a caller that sent none
+  cannot be stale, whatever the contention.
+* `seq` (the change number, the compare-and-set counter) is kept apart from `version` (what callers
+  see and send): upkeep that is no business change (a path rewritten after a unit move) commits a
+  change with `bump=False`, which keeps `version`, so it makes no caller's version stale.
 * the same insert carries the events (transactional outbox in one single-document write). The
   relay routes are the `<collection>_events` collections and the relay is the only writer of a
   change document after its insert (it empties the outbox): it never touches an aggregate.
 * `ops` are Mongo-style operators ($set/$unset/$inc/$push, dotted paths) applied IN MEMORY by the
   pure `apply_ops`, so services keep describing changes the way they did with update_one.
 
-The aggregate document in `<collection>` is a materialised copy: version 0 when created (its
+The aggregate document in `<collection>` is a materialised copy: change 0 when created (its
 insert is where the collection's unique indexes refuse duplicates, and where an Idempotency-Key
 stamp lives), then rolled forward through the change documents by whoever reads it by id
 (`load`): a writer that crashed after its commit is completed by the next reader. The copy write is
