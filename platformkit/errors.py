@@ -70,6 +70,12 @@ class StaleVersion(Refusal):
         self.message = f"{what} was changed by someone else; reload it"
 
 
+class Contended(Refusal):
+    """A command whose caller sent no version kept losing the race to commit for the repository's
+    retry time (HTTP 503 with Retry-After): never a 412, that caller cannot be stale."""
+    status, code = 503, "busy"
+
+
 class DocumentNotFound(NotFound):
     """A repository found no document with that id (raised with the id alone)."""
 

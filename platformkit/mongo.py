@@ -12,7 +12,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from pymongo.results import BulkWriteResult
 
-from . import config, settings, store_prep, write_claims
+from . import config, settings, store_prep
 
 _lock = threading.Lock()
 _client: MongoClient | None = None
@@ -51,8 +51,8 @@ def ensure_indexes(db: Database, spec: dict[str, list[tuple]],
             if isinstance(keys, str):
                 keys = [(keys, ASCENDING)]
             db[coll].create_index(keys, **options)
-    # The write claims (write_claims.py) are read and deleted by `_id` in every service's database.
-    store_prep.prepare(db, store_prep.merge(store_prep.hot_fields(spec), hot or {}, {write_claims.CLAIMS: []}))
+    # The sequences (repository.next_number: card numbers) are read and written by `_id`.
+    store_prep.prepare(db, store_prep.merge(store_prep.hot_fields(spec), hot or {}, {"sequences": []}))
 
 
 # FerretDB 1.24 runs each statement of a bulk command on a pooled PostgreSQL connection of its own

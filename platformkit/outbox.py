@@ -1,14 +1,16 @@
 """The transactional outbox without transactions.
 
-A command changes ONE document: its new state and the events it raises go in the same
-`insert_one`/`update_one` (field `outbox`, plus `outbox_pending: true` which the relay's index
-finds). The relay publishes each pending document's events in order (Kafka key = aggregate id, so
-one aggregate's events stay ordered on one partition), waits for acks=all, and only then pulls the
-published ids out of the document. A crash between publish and pull re-publishes the same
-envelopes (same ids) on restart: at least once, never lost.
+A write and the events it raises go in ONE single-document insert (field `outbox`, plus
+`outbox_pending: true` which the relay's index finds). The documents routed to the relay are only
+ever inserted by commands: the change documents of platformkit/repository.py (every aggregate
+change) and insert-only records (e.g. training's dissemination sessions). The relay publishes each
+pending document's events in order (Kafka key = aggregate id, so one aggregate's events stay
+ordered on one partition), waits for acks=all, and only then empties the document's outbox. A
+crash between publish and marking re-publishes the same envelopes (same ids) on restart: at least
+once, never lost. Because the relay is the only writer of a routed document after its insert, its
+marking cannot erase a command's write on a store whose updates are not atomic (FerretDB 1.24).
 
-Optimistic concurrency: every aggregate carries `version`; an update matches on the version the
-command read, so two racing commands cannot both win.
+Concurrency of aggregates (versions, compare-and-set): platformkit/repository.py.
 """
 from __future__ import annotations
 
@@ -18,19 +20,18 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
 from . import metrics
 from .envelope import Envelope, from_dict
-from .errors import AlreadyExists, StaleVersion
+from .errors import AlreadyExists, Contended, StaleVersion  # noqa: F401 (importable from here)
 from .errors import DocumentNotFound as NotFound
 from .faults import crash_point
 from .kafka_io import EventPublisher
 from .mongo import bounded_bulk_write, is_duplicate_key
-from .write_claims import REV, claim_revision, claim_revisions, clear_empty_flag, prune_claims, rev_filter
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,9 @@ def _outbox_entries(events: Iterable[Envelope]) -> list[dict[str, Any]]:
 
 
 def insert_with_events(coll: Collection, doc: dict[str, Any], events: list[Envelope]) -> None:
-    """Insert a new aggregate (version 1) with its events, in one write."""
+    """Insert a document with its events, in one write (AlreadyExists on a unique index)."""
     doc = dict(doc)
     doc.setdefault("version", 1)
-    doc[REV] = 0
     doc[OUTBOX] = _outbox_entries(events)
     doc[PENDING] = bool(events)
     try:
@@ -58,95 +58,20 @@ def insert_with_events(coll: Collection, doc: dict[str, Any], events: list[Envel
         raise
 
 
-def update_with_events(coll: Collection, _id: Any, expected_version: int, set_fields: dict[str, Any],
-                       events: list[Envelope], extra_ops: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Apply `$set` (and other operators) to one aggregate at `expected_version`, bump its version
-    and append events to its outbox, all in one single-document write. Returns the new document.
-    The write is serialised with every other writer of the document by a revision claim
-    (see write_claims.py): FerretDB 1.24 does not apply a conditional update atomically."""
-    update: dict[str, Any] = {"$set": {**set_fields, "version": expected_version + 1}}
-    for op, fields_ in (extra_ops or {}).items():
-        update.setdefault(op, {}).update(fields_)
-    if events:
-        update["$set"][PENDING] = True
-        update.setdefault("$push", {})[OUTBOX] = {"$each": _outbox_entries(events)}
-    # The relay also writes the document (it bumps `rev`, never `version`): losing the claim to it
-    # is not a stale version, so retry; only a changed `version` is the caller's 412.
-    for attempt in range(50):
-        current = coll.find_one({"_id": _id}, {"version": 1, REV: 1})
-        if current is None:
-            raise NotFound(str(_id))
-        if current.get("version") != expected_version:
-            raise StaleVersion(str(_id))
-        rev = current.get(REV, 0)
-        if not claim_revision(coll, _id, rev + 1):
-            time.sleep(0.002 * (attempt + 1))
-            continue
-        update["$set"][REV] = rev + 1
-        try:
-            new = coll.find_one_and_update({"_id": _id, "version": expected_version, **rev_filter(rev)}, update,
-                                           return_document=ReturnDocument.AFTER)
-        except OperationFailure as exc:
-            if is_duplicate_key(exc):
-                raise AlreadyExists(str(exc.details.get("keyValue") if exc.details else exc)) from exc
-            raise
-        if new is not None:
-            return new
-    raise StaleVersion(str(_id))
-
-
-def _mark_published(coll: Collection, doc_id: Any, entries: list[dict], attempts: int = 20) -> None:
-    """Pull the published entries out of the outbox, as a claimed write so that a command writing
-    the same document at the same moment cannot be overwritten (nor overwrite this)."""
-    for _ in range(attempts):
-        current = coll.find_one({"_id": doc_id}, {REV: 1, OUTBOX: 1})
-        if current is None:
-            return
-        still = [e for e in entries if e in (current.get(OUTBOX) or [])]
-        if not still:
-            return
-        rev = current.get(REV, 0)
-        if not claim_revision(coll, doc_id, rev + 1):
-            time.sleep(0.01)
-            continue
-        remaining = [e for e in current.get(OUTBOX) or [] if e not in still]
-        res = coll.update_one({"_id": doc_id, **rev_filter(rev)},
-                              {"$set": {OUTBOX: remaining, PENDING: bool(remaining), REV: rev + 1}})
-        if res.matched_count:
-            return
-    raise RuntimeError(f"could not mark {doc_id} published after {attempts} attempts")
-
-
 # FerretDB answers a bulk of a few dozen updates in about the time of two single ones, but a bulk
 # of 200 took it longer than 200 single updates (measured): mark in chunks.
 MARK_CHUNK = 25
 
 
-def _mark_all_published(coll: Collection, docs: list[dict], stopping=lambda: False) -> None:
-    """Mark a pass's documents published in two round trips (one claims insert, one bulk update)
-    instead of three per document: on FerretDB every write is its own SQLite commit, and the
-    relay's throughput was that of its marking. A document written since it was read (its `rev`
-    moved on) or whose claim is held elsewhere goes through `_mark_published`, which keeps any
-    event added meanwhile."""
-    claimed = claim_revisions(coll, {d["_id"]: d.get(REV, 0) + 1 for d in docs})
-    ops = [UpdateOne({"_id": d["_id"], **rev_filter(d.get(REV, 0))},
-                     {"$set": {OUTBOX: [], PENDING: False, REV: d.get(REV, 0) + 1}})
-           for d in docs if d["_id"] in claimed]
-    matched = bounded_bulk_write(coll, ops, ordered=False).matched_count if ops else 0
-    if matched == len(docs):
-        return
-    for d in docs:  # some were not marked: the careful path re-reads each (a no-op for those done)
-        if stopping():
-            return  # SIGTERM: what is left unmarked is published again by the next relay (same ids)
-        try:
-            # a claim we could not take is most likely held by a dead relay: one try (which takes
-            # it over once its TTL has passed), not a loop that would hold up the whole pass
-            _mark_published(coll, d["_id"], d.get(OUTBOX) or [], attempts=5 if d["_id"] in claimed else 1)
-        except RuntimeError:
-            # its revision is claimed by a writer that died (a relay killed between claim and
-            # update): it stays pending and is published again after the claim's TTL; the others
-            # of the pass are not held up by it
-            log.warning("could not mark %s:%s published yet; retried later", coll.name, d["_id"])
+def _mark_all_published(coll: Collection, docs: list[dict]) -> None:
+    """Empty the outbox of documents whose events are published, in one bulk update. The routed
+    documents are change documents (platformkit/repository.py) or documents that are only ever
+    inserted: after its insert nobody but the relay writes one, so a plain update cannot erase a
+    command's write (nor be erased by one). Two relays racing publish twice (same ids): at least
+    once."""
+    ops = [UpdateOne({"_id": d["_id"]}, {"$set": {OUTBOX: [], PENDING: False}}) for d in docs]
+    if ops:
+        bounded_bulk_write(coll, ops, ordered=False)
 
 
 class OutboxRelay:
@@ -175,7 +100,7 @@ class OutboxRelay:
             if self._stopping:
                 break
             coll = self.db[coll_name]
-            docs = list(coll.find({PENDING: True}, {OUTBOX: 1, REV: 1}).limit(self.batch_docs))
+            docs = list(coll.find({PENDING: True}, {OUTBOX: 1}).limit(self.batch_docs))
             pending_docs += len(docs)
             to_send: list[Envelope] = []
             for doc in docs:
@@ -184,8 +109,7 @@ class OutboxRelay:
                     oldest = entries[0]["time"]
                 to_send.extend(from_dict(e) for e in entries)
             if not to_send:
-                for doc in docs:  # flag left on with an empty outbox: clear it (claimed write)
-                    clear_empty_flag(coll, doc["_id"])
+                _mark_all_published(coll, docs)  # flag left on with an empty outbox: clear it
                 continue
             crash_point("relay.before_publish")
             self.publisher.publish(topic, to_send)
@@ -194,7 +118,7 @@ class OutboxRelay:
             for i in range(0, len(marked), MARK_CHUNK):
                 if self._stopping:
                     break
-                _mark_all_published(coll, marked[i:i + MARK_CHUNK], lambda: self._stopping)
+                _mark_all_published(coll, marked[i:i + MARK_CHUNK])
             published += len(to_send)
             metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(to_send))
         metrics.OUTBOX_PENDING.labels(self.service).set(pending_docs)
@@ -212,14 +136,10 @@ class OutboxRelay:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         log.info("outbox relay for %s started: %s", self.service, self.routes)
-        last_prune = 0.0
         while not self._stopping:
             try:
                 if self.run_once() == 0:
                     time.sleep(self.idle_sleep)
-                if time.monotonic() - last_prune > 60:
-                    prune_claims(self.db)
-                    last_prune = time.monotonic()
             except Exception:  # noqa: BLE001 - keep relaying; nothing is marked until acked
                 log.exception("relay pass failed; retrying")
                 time.sleep(1)

@@ -79,8 +79,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("WEB_THREADS", "4", _int, "threads per gunicorn worker"),
     Var("HEAVY_READS_PER_WORKER", "", _opt_int, "heavy reads served at once per worker; empty: WEB_THREADS - 2 (at least 1)"),
     Var("READ_TIME_LIMIT_SECONDS", "10", _float, "time budget of a heavy read before it answers 503"),
-    Var("WRITE_CLAIMS", "auto", _lower, "`on`/`off`/`auto` (auto: on for FerretDB): claims serialising writes to one aggregate"),
-    Var("WRITE_CLAIM_TTL_SECONDS", "30", _float, "age after which a write claim left by a crashed writer is taken over"),
+    Var("REPOSITORY_RETRY_SECONDS", "10", _float, "how long a command with no version keeps deciding again after losing the race to commit (then 503 busy)"),
     # ---- relays, consumers, the projector
     Var("METRICS_PORT", "0", _int, "port of the /metrics endpoint of relays and consumers; 0: none"),
     Var("METRICS_ADDR", "127.0.0.1", _str, "address the metrics endpoint listens on (0.0.0.0 in containers)"),

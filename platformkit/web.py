@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import messages_vi, metrics, permissions, settings
 from .auth import check_key_policy, current_caller
-from .errors import Forbidden, NotFound, Refusal, Unauthenticated
+from .errors import Contended, Forbidden, NotFound, Refusal, Unauthenticated
 # the refusals API modules raise, importable from here as before (platformkit.errors is their home)
 from .errors import Conflict, InvalidInput, RuleViolated, TooLarge  # noqa: F401
 from .logs import setup_logging
@@ -348,6 +348,8 @@ def create_app(service: str, blueprints: Iterable[Blueprint], ready: Callable[[]
         resp = error_body(exc.status, exc.code, exc.message, errors)
         if isinstance(exc, Unauthenticated):
             resp.headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, Contended):  # the aggregate was too busy (repository.py): try again
+            resp.headers["Retry-After"] = "1"
         return resp
 
     @app.errorhandler(ValidationError)

@@ -31,14 +31,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from marshmallow import ValidationError
-from pymongo.errors import DuplicateKeyError
 
 from platformkit import idempotency, mongo
 from platformkit.auth import Caller, Forbidden
-from platformkit.outbox import AlreadyExists, NotFound, StaleVersion
-from platformkit.errors import Conflict, RuleViolated
+from platformkit.errors import AlreadyExists, Conflict, Contended, RuleViolated, StaleVersion
+from platformkit.errors import DocumentNotFound as NotFound
 from platformkit.errors import Refusal as DomainError
-from platformkit.write_claims import claimed_update
+from platformkit.repository import Repository
 
 SERVICE = "membership"
 COLLECTION = "batches"
@@ -55,6 +54,14 @@ class InProgress(Conflict):
 
 def _coll():
     return mongo.database(SERVICE)[COLLECTION]
+
+
+def _batches() -> Repository:
+    """A batch document is saved through the repository like an aggregate (no events): its
+    progress saves and a take-over by a retry are changes committed by unique inserts, so a save
+    of a run that was taken over can never erase the new owner's (FerretDB's updates are not
+    atomic)."""
+    return Repository(mongo.database(SERVICE), COLLECTION, "batch")
 
 
 def _now() -> datetime:
@@ -82,6 +89,8 @@ def error_of(exc: Exception) -> dict[str, Any] | None:
         return {"status": 403, "code": "forbidden", "message": str(exc)}
     if isinstance(exc, StaleVersion):
         return {"status": 412, "code": "stale_version", "message": f"{exc} was changed by someone else; reload it"}
+    if isinstance(exc, Contended):
+        return {"status": 503, "code": "busy", "message": str(exc)}
     if isinstance(exc, NotFound):
         return {"status": 404, "code": "not_found", "message": f"{exc} not found"}
     if isinstance(exc, AlreadyExists):
@@ -118,16 +127,16 @@ def run(caller: Caller, operation: str, key: str | None, request: Any, items: li
     must always stand for (its fingerprint is compared)."""
     if not key:
         return finish([_apply_one(i, item, handle, failure) for i, item in enumerate(items)]), False
-    coll = _coll()
+    coll = _batches()
     _id = scoped_key(caller, operation, key)
     fingerprint = idempotency.fingerprint_of(request)
     owner = uuid.uuid4().hex
     try:
-        coll.insert_one({"_id": _id, "operation": operation, "fingerprint": fingerprint, "state": "running",
-                         "owner": owner, "heartbeat": _now(), "results": "[]", "created_at": _now(),
-                         "subject": caller.subject, "unit_id": caller.unit_id, "items": len(items)})
+        coll.create({"_id": _id, "operation": operation, "fingerprint": fingerprint, "state": "running",
+                     "owner": owner, "heartbeat": _now(), "results": "[]", "created_at": _now(),
+                     "subject": caller.subject, "unit_id": caller.unit_id, "items": len(items)}, [])
         results: list[Result] = []
-    except DuplicateKeyError:
+    except AlreadyExists:
         stored = _existing(coll, _id, fingerprint, owner)
         if isinstance(stored, dict):
             return stored, True
@@ -144,10 +153,13 @@ def run(caller: Caller, operation: str, key: str | None, request: Any, items: li
     return answer, False
 
 
-def _existing(coll, _id: str, fingerprint: str, owner: str) -> dict | list[Result]:
+def _existing(coll: Repository, _id: str, fingerprint: str, owner: str) -> dict | list[Result]:
     """The stored answer (dict) of a finished batch, or the results saved by a dead run that
     this request has just taken over (list)."""
-    doc = coll.find_one({"_id": _id})
+    doc = coll.get(_id)
+    if doc is None and (half := coll.coll.find_one({"_id": _id})) is not None:
+        # inserted by a request that died (or is) between its two inserts: commit it for it
+        doc = coll.finish_create(half, [])
     if doc is None:  # pruned between the insert and this read: run it as new
         raise InProgress("this batch was just pruned; retry", field="Idempotency-Key")
     if doc.get("fingerprint") != fingerprint:
@@ -155,12 +167,11 @@ def _existing(coll, _id: str, fingerprint: str, owner: str) -> dict | list[Resul
     if doc.get("state") == "done":
         return json.loads(doc["answer"])
 
-    def take_over(current: dict) -> dict | None:
+    def take_over(current: dict):
         if current.get("state") != "running" or not _stale(current.get("heartbeat")):
             return None
-        return {"$set": {"owner": owner, "heartbeat": _now()}}
-    claimed_update(coll, _id, take_over)  # serialised with the running request's saves
-    doc = coll.find_one({"_id": _id})
+        return {"$set": {"owner": owner, "heartbeat": _now()}}, []
+    doc = coll.command(_id, take_over)  # a change like the running request's saves: one of them wins
     if doc.get("state") == "done":
         return json.loads(doc["answer"])
     if doc.get("owner") != owner:
@@ -175,14 +186,14 @@ def _stale(heartbeat: datetime | None) -> bool:
     return heartbeat.replace(tzinfo=timezone.utc) < _now() - timedelta(seconds=STALE_SECONDS)
 
 
-def _save(coll, _id: str, owner: str, fields: dict[str, Any]) -> None:
+def _save(coll: Repository, _id: str, owner: str, fields: dict[str, Any]) -> None:
     """Save progress (or the answer) while this request still runs the batch."""
     mine = []
 
-    def update(current: dict) -> dict | None:
+    def update(current: dict):
         mine.append(current.get("owner") == owner)
-        return {"$set": fields} if mine[-1] else None
-    claimed_update(coll, _id, update)
+        return ({"$set": fields}, []) if mine[-1] else None
+    coll.command(_id, update)
     if not mine or not mine[-1]:
         raise InProgress("a retry with the same Idempotency-Key took this batch over (this request seemed "
                          "dead); retry to get its answer", field="Idempotency-Key")
@@ -191,7 +202,12 @@ def _save(coll, _id: str, owner: str, fields: dict[str, Any]) -> None:
 def prune(days: float) -> int:
     """Delete finished batches older than `days` (an operator's daily job; not on a request path)."""
     cutoff = _now() - timedelta(days=days)
-    return _coll().delete_many({"state": "done", "finished_at": {"$lt": cutoff}}).deleted_count
+    batches = _batches()
+    done = [d["_id"] for d in _coll().find({"state": "done", "finished_at": {"$lt": cutoff}}, {"_id": 1})]
+    for _id in done:  # its changes first, so that no change outlives its batch document
+        batches.changes.delete_many({"aggregate_id": _id})
+        batches.coll.delete_one({"_id": _id})
+    return len(done)
 
 
 def main() -> None:

@@ -1,5 +1,9 @@
 """Membership service layer: load what a command needs, check the caller's scope, call the rules
-in domain.py, and save each change as ONE single-document write carrying its events (outbox)."""
+in domain.py, and save each change through the repository (platformkit/repository.py): ONE change
+document carrying its events, inserted under a unique `<id>@<change number>` (the compare-and-set
+that FerretDB honours). A command whose caller sent no version that loses a race decides again on
+the fresh state; only a caller's stale version is a 412. Units, members and dues are never written
+any other way (the path rewrites after a move included)."""
 from __future__ import annotations
 
 import csv
@@ -15,11 +19,9 @@ from pymongo.database import Database
 
 from platformkit import clock, idempotency, mongo, paging, permissions
 from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
-from platformkit.outbox import (OUTBOX_INDEX, AlreadyExists, StaleVersion, insert_with_events,
-                                update_with_events)
-from platformkit.write_claims import claimed_update, next_sequence
-from platformkit.errors import Conflict, InvalidInput, RuleViolated, TooLarge
+from platformkit.errors import AlreadyExists, Conflict, InvalidInput, RuleViolated, StaleVersion, TooLarge
 from platformkit.errors import NotFound as Missing
+from platformkit.repository import Repository, next_number
 
 from . import batch, domain
 
@@ -31,21 +33,29 @@ SERVICE = "membership"
 IDEMPOTENCY_INDEX = ("idempotency_key", {"unique": True, "sparse": True, "name": "idempotency_key"})
 INDEXES = {
     "units": [("code", {"unique": True, "name": "code"}), ("parent_id", {"name": "parent"}),
-              ("ancestors", {"name": "ancestors"}), ("paths_dirty", {"name": "paths_dirty"}), IDEMPOTENCY_INDEX,
-              *OUTBOX_INDEX],
+              ("ancestors", {"name": "ancestors"}), ("paths_dirty", {"name": "paths_dirty"}), IDEMPOTENCY_INDEX],
     "members": [("active_citizen_id", {"unique": True, "sparse": True, "name": "active_citizen_id"}),
                 ("member_number", {"unique": True, "sparse": True, "name": "member_number"}),
                 ("citizen_id", {"name": "citizen_id"}),  # the lookup of a person's former records
                 ("unit_path", {"name": "unit_path"}), ("unit_id", {"name": "unit"}),
-                ("name_search", {"name": "name_search"}), IDEMPOTENCY_INDEX, *OUTBOX_INDEX],
-    "dues": [("member_id", {"name": "member"}), *OUTBOX_INDEX],
+                ("name_search", {"name": "name_search"}), IDEMPOTENCY_INDEX],
+    "dues": [("member_id", {"name": "member"})],
+    # the change documents (and outboxes) of each: platformkit/repository.py
+    **Repository.indexes("units"), **Repository.indexes("members"), **Repository.indexes("dues"),
+    **Repository.indexes("batches"),
     # batches: _id is the caller-scoped Idempotency-Key of a batch (services/membership/batch.py)
 }
-OUTBOX_COLLECTIONS = ("units", "members", "dues")  # published by the relay (description.py)
+# The relay publishes the change documents (the only documents that carry events): description.py
+OUTBOX_COLLECTIONS = ("units_events", "members_events", "dues_events")
+WHAT = {"units": "unit", "members": "member", "dues": "dues", "batches": "batch"}
 
 
 def db() -> Database:
     return mongo.database(SERVICE)
+
+
+def repo(collection: str) -> Repository:
+    return Repository(db(), collection, WHAT[collection])
 
 
 def setup(database: Database | None = None) -> None:
@@ -67,17 +77,21 @@ def _idempotency_key(caller: Caller, operation: str, key: str | None) -> str | N
     return batch.scoped_key(caller, operation, key) if key else None
 
 
-def _first_created(coll, key: str | None, fingerprint: str) -> dict | None:
+def _first_created(collection: str, key: str | None, fingerprint: str, finish) -> dict | None:
     """What a POST with this Idempotency-Key created, if one did; a different request under the
     same key is refused (422 naming the header). The answer is the created document as it stands:
     the same body as the first answer unless the document changed since (no second copy of a
-    member's personal data is kept for replays)."""
+    member's personal data is kept for replays). A creation its first request left half-done (the
+    document inserted, its first change not committed) is finished here: `finish(first)`."""
     if not key:
         return None
-    first = coll.find_one({"idempotency_key": key}, {"outbox": 0})
-    if first is not None and first.get("request_fingerprint") != fingerprint:
+    store = repo(collection)
+    first = store.created_with(key)
+    if first is None:
+        return None
+    if first.get("request_fingerprint") != fingerprint:
         raise RuleViolated("this Idempotency-Key was used for a different request", field="Idempotency-Key")
-    return first
+    return store.get(first["_id"]) or finish(first)
 
 
 def _check_version(doc: dict, version: int | None) -> int:
@@ -92,7 +106,7 @@ def load_unit(unit_id: str, field: str = "unit_id", cache: dict | None = None) -
     member); never used for a unit the command writes."""
     if cache is not None and ("unit", unit_id) in cache:
         return cache[("unit", unit_id)]
-    unit = db().units.find_one({"_id": unit_id}, {"outbox": 0})
+    unit = repo("units").get(unit_id)
     if unit is None:
         raise Missing(f"unit {unit_id} not found", field=field)
     if cache is not None:
@@ -141,34 +155,46 @@ def create_unit(caller: Caller, cmd: dict, idempotency_key: str | None = None) -
     elif caller.unit_id != PLATFORM_SCOPE or "admin" not in caller.roles:
         raise Forbidden("only the platform operator creates a root unit")
     key, fingerprint = _idempotency_key(caller, "units.create", idempotency_key), _fingerprint(cmd)
-    first = _first_created(db().units, key, fingerprint)
+    cmd = {**cmd, "effective_date": cmd.get("effective_date") or today()}
+
+    def finish(first: dict) -> dict:
+        doc, events = domain.new_unit(first["_id"], cmd, parent)
+        return repo("units").finish_create(doc, events, len(events))
+    first = _first_created("units", key, fingerprint, finish)
     if first is not None:
         return first
-    cmd = {**cmd, "effective_date": cmd.get("effective_date") or today()}
     unit_id = "u-" + uuid.uuid4().hex[:16]
     doc, events = domain.new_unit(unit_id, cmd, parent)
-    doc["version"] = len(events)
-    if key:
-        doc.update(idempotency_key=key, request_fingerprint=fingerprint)
+    stamp = {"idempotency_key": key, "request_fingerprint": fingerprint} if key else None
     try:
-        insert_with_events(db().units, doc, events)
+        repo("units").create(doc, events, stamp, version=len(events))
     except AlreadyExists as exc:
-        first = _first_created(db().units, key, fingerprint)
+        first = _first_created("units", key, fingerprint, finish)
         if first is not None:
             return first  # a racing retry with the same key created it first
         raise Conflict(f"unit code {cmd['code']} is taken", field="code") from exc
     return load_unit(unit_id)
 
 
+def _command(collection: str, _id: str, version: int | None, decide, bump: bool = True) -> dict:
+    """`decide(current state)` -> (update document, events) or None; re-run on a lost race."""
+    return repo(collection).command(_id, decide, expected_version=version, bump=bump)
+
+
+def _update(changes: dict, extra_ops: dict | None = None) -> dict:
+    return {"$set": changes, **(extra_ops or {})}
+
+
 def rename_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
     unit = load_unit(unit_id)
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
     domain.check_restructured_from_above(_actor(caller), unit)
-    expected = _check_version(unit, cmd.get("version"))
-    changes, events = domain.rename_unit(unit, cmd["name"], cmd.get("effective_date") or today())
-    return update_with_events(db().units, unit_id, expected, changes, events,
-                              {"$push": {"history": {"change": "renamed", "on": events[0].data["effective_date"],
-                                                     "from": unit["name"]}}})
+
+    def decide(current: dict):
+        changes, events = domain.rename_unit(current, cmd["name"], cmd.get("effective_date") or today())
+        return _update(changes, {"$push": {"history": {"change": "renamed", "on": events[0].data["effective_date"],
+                                                       "from": current["name"]}}}), events
+    return _command("units", unit_id, cmd.get("version"), decide)
 
 
 def move_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
@@ -178,45 +204,52 @@ def move_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
     check_scope(caller, new_parent["_id"], new_parent["ancestors"], write=True)
     domain.check_restructured_from_above(_actor(caller), unit)
-    expected = _check_version(unit, cmd.get("version"))
     effective = cmd.get("effective_date") or today()
-    changes, events = domain.move_unit(unit, new_parent, effective)
-    # paths_dirty is set in the same write: if we crash while re-pathing descendants, the next
-    # command (or service start) finishes the job.
-    moved = update_with_events(db().units, unit_id, expected, {**changes, "paths_dirty": True}, events,
-                               {"$push": {"history": {"change": "moved", "on": effective.isoformat(),
-                                                      "from_parent": unit["parent_id"]}}})
+
+    def decide(current: dict):
+        changes, events = domain.move_unit(current, new_parent, effective)
+        # paths_dirty is set in the same change: if we crash while re-pathing descendants, the
+        # next command (or service start) finishes the job.
+        return _update({**changes, "paths_dirty": True},
+                       {"$push": {"history": {"change": "moved", "on": effective.isoformat(),
+                                              "from_parent": current["parent_id"]}}}), events
+    moved = _command("units", unit_id, cmd.get("version"), decide)
     _repath_subtree(moved)
     return load_unit(unit_id)
 
 
 def _repath_subtree(unit: dict) -> None:
     """Rewrite descendants' ancestors and members' unit paths after `unit` moved. Idempotent: each
-    path is derived from the moved unit's current ancestors. Claimed writes, so that a member
-    command racing with the move is never overwritten."""
+    path is derived from the moved unit's current ancestors. Each rewrite is a repository change
+    (decided again on a lost race, so a command racing with the move is never overwritten) that
+    keeps `version` (upkeep, not a business change: no caller's version goes stale)."""
     d = db()
+    unit = repo("units").load(unit["_id"])  # its current ancestors (it may have moved again)
     _repath_members(unit["_id"], domain.unit_path(unit))
     for desc in list(d.units.find({"ancestors": unit["_id"]}, {"_id": 1})):
         rebased: list[str] = []
 
         def set_ancestors(doc, rebased=rebased):
             rebased[:] = domain.rebased_ancestors(doc["ancestors"], unit["_id"], unit["ancestors"])
-            return None if doc["ancestors"] == rebased else {"$set": {"ancestors": list(rebased)}}
-        claimed_update(d.units, desc["_id"], set_ancestors)
+            return None if doc["ancestors"] == rebased else ({"$set": {"ancestors": list(rebased)}}, [])
+        _command("units", desc["_id"], None, set_ancestors, bump=False)
         _repath_members(desc["_id"], rebased + [desc["_id"]])
-    claimed_update(d.units, unit["_id"], lambda doc: {"$unset": {"paths_dirty": ""}} if doc.get("paths_dirty") else None)
+    _command("units", unit["_id"], None,
+             lambda doc: ({"$unset": {"paths_dirty": ""}}, []) if doc.get("paths_dirty") else None, bump=False)
 
 
 def _repath_members(unit_id: str, path: list[str]) -> None:
     d = db()
-    for coll in (d.members, d.dues):
-        for doc in list(coll.find({"unit_id": unit_id, "unit_path": {"$ne": path}}, {"_id": 1})):
-            claimed_update(coll, doc["_id"], lambda x: None if x["unit_path"] == path else {"$set": {"unit_path": path}})
+    for name in ("members", "dues"):
+        for doc in list(d[name].find({"unit_id": unit_id, "unit_path": {"$ne": path}}, {"_id": 1})):
+            _command(name, doc["_id"], None,
+                     lambda x: None if x["unit_path"] == path or x["unit_id"] != unit_id
+                     else ({"$set": {"unit_path": path}}, []), bump=False)
 
 
 def repair_paths() -> int:
     n = 0
-    for unit in db().units.find({"paths_dirty": True}, {"outbox": 0}):
+    for unit in list(db().units.find({"paths_dirty": True}, {"_id": 1})):
         _repath_subtree(unit)
         n += 1
     return n
@@ -239,20 +272,30 @@ def merge_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
         domain.check_placement(child["kind"], into, field="into_unit_id")  # before anything moves
     effective = cmd.get("effective_date") or today()
     if unit["status"] == "active":
-        expected = _check_version(unit, cmd.get("version"))
+        _check_version(unit, cmd.get("version"))
         if into["kind"] not in domain.GRASSROOTS_KINDS and _current_members(unit_id, count=True):
             raise RuleViolated("the unit has members; merge it into a CĐCS that can take them", field="into_unit_id")
-        update_with_events(d.units, unit_id, expected, {"status": "merging", "merging_into": into["_id"]}, [])
-    for child in list(d.units.find({"parent_id": unit_id, "status": "active"}, {"outbox": 0})):
-        changes, events = domain.move_unit(child, into, effective)
-        moved = update_with_events(d.units, child["_id"], child["version"], {**changes, "paths_dirty": True}, events)
-        _repath_subtree(moved)
+        _command("units", unit_id, cmd.get("version"), lambda u: (
+            {"$set": {"status": "merging", "merging_into": into["_id"]}}, []) if u["status"] == "active" else None)
+    for child in list(d.units.find({"parent_id": unit_id, "status": "active"}, {"_id": 1})):
+        def move_child(current: dict):
+            if current["parent_id"] != unit_id or current["status"] != "active":
+                return None  # moved already (a re-run of a merge that stopped part-way)
+            changes, events = domain.move_unit(current, into, effective)
+            return _update({**changes, "paths_dirty": True}), events
+        _repath_subtree(_command("units", child["_id"], None, move_child))
     for member in _current_members(unit_id):
-        changes, events = domain.transfer(member, unit, into, effective, reason="unit_merged")
-        update_with_events(d.members, member["_id"], member["version"], changes, events)
-    unit = load_unit(unit_id)
-    changes, events = domain.close_merged_unit(unit, into, effective)
-    update_with_events(d.units, unit_id, unit["version"], {**changes, "merging_into": None}, events)
+        def transfer_member(current: dict):
+            if current["unit_id"] != unit_id or current["status"] not in CURRENT_STATUSES:
+                return None
+            changes, events = domain.transfer(current, unit, into, effective, reason="unit_merged")
+            return _update(changes), events
+        _command("members", member["_id"], None, transfer_member)
+
+    def close(current: dict):
+        changes, events = domain.close_merged_unit(current, into, effective)
+        return _update({**changes, "merging_into": None}), events
+    _command("units", unit_id, None, close)
     return load_unit(unit_id)
 
 
@@ -273,11 +316,14 @@ def dissolve_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
     unit = load_unit(unit_id)
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
     domain.check_restructured_from_above(_actor(caller), unit)
-    expected = _check_version(unit, cmd.get("version"))
+    _check_version(unit, cmd.get("version"))
     members = _current_members(unit_id, count=True)
     children = d.units.count_documents({"parent_id": unit_id, "status": "active"})
-    changes, events = domain.dissolve_unit(unit, members, children, cmd.get("effective_date") or today())
-    return update_with_events(d.units, unit_id, expected, changes, events)
+
+    def decide(current: dict):
+        changes, events = domain.dissolve_unit(current, members, children, cmd.get("effective_date") or today())
+        return _update(changes), events
+    return _command("units", unit_id, cmd.get("version"), decide)
 
 
 def _page(coll, query: dict, after: list | None, limit: int) -> dict:
@@ -312,37 +358,44 @@ def ancestors(caller: Caller, unit_id: str) -> list[dict]:
 def committee(caller: Caller, unit_id: str, cmd: dict) -> dict:
     unit = load_unit(unit_id)
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
-    expected = _check_version(unit, cmd.get("version"))
+    _check_version(unit, cmd.get("version"))
     ids = [p["member_id"] for p in cmd["positions"]]
     members = {m["_id"]: m for m in db().members.find({"_id": {"$in": ids}}, {"outbox": 0})}
-    record, events = domain.consolidate_committee(unit, cmd["term"], cmd["date"], cmd["positions"], members)
-    return update_with_events(db().units, unit_id, expected, {"committee": record}, events,
-                              {"$push": {"committee_history": record}})
+
+    def decide(current: dict):
+        record, events = domain.consolidate_committee(current, cmd["term"], cmd["date"], cmd["positions"], members)
+        return _update({"committee": record}, {"$push": {"committee_history": record}}), events
+    return _command("units", unit_id, cmd.get("version"), decide)
 
 
 def propose_rating(caller: Caller, unit_id: str, cmd: dict) -> dict:
     unit = load_unit(unit_id)
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
-    expected = _check_version(unit, cmd.get("version"))
-    entry, events = domain.propose_rating(unit, cmd["year"], cmd["rating"], caller.unit_id)
-    if not events:
-        return unit  # already proposed as that
-    return update_with_events(db().units, unit_id, expected, {f"ratings.{cmd['year']}": entry}, events)
+
+    def decide(current: dict):
+        entry, events = domain.propose_rating(current, cmd["year"], cmd["rating"], caller.unit_id)
+        if not events:
+            return None  # already proposed as that
+        return _update({f"ratings.{cmd['year']}": entry}), events
+    return _command("units", unit_id, cmd.get("version"), decide)
 
 
 def confirm_rating(caller: Caller, unit_id: str, year: int, cmd: dict, cache: dict | None = None) -> dict:
     unit = load_unit(unit_id)
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
-    expected = _check_version(unit, cmd.get("version"))
+    _check_version(unit, cmd.get("version"))
     domain.check_decides_as_level_above(_actor_unit(caller, cache), unit, "confirmed_by")
     by = unit["parent_id"] if caller.unit_id == PLATFORM_SCOPE else caller.unit_id
-    entry, events = domain.confirm_rating(unit, year, cmd.get("rating"), by)
-    return update_with_events(db().units, unit_id, expected, {f"ratings.{year}": entry}, events)
+
+    def decide(current: dict):
+        entry, events = domain.confirm_rating(current, year, cmd.get("rating"), by)
+        return _update({f"ratings.{year}": entry}), events
+    return _command("units", unit_id, cmd.get("version"), decide)
 
 
 # ---------------------------------------------------------------- members
 def load_member(member_id: str) -> dict:
-    member = db().members.find_one({"_id": member_id}, {"outbox": 0})
+    member = repo("members").get(member_id)
     if member is None:
         raise Missing(f"member {member_id} not found", field="member_id")
     return member
@@ -392,17 +445,20 @@ def admit(caller: Caller, unit_id: str, cmd: dict, method: str = "individual", i
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
     key = _idempotency_key(caller, "members.admit", idempotency_key)
     fingerprint = _fingerprint({"unit_id": unit_id, **cmd}) if key else None
-    first = _first_created(db().members, key, fingerprint)
+
+    def finish(first: dict) -> dict:
+        doc, events = domain.admit(first["_id"], {**cmd, "method": method}, unit, today())
+        return repo("members").finish_create(doc, events)
+    first = _first_created("members", key, fingerprint, finish)
     if first is not None:
         return first
     member_id = "m-" + uuid.uuid4().hex[:16]
     doc, events = domain.admit(member_id, {**cmd, "method": method}, unit, today())
-    if key:
-        doc.update(idempotency_key=key, request_fingerprint=fingerprint)
+    stamp = {"idempotency_key": key, "request_fingerprint": fingerprint} if key else None
     try:
-        insert_with_events(db().members, doc, events)
+        repo("members").create(doc, events, stamp)
     except AlreadyExists as exc:
-        first = _first_created(db().members, key, fingerprint)
+        first = _first_created("members", key, fingerprint, finish)
         if first is not None:
             return first  # a racing retry with the same key created it first
         raise Conflict("a member with this citizen ID is already active", field="citizen_id") from exc
@@ -410,15 +466,18 @@ def admit(caller: Caller, unit_id: str, cmd: dict, method: str = "individual", i
 
 
 def _member_write(member: dict, unit: dict, version: int | None, fn, *args, extra_ops=None) -> dict:
-    """Run a rule on a member already loaded and scope-checked, and save its change with its events."""
-    expected = _check_version(member, version)
-    changes, events = fn(member, unit, *args)
-    if not events:
-        return member
-    try:
-        return update_with_events(db().members, member["_id"], expected, changes, events, extra_ops)
-    except AlreadyExists as exc:
-        raise Conflict("a member with this citizen ID is already active", field="citizen_id") from exc
+    """Run a rule on a member already loaded and scope-checked, and save its change with its
+    events; on a lost race the rule runs again on the member as it is now."""
+    def decide(current: dict):
+        changes, events = fn(current, unit, *args)
+        if not events:
+            return None
+        cid = changes.get("active_citizen_id")
+        if cid and db().members.find_one({"active_citizen_id": cid, "_id": {"$ne": current["_id"]}}, {"_id": 1}):
+            # the copy's unique index would refuse it: refuse the command before committing
+            raise Conflict("a member with this citizen ID is already active", field="citizen_id")
+        return _update(changes, extra_ops), events
+    return _command("members", member["_id"], version, decide)
 
 
 def _member_command(caller: Caller, member_id: str, version: int | None, fn, *args, extra_ops=None) -> dict:
@@ -472,7 +531,7 @@ def issue_card(caller: Caller, member_id: str, cmd: dict, cache: dict | None = N
     if member["status"] != "active" or member.get("member_number"):
         domain.issue_card(member, unit, "", on)  # raises the rule's refusal, writes nothing
     province = _province_code(unit, cache)
-    number = domain.member_number(province, on.year, next_sequence(db(), f"card:{province}:{on.year}"))
+    number = domain.member_number(province, on.year, next_number(db(), f"card:{province}:{on.year}"))
     return _member_write(member, unit, cmd.get("version"), domain.issue_card, number, on,
                          extra_ops={"$push": {"history": {"change": "card_issued", "on": on.isoformat()}}})
 
@@ -484,12 +543,11 @@ def transfer(caller: Caller, member_id: str, cmd: dict) -> dict:
         # A member moves between subtrees only through a level that holds both (issue: transfers
         # across subtrees as requests the receiving side accepts are not built yet).
         raise Forbidden("the destination unit is outside the caller's subtree")
-    expected = _check_version(member, cmd.get("version"))
     on = cmd.get("on") or today()
-    changes, events = domain.transfer(member, from_unit, to_unit, on)
-    return update_with_events(db().members, member_id, expected, changes, events,
-                              {"$push": {"history": {"change": "transferred", "on": on.isoformat(),
-                                                     "from": from_unit["_id"], "to": to_unit["_id"]}}})
+    return _member_write(member, from_unit, cmd.get("version"),
+                         lambda current, unit: domain.transfer(current, unit, to_unit, on),
+                         extra_ops={"$push": {"history": {"change": "transferred", "on": on.isoformat(),
+                                                          "from": from_unit["_id"], "to": to_unit["_id"]}}})
 
 
 def leave(caller: Caller, member_id: str, cmd: dict) -> dict:
@@ -531,20 +589,26 @@ def record_dues(caller: Caller, member_id: str, cmd: dict) -> dict:
     member, unit = _member_in_scope(caller, member_id, write=True)
     month = date.fromisoformat(cmd["month"] + "-01")
     key = f"{member_id}:{cmd['month']}"
-    existing = db().dues.find_one({"_id": key}, {"outbox": 0})
-    doc, events = domain.record_dues(member, unit, month, cmd["salary"], cmd["paid"],
-                                     cmd["on_social_insurance_benefits"], cmd["unpaid_leave_months"], existing)
-    if not events:
-        return existing  # naturally idempotent: the same month with the same figures changes nothing
-    if existing is None:
+    dues = repo("dues")
+
+    def record(existing: dict | None):
+        return domain.record_dues(member, unit, month, cmd["salary"], cmd["paid"],
+                                  cmd["on_social_insurance_benefits"], cmd["unpaid_leave_months"], existing)
+    if dues.get(key) is None:
+        doc, events = record(None)
         try:
-            insert_with_events(db().dues, doc, events)
-        except AlreadyExists as exc:
-            raise StaleVersion(key) from exc  # recorded concurrently: reload and retry
-    else:
-        fields = {k: v for k, v in doc.items() if k != "_id"}
-        update_with_events(db().dues, key, existing["version"], fields, events)
-    return db().dues.find_one({"_id": key}, {"outbox": 0})
+            return dues.create(doc, events)
+        except AlreadyExists:
+            if dues.get(key) is None:  # inserted by a request that died before committing it
+                return dues.finish_create(doc, events)
+            # recorded concurrently: record over it (below), as a change of that month
+
+    def decide(existing: dict):
+        doc, events = record(existing)
+        if not events:
+            return None  # naturally idempotent: the same month with the same figures changes nothing
+        return _update({k: v for k, v in doc.items() if k not in ("_id", "version")}), events
+    return dues.command(key, decide)
 
 
 def member_dues(caller: Caller, member_id: str) -> list[dict]:

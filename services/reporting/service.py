@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from platformkit import mongo, paging
 from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
-from platformkit.mongo import is_duplicate_key
-from platformkit.errors import RuleViolated
-from platformkit.write_claims import claimed_update
+from platformkit.errors import AlreadyExists, RuleViolated
+from platformkit.repository import Repository
 
 from . import views
 from .indicators import CATALOGUE
@@ -26,7 +25,7 @@ def live() -> Generation:
 
 def setup() -> None:
     mongo.ensure_indexes(db(), {"targets": [([("unit", 1), ("year", 1)], {"name": "unit_year"})],
-                                "meta": []})
+                                "meta": [], **Repository.indexes("targets")})
     live().setup()
 
 
@@ -99,14 +98,18 @@ def set_target(caller: Caller, unit_id: str, body: dict) -> dict:
     key = f"{unit_id}|{body['indicator']}|{body['year']}"
     fields = {"unit": unit_id, "parent_id": unit.get("parent_id"), "year": body["year"],
               "indicator": body["indicator"], "value": views.figure(ind, body["value"]), "assigned_by": caller.unit_id}
-    coll = db().targets
-    try:
-        coll.insert_one({"_id": key, **fields, "version": 1, "rev": 0})
-    except Exception as exc:  # noqa: BLE001
-        if not is_duplicate_key(exc):
-            raise
-        claimed_update(coll, key, lambda d: {"$set": fields, "$inc": {"version": 1}})
-    return _target_out(coll.find_one({"_id": key}))
+    # Written through the repository (platformkit/repository.py) like every aggregate: a second
+    # assignment of the same target is a change committed by a unique insert, never an update of
+    # the target document that a concurrent one could erase on FerretDB.
+    targets = Repository(db(), "targets", "target")
+    if targets.get(key) is None:
+        try:
+            targets.create({"_id": key, **fields}, [])
+            return _target_out(targets.load(key))
+        except AlreadyExists:
+            if targets.get(key) is None:  # inserted by a request that died before committing it
+                targets.finish_create({"_id": key, **fields}, [])
+    return _target_out(targets.command(key, lambda _doc: ({"$set": fields}, [])))
 
 
 def _target_out(doc: dict) -> dict:

@@ -1,9 +1,9 @@
 """The service layer: load the aggregate, check the caller's subtree, let the domain decide, save
 the new state and its events in ONE single-document write.
 
-Courses and classes are changed by concurrent commands, so they are saved through store.py (the
-change document with its events is the unit of commit; see there why `update_with_events` on the
-aggregate loses writes on FerretDB). A command that lost a race is re-run on the fresh state: the
+Courses and classes are changed by concurrent commands, so they are saved through store.py on
+platformkit/repository.py (the change document with its events is the unit of commit; see there why
+a conditional update loses writes on FerretDB). A command that lost a race is re-run on the fresh state: the
 second of two enrolments for the last seat sees a full class and is refused (422). Dissemination
 sessions are only ever inserted: `insert_with_events` on the session document is enough.
 

@@ -28,7 +28,7 @@ DESCRIPTION = ServiceDescription(
     indexes=service.INDEXES,
     path_scope=service.path_scope,
     # Kafka key = aggregate id, so one case's events stay in order
-    relay_routes={service.PROGRAMMES: contract.WELFARE_EVENTS, service.CASES: contract.WELFARE_EVENTS},
+    relay_routes={coll: contract.WELFARE_EVENTS for coll in service.OUTBOX_COLLECTIONS},
     consumers=(Consumer("membership-view", contract.WELFARE_MEMBERSHIP_VIEW, (contract.MEMBERSHIP_EVENTS,),
                         handler=membership_view_handler),),
 )

@@ -1,6 +1,10 @@
-"""Welfare service layer: load aggregates, check the caller's scope, run the domain, write ONE
-document with its events (outbox). No business rule lives here; the few multi-step procedures
-(budget reservation, idempotent retries) are about storage without transactions.
+"""Welfare service layer: load aggregates, check the caller's scope, run the domain, commit the
+change with its events through the repository (platformkit/repository.py: one change document
+inserted under a unique `<id>@<change number>`, the compare-and-set FerretDB honours; a lost race
+is decided again on the fresh state, only a caller's stale version is a 412). Programmes and cases
+are never written any other way. No business rule lives here; the few multi-step procedures
+(budget reservation in an insert-only ledger, one-time step claims, idempotent retries) are about
+storage without transactions, and use the same primitive: a unique insert.
 
 Scope checks happen here rather than in the views because the unit to check (a case's CĐCS, a
 programme's owner) is known only once the aggregate is loaded; the API calls these functions
@@ -20,10 +24,10 @@ from pymongo.errors import DuplicateKeyError
 from platformkit import clock, idempotency, membership_view, mongo, paging
 from platformkit.auth import Caller, current_caller, require_in_scope, require_write
 from platformkit.envelope import new_event
-from platformkit.outbox import (OUTBOX, OUTBOX_INDEX, PENDING, AlreadyExists, StaleVersion,
-                                insert_with_events, update_with_events)
-from platformkit.errors import Conflict, RuleViolated
+from platformkit.errors import AlreadyExists, Conflict, RuleViolated, StaleVersion
 from platformkit.errors import NotFound as Missing
+from platformkit.outbox import OUTBOX, PENDING
+from platformkit.repository import Repository
 
 from . import domain
 
@@ -36,14 +40,14 @@ CLAIMS = "claims"
 CLAIM_LEASE_SECONDS = 30
 # Vietnam keeps UTC+7 all year; "today" for a default date is the Vietnamese day.
 # Internal fields never shown to callers.
-HIDDEN = {OUTBOX, PENDING, "idempotency_key", "request_fingerprint", "disbursement_key"}
+HIDDEN = {OUTBOX, PENDING, "seq", "idempotency_key", "request_fingerprint", "disbursement_key"}
 
 INDEXES: dict[str, list[tuple]] = {
-    PROGRAMMES: [*OUTBOX_INDEX, ("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
+    PROGRAMMES: [("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
                  ([("year", ASCENDING), ("kind", ASCENDING)], {"name": "year_kind"}),
                  # Idempotency-Key of the POST that created it (sparse unique: see CASES)
                  ("idempotency_key", {"name": "idempotency_key", "unique": True, "sparse": True})],
-    CASES: [*OUTBOX_INDEX, ("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
+    CASES: [("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
             ("programme_id", {"name": "programme"}), ("member_id", {"name": "member"}),
             ("status", {"name": "status"}),
             # Idempotency-Key of the POST that created the case / paid it: a retry finds the first
@@ -56,7 +60,15 @@ INDEXES: dict[str, list[tuple]] = {
     LEDGER: [([("programme_id", ASCENDING), ("seq", DESCENDING)], {"name": "tail"}),
              ("entry_key", {"name": "entry_key", "unique": True, "sparse": True})],
     **membership_view.INDEXES,
+    # the change documents (and outboxes) of programmes and cases: platformkit/repository.py
+    **Repository.indexes(PROGRAMMES), **Repository.indexes(CASES),
 }
+# The relay publishes the change documents (the only documents that carry events): description.py
+OUTBOX_COLLECTIONS = (f"{PROGRAMMES}_events", f"{CASES}_events")
+
+
+def repo(db: Database, collection: str) -> Repository:
+    return Repository(db, collection, {PROGRAMMES: "programme", CASES: "case"}[collection])
 
 
 def database() -> Database:
@@ -84,7 +96,7 @@ def _envelopes(subject: str, version: int, events: list[domain.Event]):
 def _changes(old: dict, new: dict) -> dict[str, Any]:
     """Only the fields the command changed: a concurrent writer of other fields (the consumer
     refreshing `ancestors` after a unit move) is never overwritten with what we read."""
-    return {k: v for k, v in new.items() if k != "_id" and old.get(k) != v}
+    return {k: v for k, v in new.items() if k not in ("_id", "version", "seq") and old.get(k) != v}
 
 
 def _unit(db: Database, unit_id: str) -> domain.Unit | None:
@@ -129,10 +141,14 @@ def create_programme(body: dict[str, Any], idempotency_key: str | None = None) -
     caller = require_write()
     key = _scoped_key(caller, idempotency_key)
     fingerprint = _fingerprint(body)
+    programmes = repo(db, PROGRAMMES)
+    half = None  # a creation with this key its first request left half-done: finished below
     if key:
-        first = db[PROGRAMMES].find_one({"idempotency_key": key})
+        first = programmes.created_with(key)
         if first is not None:
-            return _replay_programme(db, first, fingerprint)
+            if first.get("seq", 1) >= 1 or first.get("request_fingerprint") != fingerprint:
+                return _replay_programme(db, first, fingerprint)
+            half = first
     owner = _unit(db, body["unit_id"])
     if owner is None:
         current_caller()  # authenticate before saying anything about units
@@ -141,14 +157,17 @@ def create_programme(body: dict[str, Any], idempotency_key: str | None = None) -
     require_in_scope(owner.unit_id, owner.ancestors, write=True)
     cmd = domain.NewProgramme(name=body["name"], kind=body["kind"], year=body["year"], budget=body["budget"],
                               funding_sources=body["funding_sources"], description=body.get("description", ""))
-    pid = "prg-" + uuid4().hex
+    pid = half["_id"] if half else "prg-" + uuid4().hex
     state, events = domain.create_programme(pid, owner, cmd)
-    state["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    state["created_at"] = half["created_at"] if half else datetime.now(timezone.utc).isoformat(timespec="seconds")
     stamp = {"idempotency_key": key, "request_fingerprint": fingerprint} if key else {}
+    if half:
+        programmes.finish_create(state, _envelopes(pid, 1, events))
+        return _replay_programme(db, programmes.load(pid, whole=True), fingerprint)
     try:
-        insert_with_events(db[PROGRAMMES], {**state, **stamp}, _envelopes(pid, 1, events))
+        programmes.create(state, _envelopes(pid, 1, events), stamp)
     except AlreadyExists:
-        first = db[PROGRAMMES].find_one({"idempotency_key": key}) if key else None
+        first = programmes.created_with(key) if key else None
         if first is None:
             raise
         return _replay_programme(db, first, fingerprint)  # a racing retry inserted it first
@@ -163,7 +182,7 @@ def _replay_programme(db: Database, first: dict, fingerprint: str) -> dict:
 
 
 def _load(db: Database, coll: str, _id: str, what: str) -> dict:
-    doc = db[coll].find_one({"_id": _id})
+    doc = repo(db, coll).get(_id)
     if doc is None:
         current_caller()
         raise Missing(f"{what} {_id} not found")
@@ -212,11 +231,15 @@ def request_case(body: dict[str, Any], idempotency_key: str | None) -> tuple[dic
     caller = require_write()
     key = _scoped_key(caller, idempotency_key)
     fingerprint = _fingerprint(body)
+    cases = repo(db, CASES)
+    half = None  # a creation with this key its first request left half-done: finished below
     if key:
-        first = db[CASES].find_one({"idempotency_key": key})
+        first = cases.created_with(key)
         if first is not None:
-            return _replay(db, first, fingerprint), False
-    programme = db[PROGRAMMES].find_one({"_id": body["programme_id"]})
+            if first.get("seq", 1) >= 1 or first.get("request_fingerprint") != fingerprint:
+                return _replay(db, first, fingerprint), False
+            half = first
+    programme = repo(db, PROGRAMMES).get(body["programme_id"])
     if programme is None:
         raise RuleViolated(f"programme {body['programme_id']} not found", field="programme_id")
     programme = _programme_now(db, programme)
@@ -235,16 +258,17 @@ def request_case(body: dict[str, Any], idempotency_key: str | None) -> tuple[dic
         funding=[domain.FundingShare(s["source"], s["amount"]) for s in body["funding"]],
         requested_on=body.get("requested_on") or today(), note=body.get("note", ""),
         loan_term_months=loan.get("term_months") if body.get("loan") is not None else None)
-    case_id = "case-" + uuid4().hex
+    case_id = half["_id"] if half else "case-" + uuid4().hex
     state, events = domain.request_case(case_id, programme, member, unit, cmd)
-    state.update(requested_by=caller.subject, requested_by_unit_id=caller.unit_id,
-                 request_fingerprint=fingerprint)
-    if key:
-        state["idempotency_key"] = key
+    state.update(requested_by=caller.subject, requested_by_unit_id=caller.unit_id)
+    stamp = {"request_fingerprint": fingerprint, **({"idempotency_key": key} if key else {})}
+    if half:
+        cases.finish_create(state, _envelopes(case_id, 1, events))
+        return _replay(db, cases.load(case_id, whole=True), fingerprint), True
     try:
-        insert_with_events(db[CASES], state, _envelopes(case_id, 1, events))
+        cases.create(state, _envelopes(case_id, 1, events), stamp)
     except AlreadyExists:
-        first = db[CASES].find_one({"idempotency_key": key}) if key else None
+        first = cases.created_with(key) if key else None
         if first is None:
             raise
         return _replay(db, first, fingerprint), False  # a racing retry inserted it first
@@ -273,6 +297,19 @@ def list_cases(args: dict[str, Any]) -> dict:
             query[key] = args[key]
     docs, next_cursor = paging.page(database()[CASES], query, args.get("after"), args["limit"], CASE_ORDER)
     return {"items": [public(d) for d in docs], "next_cursor": next_cursor}
+
+
+def _save_case(db: Database, case_id: str, version: int | None, step) -> dict:
+    """Commit `step(current case)` -> (new case, domain events) through the repository; on a
+    lost race the step runs again on the case as it is now (the caller's version, if sent, must
+    still be current)."""
+    def decide(current: dict):
+        new, events = step(current)
+        changes = _changes(current, new)
+        if not changes and not events:
+            return None
+        return {"$set": changes}, _envelopes(case_id, current["version"] + 1, events)
+    return repo(db, CASES).command(case_id, decide, expected_version=version)
 
 
 def _approver(db: Database, caller: Caller, case: dict) -> domain.Approver:
@@ -334,7 +371,7 @@ def reserve_disbursement(db: Database, case: dict) -> None:
 def _claim(db: Database, claim_id: str, facts: dict[str, Any]) -> tuple[dict, bool]:
     """Take the one-time right to do a step on a case (decide it, pay it, record repayment n).
     Same reason as the ledger: a unique insert is the only write FerretDB applies atomically, so two
-    racing commands cannot both pass the version check of update_with_events and both write.
+    racing commands cannot both decide the case and both go on to reserve or pay.
     Returns (claim, taken_now). A claim older than the lease belongs to a request that died after
     claiming: its re-run (same facts) may finish the step."""
     claim = {"_id": claim_id, **facts, "owner": uuid4().hex, "at": time.time()}
@@ -368,8 +405,8 @@ def approve_case(case_id: str, body: dict[str, Any]) -> dict:
         if taken:  # give the decision back: the budget refused it, nothing is written
             db[CLAIMS].delete_one({"_id": claim["_id"], "owner": claim["owner"]})
         raise
-    saved = update_with_events(db[CASES], case_id, case["version"], _changes(case, new),
-                               _envelopes(case_id, case["version"] + 1, events))
+    approver, on = _approver(db, caller, case), body.get("approved_on") or today()
+    saved = _save_case(db, case_id, body.get("version"), lambda c: domain.approve_case(c, approver, on))
     return public(saved)
 
 
@@ -380,8 +417,9 @@ def reject_case(case_id: str, body: dict[str, Any]) -> dict:
     new, events = domain.reject_case(case, _approver(db, caller, case), body["reason"],
                                      body.get("rejected_on") or today())
     _decide(db, case, "rejected", caller)
-    saved = update_with_events(db[CASES], case_id, case["version"], _changes(case, new),
-                               _envelopes(case_id, case["version"] + 1, events))
+    approver, on = _approver(db, caller, case), body.get("rejected_on") or today()
+    saved = _save_case(db, case_id, body.get("version"),
+                       lambda c: domain.reject_case(c, approver, body["reason"], on))
     return public(saved)
 
 
@@ -397,11 +435,11 @@ def disburse_case(case_id: str, body: dict[str, Any], idempotency_key: str | Non
     claim, taken = _claim(db, f"disbursement:{case_id}", {"key": key})
     if not taken and not (claim.get("key") == key and _stale(claim)):
         raise Conflict(f"case {case_id} is already being disbursed", field="status")
-    try:
-        saved = update_with_events(db[CASES], case_id, case["version"], _changes(case, new),
-                                   _envelopes(case_id, case["version"] + 1, events))
-    except AlreadyExists:
+    if key and db[CASES].find_one({"disbursement_key": key, "_id": {"$ne": case_id}}, {"_id": 1}):
+        # checked before committing: the copy's unique index would refuse the paid case
         raise Conflict("this Idempotency-Key already paid another case", field="Idempotency-Key")
+    on = body.get("disbursed_on") or today()
+    saved = _save_case(db, case_id, body.get("version"), lambda c: domain.disburse_case(c, on, caller.unit_id, key))
     return public(saved), True
 
 
@@ -474,14 +512,14 @@ def record_repayment(case_id: str, body: dict[str, Any], idempotency_key: str | 
                                                                    "paid_on": paid_on.isoformat()})
         if not taken:
             if _stale(claim):  # its request died after claiming: record that repayment, then ours
-                old = domain.repay_loan(case, claim["amount"], date.fromisoformat(claim["paid_on"]), claim["key"])
-                update_with_events(db[CASES], case_id, case["version"], _changes(case, old[0]),
-                                   _envelopes(case_id, case["version"] + 1, old[1]))
+                _save_case(db, case_id, None, lambda c: domain.repay_loan(
+                    c, claim["amount"], date.fromisoformat(claim["paid_on"]), claim["key"])
+                    if len(c["loan"].get("repayments") or []) < seq else (c, []))
             else:
                 time.sleep(0.02)  # repayment `seq` is being written by someone else
             continue
-        saved = update_with_events(db[CASES], case_id, case["version"], _changes(case, new),
-                                   _envelopes(case_id, case["version"] + 1, events))
+        saved = _save_case(db, case_id, body.get("version"),
+                           lambda c: domain.repay_loan(c, body["amount"], paid_on, key))
         return loan_view(saved, paid_on), True
     raise Conflict("the loan is busy; retry", field="loan")
 
@@ -491,8 +529,8 @@ def record_repayment(case_id: str, body: dict[str, Any], idempotency_key: str | 
 def refresh_ancestors_after_move(db: Database, moved_unit_id: str) -> None:
     """After `membership.unit.moved`, programmes and cases of the moved unit and of every unit
     below it take the units' new ancestors from the view (already rewritten), so subtree lists and
-    scope follow the new tree. Derived from the view: idempotent under redelivery. Touches
-    `ancestors` only, never `version`: it races with no command."""
+    scope follow the new tree. Derived from the view: idempotent under redelivery. Each rewrite is
+    a repository change that keeps `version` (upkeep: it makes no caller's version stale)."""
     units = [moved_unit_id] + [d["_id"] for d in db[membership_view.UNITS].find({"ancestors": moved_unit_id},
                                                                                  {"_id": 1})]
     for unit_id in units:
@@ -500,5 +538,9 @@ def refresh_ancestors_after_move(db: Database, moved_unit_id: str) -> None:
         if ancestors is None:
             continue
         for coll in (PROGRAMMES, CASES):
-            db[coll].update_many({"unit_id": unit_id}, {"$set": {"ancestors": ancestors}})
+            store = repo(db, coll)
+            for doc in list(db[coll].find({"unit_id": unit_id}, {"_id": 1, "ancestors": 1})):
+                if doc.get("ancestors") != ancestors:
+                    store.command(doc["_id"], lambda d, a=ancestors: None if d.get("ancestors") == a
+                                  else ({"$set": {"ancestors": a}}, []), bump=False)
 

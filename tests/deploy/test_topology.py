@@ -12,10 +12,10 @@ import pytest
 from .support import BASE, DEPLOY, ROOT, NO_KUSTOMIZE, OVERLAYS, WORKER_COMPONENTS, api_port, base_resources, by_kind, \
     component, compose, config_literals, jobfile, kustomization, kustomize_bin, kustomize_build, procfile
 
-# Every variable platformkit reads (platformkit/config.py, auth.py, kafka_io.py, write_claims.py,
-# metrics) must be set by both deployments.
+# Every variable platformkit reads (platformkit/config.py, auth.py, kafka_io.py, metrics) must be
+# set by both deployments (repository.py's REPOSITORY_RETRY_SECONDS has a default).
 PLATFORM_ENV = {"KAFKA_BOOTSTRAP_SERVERS", "MONGO_URL", "DB_PREFIX", "TOPIC_PREFIX", "TOPIC_PARTITIONS",
-                "TOKEN_SECRET", "TOKEN_SECRET_PREVIOUS", "WEB_WORKERS", "WEB_THREADS", "WRITE_CLAIMS"}
+                "TOKEN_SECRET", "TOKEN_SECRET_PREVIOUS", "WEB_WORKERS", "WEB_THREADS"}
 SECRET_ENV = {"TOKEN_SECRET", "TOKEN_SECRET_PREVIOUS"}
 PROCESS_COMPONENTS = ("api", *WORKER_COMPONENTS)
 

@@ -8,7 +8,8 @@ import pytest
 from platformkit import config, mongo
 from platformkit.envelope import decode, new_event
 from platformkit.kafka_io import EventPublisher, ensure_topics
-from platformkit.outbox import PENDING, insert_with_events, update_with_events
+from platformkit.outbox import PENDING, insert_with_events
+from platformkit.repository import Repository
 from tests.support.infra import read_topic, wait_until
 
 pytestmark = pytest.mark.integration
@@ -17,7 +18,8 @@ TOPIC = "things.events"
 
 
 def relay_args():
-    return ["-m", "platformkit.relay", "--service", "things", "--route", f"things={TOPIC}"]
+    return ["-m", "platformkit.relay", "--service", "things", "--route", f"things={TOPIC}",
+            "--route", f"things_events={TOPIC}"]
 
 
 def consumer_args(group="recorder"):
@@ -57,12 +59,12 @@ def test_event_flows_from_outbox_through_kafka_into_the_database(isolated, procs
 
 def test_events_of_one_aggregate_keep_their_order(isolated, procs):
     ensure_topics([config.topic(TOPIC)], partitions=3)
-    coll = mongo.database("things").things
+    things = Repository(mongo.database("things"), "things", "thing")
     first = new_event("things", "things.thing.created.v1", "agg", {"step": 0}, 1)
-    insert_with_events(coll, {"_id": "agg", "n": 0}, [first])
+    things.create({"_id": "agg", "n": 0}, [first])
     for step in range(1, 6):
         ev = new_event("things", "things.thing.changed.v1", "agg", {"step": step}, step + 1)
-        update_with_events(coll, "agg", step, {"n": step}, [ev])
+        things.command("agg", lambda _doc, step=step, ev=ev: ({"$set": {"n": step}}, [ev]), expected_version=step)
     procs(relay_args(), "relay")
     msgs = read_topic(config.topic(TOPIC), min_count=6, timeout=30)
     steps = [decode(m.value).data["step"] for m in msgs]
@@ -138,28 +140,25 @@ def test_malformed_and_unprocessable_messages_go_to_dead_letters_and_consumer_go
 
 
 def test_concurrent_commands_and_relay_never_lose_a_write(isolated, procs):
-    """FerretDB 1.24 applies conditional updates non-atomically; the revision claims must make
-    every acknowledged command survive, while the relay pulls published events at the same time."""
+    """FerretDB 1.24 applies conditional updates non-atomically; the repository's change documents
+    (a unique insert per change) must make every acknowledged command survive, while the relay
+    marks published events at the same time."""
     import threading
 
-    from platformkit.outbox import StaleVersion
     ensure_topics([config.topic(TOPIC)], partitions=3)
-    coll = mongo.database("things").things
-    insert_with_events(coll, {"_id": "counter", "n": 0, "done": []},
-                       [new_event("things", "things.thing.created.v1", "counter", {}, 1)])
+    things = Repository(mongo.database("things"), "things", "thing")
+    coll = things.coll
+    things.create({"_id": "counter", "n": 0, "done": []},
+                  [new_event("things", "things.thing.created.v1", "counter", {}, 1)])
     procs(relay_args(), "relay")
     acknowledged: list[int] = []
 
     def command(i: int):
-        while True:
-            doc = coll.find_one({"_id": "counter"})
+        def decide(doc):
             ev = new_event("things", "things.thing.counted.v1", "counter", {"i": i}, doc["version"] + 1)
-            try:
-                update_with_events(coll, "counter", doc["version"], {"n": doc["n"] + 1, "done": doc["done"] + [i]}, [ev])
-                acknowledged.append(i)
-                return
-            except StaleVersion:
-                continue
+            return {"$set": {"n": doc["n"] + 1}, "$push": {"done": i}}, [ev]
+        things.command("counter", decide)  # no version sent: a lost race is decided again
+        acknowledged.append(i)
 
     threads = [threading.Thread(target=command, args=(i,)) for i in range(12)]
     [t.start() for t in threads]
@@ -167,6 +166,6 @@ def test_concurrent_commands_and_relay_never_lose_a_write(isolated, procs):
     final = coll.find_one({"_id": "counter"})
     assert sorted(acknowledged) == list(range(12))
     assert final["n"] == 12 and sorted(final["done"]) == list(range(12)) and final["version"] == 13
-    wait_until(lambda: coll.count_documents({PENDING: True}) == 0, 30, message="outbox drained")
+    wait_until(lambda: things.changes.count_documents({PENDING: True}) == 0, 30, message="outbox drained")
     published = {decode(m.value).data.get("i") for m in read_topic(config.topic(TOPIC), min_count=13)}
     assert set(range(12)) <= published

@@ -12,8 +12,7 @@ pytestmark = pytest.mark.integration
 ON = "2025-03-10"
 
 
-def db():
-    return mongo.database("membership")
+from tests.membership.aggregates import db  # noqa: E402 - aggregate documents with their outboxes
 
 
 def snapshot():

@@ -13,8 +13,7 @@ from services.reporting.projection import Delta, project_membership
 pytestmark = pytest.mark.integration
 
 
-def db():
-    return mongo.database("membership")
+from tests.membership.aggregates import db  # noqa: E402 - aggregate documents with their outboxes
 
 
 def test_a_profile_change_carries_its_effective_date(api, tree, monkeypatch):

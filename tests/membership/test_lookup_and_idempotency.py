@@ -11,8 +11,7 @@ pytestmark = pytest.mark.integration
 CID = "079190000001"
 
 
-def db():
-    return mongo.database("membership")
+from tests.membership.aggregates import db  # noqa: E402 - aggregate documents with their outboxes
 
 
 def snapshot():

@@ -6,8 +6,7 @@ from platformkit import mongo
 pytestmark = pytest.mark.integration
 
 
-def db():
-    return mongo.database("membership")
+from tests.membership.aggregates import db  # noqa: E402 - aggregate documents with their outboxes
 
 
 def test_hierarchy_queries(api, tree):

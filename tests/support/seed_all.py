@@ -19,6 +19,7 @@ from platformkit import mongo
 from platformkit.auth import mint
 from platformkit.consumer import Record
 from platformkit.envelope import encode, from_dict
+from tests.support.aggregates import WithOutboxes
 
 API = "/api/v1"
 
@@ -102,7 +103,7 @@ def seed_membership(s) -> None:
 def membership_records() -> list[Record]:
     """Membership's events as it wrote them (its outbox; no relay runs here): units by depth, then
     members, each aggregate's events in order, as Kafka records."""
-    db = mongo.database("membership")
+    db = WithOutboxes(mongo.database("membership"), ("units", "members"))  # events of their change documents
     units = sorted(db.units.find({}, {"outbox": 1, "ancestors": 1}), key=lambda d: (len(d["ancestors"]), d["_id"]))
     members = sorted(db.members.find({}, {"outbox": 1}), key=lambda d: d["_id"])
     envs = [from_dict(e) for d in units + members for e in d.get("outbox") or []]

@@ -13,6 +13,7 @@ from platformkit.consumer import Record
 from platformkit.envelope import new_event
 from services.welfare import service
 from services.welfare.app import create_app
+from tests.support.aggregates import WithOutboxes
 
 UNITS = [  # (id, parent, ancestors, kind, level)
     ("central", None, [], "central", 1),
@@ -86,5 +87,6 @@ def client(app):
 
 @pytest.fixture
 def tree(db):
+    """The database (programmes and cases with their pending events as `outbox`)."""
     apply(db, tree_events())
-    return db
+    return WithOutboxes(db, (service.PROGRAMMES, service.CASES))

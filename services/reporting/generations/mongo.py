@@ -16,7 +16,7 @@ Collections of one generation `g<N>_...` (a rebuild fills generation N+1, then f
 Outside generations: `meta` (the active generation) and `targets` (entered through the API).
 
 Each agg document is written by the one projector process only; within it writes are sequential,
-so FerretDB's non-atomic updates are not a concern here (see platformkit/write_claims.py).
+so FerretDB's non-atomic updates are not a concern here (see platformkit/repository.py).
 
 Why buckets: FerretDB 1.24 (SQLite) executes every update and every non-`_id` query as a scan of
 the whole collection (measured: 4.5 ms per update_one at 2,000 documents, 39 ms at 20,000), while
