@@ -44,12 +44,14 @@ def _outbox_entries(events: Iterable[Envelope]) -> list[dict[str, Any]]:
     return [e.to_dict() for e in events]
 
 
-def insert_with_events(coll: Collection, doc: dict[str, Any], events: list[Envelope]) -> None:
-    """Insert a document with its events, in one write (AlreadyExists on a unique index)."""
+def insert_with_events(coll: Collection, doc: dict[str, Any], events: list[Envelope],
+                       pending: bool | None = None) -> None:
+    """Insert a document with its events, in one write (AlreadyExists on a unique index).
+    `pending`: for the relay to visit even without events (default: only with events)."""
     doc = dict(doc)
     doc.setdefault("version", 1)
     doc[OUTBOX] = _outbox_entries(events)
-    doc[PENDING] = bool(events)
+    doc[PENDING] = bool(events) if pending is None else pending
     try:
         coll.insert_one(doc)
     except OperationFailure as exc:
@@ -100,7 +102,7 @@ class OutboxRelay:
             if self._stopping:
                 break
             coll = self.db[coll_name]
-            docs = list(coll.find({PENDING: True}, {OUTBOX: 1}).limit(self.batch_docs))
+            docs = list(coll.find({PENDING: True}, {OUTBOX: 1, "aggregate_id": 1}).limit(self.batch_docs))
             pending_docs += len(docs)
             to_send: list[Envelope] = []
             for doc in docs:
@@ -109,16 +111,19 @@ class OutboxRelay:
                     oldest = entries[0]["time"]
                 to_send.extend(from_dict(e) for e in entries)
             if not to_send:
-                _mark_all_published(coll, docs)  # flag left on with an empty outbox: clear it
+                self._roll_forward(coll_name, docs)
+                _mark_all_published(coll, docs)  # changes without events, or a flag left on: clear it
                 continue
             crash_point("relay.before_publish")
             self.publisher.publish(topic, to_send)
             crash_point("relay.after_publish")
+            self._roll_forward(coll_name, docs)  # before marking: a relay killed here redoes it
             marked = [d for d in docs if d.get(OUTBOX)]
             for i in range(0, len(marked), MARK_CHUNK):
                 if self._stopping:
                     break
                 _mark_all_published(coll, marked[i:i + MARK_CHUNK])
+            _mark_all_published(coll, [d for d in docs if not d.get(OUTBOX)])
             published += len(to_send)
             metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(to_send))
         metrics.OUTBOX_PENDING.labels(self.service).set(pending_docs)
@@ -131,6 +136,20 @@ class OutboxRelay:
                 pass
         metrics.OUTBOX_OLDEST_SECONDS.labels(self.service).set(age)
         return published
+
+    def _roll_forward(self, coll_name: str, docs: list[dict]) -> None:
+        """Change documents (platformkit/repository.py): make sure each aggregate's copy has been
+        rolled forward past them, so that a writer that died between its commit and its copy
+        write leaves no copy behind for queries (loads by id never needed this)."""
+        from .repository import CHANGES, Repository  # repository imports this module
+        if not coll_name.endswith(CHANGES):
+            return
+        base = coll_name[:-len(CHANGES)]
+        repo = Repository(self.db, base, base)
+        for aggregate_id in dict.fromkeys(d["aggregate_id"] for d in docs if "aggregate_id" in d):
+            if self._stopping:
+                return
+            repo.get(aggregate_id)
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)

@@ -211,7 +211,7 @@ class Repository:
     """One aggregate collection and its change collection `<collection>_events`."""
 
     def __init__(self, db: Database, collection: str, what: str, *, list_field: str | None = None,
-                 missing: Callable[[str], Exception] | None = None):
+                 missing: Callable[[str], Exception] | None = None, relayed: bool = True):
         self.db = db
         self.name = collection
         self.coll = db[collection]
@@ -219,6 +219,10 @@ class Repository:
         self.what = what
         self.list_field = list_field
         self._missing = missing or (lambda _id: NotFound(f"{what} {_id}"))
+        # relayed: `<collection>_events` is a relay route; every change (events or not) is flagged
+        # for the relay, which after publishing also rolls the copy forward past it (a writer that
+        # died between commit and copy write leaves no stale copy for queries)
+        self.relayed = relayed
 
     @staticmethod
     def indexes(collection: str) -> dict[str, list]:
@@ -301,7 +305,7 @@ class Repository:
         aggregate's version after it (default: seq)."""
         insert_with_events(self.changes, {"_id": change_id(aggregate_id, seq), "aggregate_id": aggregate_id,
                                           SEQ: seq, "version": seq if version is None else version, "ops": ops,
-                                          **(stamp or {})}, events)
+                                          **(stamp or {})}, events, pending=True if self.relayed else None)
 
     def create(self, state: dict, events: list[Envelope] | Callable[[int], list[Envelope]],
                stamp: dict | None = None, version: int = 1) -> dict:

@@ -61,7 +61,7 @@ def _batches() -> Repository:
     progress saves and a take-over by a retry are changes committed by unique inserts, so a save
     of a run that was taken over can never erase the new owner's (FerretDB's updates are not
     atomic)."""
-    return Repository(mongo.database(SERVICE), COLLECTION, "batch")
+    return Repository(mongo.database(SERVICE), COLLECTION, "batch", relayed=False)
 
 
 def _now() -> datetime:

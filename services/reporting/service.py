@@ -101,7 +101,7 @@ def set_target(caller: Caller, unit_id: str, body: dict) -> dict:
     # Written through the repository (platformkit/repository.py) like every aggregate: a second
     # assignment of the same target is a change committed by a unique insert, never an update of
     # the target document that a concurrent one could erase on FerretDB.
-    targets = Repository(db(), "targets", "target")
+    targets = Repository(db(), "targets", "target", relayed=False)
     if targets.get(key) is None:
         try:
             targets.create({"_id": key, **fields}, [])
