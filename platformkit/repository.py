@@ -397,5 +397,10 @@ def next_number(db: Database, name: str) -> int:
             break
         except DuplicateKeyError:
             n += 1
-    seqs.update_one({"_id": name}, {"$max": {"seq": n}}, upsert=True)
+    try:
+        seqs.update_one({"_id": name}, {"$max": {"seq": n}}, upsert=True)
+    except DuplicateKeyError:
+        # two first numbers at once: both upserts insert the hint, one loses; the hint exists now
+        # (and is only a hint: the number `n` is already ours by its unique insert above)
+        seqs.update_one({"_id": name}, {"$max": {"seq": n}})
     return n
