@@ -236,6 +236,8 @@ class Acked:
     cases: set[str] = field(default_factory=set)
     case_approved: set[str] = field(default_factory=set)
     disbursed: dict[str, int] = field(default_factory=dict)    # case id -> amount
+    # member id -> versions of its acknowledged profile changes (a second writer on the same members)
+    profiles: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     refused: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # "service status" -> count
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))   # "service ExcName" -> count
 
@@ -254,18 +256,19 @@ class Load:
         # writer waits longer so that the three services see similar write rates
         self._threads = [threading.Thread(target=self._run, args=(f, pace), daemon=True)
                          for f, pace in ((self._membership, pause), (self._training, 3 * pause + 0.1),
-                                         (self._welfare, pause))]
+                                         (self._welfare, pause), (self._contender, pause))]
         self._tokens = {code: mint(f"load@{code}", uid, ["officer"]) for code, uid in units.items()}
         self.cdcs = [c for c in units if c.count("-") == 2]
 
     def commune(self, cdcs: str) -> str:
         return cdcs.rsplit("-", 1)[0]
 
-    def _post(self, service: str, path: str, token_of: str, body: dict, headers: dict | None = None):
+    def _post(self, service: str, path: str, token_of: str, body: dict, headers: dict | None = None,
+              method: str = "post"):
         """The answer's JSON on 2xx, else None (counted as refused or failed: not acknowledged)."""
         try:
-            r = requests.post(f"{self.plat.url(service)}/api/v1{path}", json=body, timeout=20,
-                              headers={"Authorization": "Bearer " + self._tokens[token_of], **(headers or {})})
+            r = requests.request(method, f"{self.plat.url(service)}/api/v1{path}", json=body, timeout=20,
+                                 headers={"Authorization": "Bearer " + self._tokens[token_of], **(headers or {})})
         except requests.RequestException as exc:
             with self._lock:
                 self.acked.errors[f"{service} {type(exc).__name__}"] += 1
@@ -289,6 +292,25 @@ class Load:
         if self._post("membership", f"/members/{m['id']}/approve", self.commune(cdcs), {"on": self.today}) is not None:
             with self._lock:
                 self.acked.approved.add(m["id"])
+
+    def _contender(self) -> None:
+        """A second writer on the SAME members as the membership writer: profile changes sent
+        without a version, racing its approvals, the relay publishing both and the faults. Neither
+        an approval nor a profile change it acknowledged may be lost (issue #13: FerretDB applies
+        updates as read-change-write with no re-check, so two writers of one member are the case
+        that lost an approval before the repository)."""
+        with self._lock:
+            recent = list(self.acked.admitted.items())[-4:]
+        if not recent:
+            time.sleep(0.3)
+            return
+        member, unit = self.rng.choice(recent)
+        cdcs = next(c for c, uid in self.units.items() if uid == unit)
+        answer = self._post("membership", f"/members/{member}", cdcs,
+                            {"phone": f"09{self.rng.randrange(10**8):08d}"}, method="patch")
+        if answer is not None:
+            with self._lock:
+                self.acked.profiles[member].append(answer["version"])
 
     def _training(self) -> None:
         cdcs = self.rng.choice(self.cdcs)
@@ -350,5 +372,6 @@ class Load:
         with self._lock:
             a = self.acked
             return {"admitted": len(a.admitted), "approved": len(a.approved), "sessions": len(a.sessions),
-                    "cases": len(a.cases), "disbursed": len(a.disbursed)}
+                    "cases": len(a.cases), "disbursed": len(a.disbursed),
+                    "profiles": sum(len(v) for v in a.profiles.values())}
 

@@ -168,11 +168,15 @@ def test_every_process_killed_nothing_lost_nothing_counted_twice(stack, infra, t
     mdb, tdb, wdb = (db[f"{prefix}_{s}"] for s in ("membership", "training", "welfare"))
 
     # ---- nothing acknowledged is missing from the source databases
-    members = {d["_id"]: d for d in mdb.members.find({}, {"status": 1, "unit_id": 1, "unit_path": 1})}
+    members = {d["_id"]: d for d in mdb.members.find({}, {"status": 1, "unit_id": 1, "unit_path": 1, "version": 1})}
     missing = [i for i in acked.admitted if i not in members]
     assert not missing, f"{len(missing)} acknowledged admissions not in the database: {missing[:5]}"
     not_active = [i for i in acked.approved if members[i]["status"] != "active"]
     assert not not_active, not_active[:5]
+    # the second writer raced the approvals on the same members: its changes are all in too
+    assert load.counts()["profiles"] > 0, load.counts()
+    behind = {m: (members[m]["version"], max(v)) for m, v in acked.profiles.items() if members[m]["version"] < max(v)}
+    assert not behind, f"members older than an acknowledged profile change: {behind}"
     sessions = {d["_id"]: d for d in tdb.dissemination_sessions.find({})}
     assert set(acked.sessions) <= set(sessions), set(acked.sessions) - set(sessions)
     cases = {d["_id"]: d for d in wdb.cases.find({})}
@@ -212,6 +216,10 @@ def test_every_process_killed_nothing_lost_nothing_counted_twice(stack, infra, t
             "approved": acked.approved - by_type["membership.member.approved.v1"],
             "sessions": set(acked.sessions) - by_type["training.dissemination.recorded.v1"],
             "disbursed": set(acked.disbursed) - by_type["welfare.case.disbursed.v1"],
+            # every acknowledged profile change (member, version) has its event
+            "profiles": {(m, v) for m, vs in acked.profiles.items() for v in vs}
+                        - {(e.subject, e.aggregateversion) for e in envs
+                           if e.type == "membership.member.profile_updated.v1"},
         }
         return not any(state["gaps"].values())
 
