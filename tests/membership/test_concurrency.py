@@ -41,7 +41,7 @@ def committed_states(collection: str, aggregate_id: str) -> list[dict]:
 
 def start_relay(procs):
     ensure_topics([config.topic(TOPIC)], partitions=3)
-    procs(["-m", "services.membership.relay"], "membership-relay")
+    procs(["-m", "platformkit.run", "relay", "membership"], "membership-relay")
 
 
 def run_threads(n: int, target) -> None:
