@@ -12,7 +12,7 @@ from .schemas import (BATCH_MAX_ITEMS, ActionIn, AdmitIn, CardItem, CardsIn, Com
                       DecisionItem, DecisionsIn, DissolveIn, DuesIn, DuesOut, IdempotencyHeader, ImportFile,
                       ImportReport, LeaveIn, LookupQuery, MemberBatchOut, MemberOut, MemberPage, MemberQuery, MergeIn,
                       MoveIn, ProfileIn, RatingBatchOut, RatingIn, RatingItem, RatingsIn, RefuseIn, RenameIn,
-                      TransferIn, UnitIn, UnitOut, UnitPage, UnitQuery)
+                      TransferDecisionIn, TransferIn, TransferRefuseIn, TransferRequestQuery, UnitIn, UnitOut, UnitPage, UnitQuery)
 
 units = Blueprint("units", __name__, url_prefix="/units",
                   description="Org units as data: the hierarchy, CĐCS founding, committees, ratings")
@@ -211,6 +211,41 @@ class UnitMembers(MethodView):
         return service.list_members(current_caller(), unit_id, q)
 
 
+@units.route("/<unit_id>/transfer-requests")
+class UnitTransferRequests(MethodView):
+    @requires("read")
+    @units.arguments(TransferRequestQuery, location="query")
+    @units.response(200, MemberPage)
+    @documented(units, (400, 401, 403, 404))
+    def get(self, q, unit_id):
+        """Incoming transfer requests: members of other subtrees whose transfer to this unit (or a
+        CĐCS below it) awaits acceptance; each member's `pending_transfer` holds the request"""
+        return service.transfer_requests(current_caller(), unit_id, q)
+
+
+@units.route("/<unit_id>/transfer-requests/<member_id>/accept")
+class UnitTransferAccept(MethodView):
+    @requires("member.transfer")
+    @units.arguments(TransferDecisionIn)
+    @units.response(200, MemberOut)
+    @documented(units)
+    def post(self, body, unit_id, member_id):
+        """The receiving side (the destination CĐCS or a level above it) accepts a transfer request:
+        the member moves now, with the request's letter"""
+        return service.accept_transfer(current_caller(), unit_id, member_id, body)
+
+
+@units.route("/<unit_id>/transfer-requests/<member_id>/refuse")
+class UnitTransferRefuse(MethodView):
+    @requires("member.transfer")
+    @units.arguments(TransferRefuseIn)
+    @units.response(200, MemberOut)
+    @documented(units)
+    def post(self, body, unit_id, member_id):
+        """The receiving side refuses a transfer request, with its reason: the member stays"""
+        return service.refuse_transfer(current_caller(), unit_id, member_id, body)
+
+
 @units.route("/<unit_id>/members/import")
 class UnitMembersImport(MethodView):
     @requires("member.enter")
@@ -327,8 +362,21 @@ class MemberTransfer(MethodView):
     @members.response(200, MemberOut)
     @documented(members)
     def post(self, body, member_id):
-        """Transfer to another CĐCS (also across provinces)"""
+        """Transfer to another CĐCS (also across provinces). Inside the caller's subtree the member
+        moves now; outside it this records a transfer REQUEST (letter_no and letter_date required)
+        that the receiving side accepts or refuses (/units/{unit_id}/transfer-requests)"""
         return service.transfer(current_caller(), member_id, body)
+
+
+@members.route("/<member_id>/transfer-request/cancel")
+class MemberTransferCancel(MethodView):
+    @requires("member.transfer")
+    @members.arguments(TransferDecisionIn)
+    @members.response(200, MemberOut)
+    @documented(members)
+    def post(self, body, member_id):
+        """The sending side withdraws its pending transfer request"""
+        return service.cancel_transfer(current_caller(), member_id, body)
 
 
 @members.route("/<member_id>/leave")

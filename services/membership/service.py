@@ -38,7 +38,8 @@ INDEXES = {
                 ("member_number", {"unique": True, "sparse": True, "name": "member_number"}),
                 ("citizen_id", {"name": "citizen_id"}),  # the lookup of a person's former records
                 ("unit_path", {"name": "unit_path"}), ("unit_id", {"name": "unit"}),
-                ("name_search", {"name": "name_search"}), IDEMPOTENCY_INDEX],
+                ("name_search", {"name": "name_search"}), IDEMPOTENCY_INDEX,
+                ("pending_transfer_path", {"name": "pending_transfer_path"})],  # incoming transfer requests
     "dues": [("member_id", {"name": "member"})],
     # the change documents (and outboxes) of each: platformkit/repository.py
     **Repository.indexes("units"), **Repository.indexes("members"), **Repository.indexes("dues"),
@@ -288,7 +289,8 @@ def merge_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
         def transfer_member(current: dict):
             if current["unit_id"] != unit_id or current["status"] not in CURRENT_STATUSES:
                 return None
-            changes, events = domain.transfer(current, unit, into, effective, reason="unit_merged")
+            changes, events = domain.transfer(current, unit, into, effective, reason="unit_merged",
+                                               despite_request=True)
             return _update(changes), events
         _command("members", member["_id"], None, transfer_member)
 
@@ -536,18 +538,84 @@ def issue_card(caller: Caller, member_id: str, cmd: dict, cache: dict | None = N
                          extra_ops={"$push": {"history": {"change": "card_issued", "on": on.isoformat()}}})
 
 
+def _letter_of(cmd: dict) -> dict:
+    return {"letter_no": cmd.get("letter_no"), "letter_date": cmd.get("letter_date")}
+
+
 def transfer(caller: Caller, member_id: str, cmd: dict) -> dict:
+    """A destination inside the caller's subtree: the member moves now. Outside it: a transfer
+    REQUEST, recorded on the member, that the receiving side accepts or refuses (nothing moves, no
+    figure changes, until it accepts)."""
     member, from_unit = _member_in_scope(caller, member_id, write=True)
     to_unit = load_unit(cmd["to_unit_id"], "to_unit_id")
-    if not caller.covers(to_unit["_id"], to_unit["ancestors"]):
-        # A member moves between subtrees only through a level that holds both (issue: transfers
-        # across subtrees as requests the receiving side accepts are not built yet).
-        raise Forbidden("the destination unit is outside the caller's subtree")
     on = cmd.get("on") or today()
+    letter = _letter_of(cmd)
+    if not caller.covers(to_unit["_id"], to_unit["ancestors"]):
+        return _member_write(member, from_unit, cmd.get("version"),
+                             lambda current, unit: domain.request_transfer(current, unit, to_unit, letter,
+                                                                           caller.subject, on),
+                             extra_ops={"$push": {"history": {"change": "transfer_requested", "on": on.isoformat(),
+                                                              "from": from_unit["_id"], "to": to_unit["_id"]}}})
     return _member_write(member, from_unit, cmd.get("version"),
-                         lambda current, unit: domain.transfer(current, unit, to_unit, on),
+                         lambda current, unit: domain.transfer(current, unit, to_unit, on, letter=letter),
                          extra_ops={"$push": {"history": {"change": "transferred", "on": on.isoformat(),
                                                           "from": from_unit["_id"], "to": to_unit["_id"]}}})
+
+
+CLEAR_REQUEST = {"pending_transfer": "", "pending_transfer_path": ""}
+
+
+def _incoming_request(caller: Caller, unit_id: str, member_id: str) -> tuple[dict, dict, dict]:
+    """(member, its current unit, the destination) of a request addressed to `unit_id` or below it;
+    the caller covers `unit_id` (checked on the path) and so the destination."""
+    member = load_member(member_id)
+    pending = member.get("pending_transfer")
+    if not pending or unit_id not in (member.get("pending_transfer_path") or []):
+        raise Missing(f"no transfer request of {member_id} to unit {unit_id}", field="member_id")
+    to_unit = load_unit(pending["to_unit_id"], "to_unit_id")
+    check_scope(caller, to_unit["_id"], to_unit["ancestors"], write=True)
+    return member, load_unit(member["unit_id"]), to_unit
+
+
+def accept_transfer(caller: Caller, unit_id: str, member_id: str, cmd: dict) -> dict:
+    """The receiving side accepts: the member moves (`member.transferred`, with the letter)."""
+    member, from_unit, to_unit = _incoming_request(caller, unit_id, member_id)
+    on = cmd.get("on") or today()
+
+    def accept(current: dict, unit: dict):
+        pending = current.get("pending_transfer")
+        if not pending or pending["to_unit_id"] != to_unit["_id"]:
+            raise RuleViolated("the member has no pending transfer request to this unit", field="pending_transfer")
+        return domain.transfer(current, unit, to_unit, on, letter=pending, despite_request=True)
+    return _member_write(member, from_unit, cmd.get("version"), accept,
+                         extra_ops={"$unset": CLEAR_REQUEST,
+                                    "$push": {"history": {"change": "transferred", "on": on.isoformat(),
+                                                          "from": from_unit["_id"], "to": to_unit["_id"]}}})
+
+
+def refuse_transfer(caller: Caller, unit_id: str, member_id: str, cmd: dict) -> dict:
+    member, from_unit, to_unit = _incoming_request(caller, unit_id, member_id)
+    on = cmd.get("on") or today()
+    return _member_write(member, from_unit, cmd.get("version"), domain.close_transfer_request, "refused",
+                         caller.subject, cmd.get("reason"), on,
+                         extra_ops={"$unset": CLEAR_REQUEST,
+                                    "$push": {"history": {"change": "transfer_refused", "on": on.isoformat(),
+                                                          "to": to_unit["_id"]}}})
+
+
+def cancel_transfer(caller: Caller, member_id: str, cmd: dict) -> dict:
+    """The sending side withdraws its request while it is pending."""
+    on = cmd.get("on") or today()
+    return _member_command(caller, member_id, cmd.get("version"), domain.close_transfer_request, "cancelled",
+                           caller.subject, None, on,
+                           extra_ops={"$unset": CLEAR_REQUEST,
+                                      "$push": {"history": {"change": "transfer_cancelled", "on": on.isoformat()}}})
+
+
+def transfer_requests(caller: Caller, unit_id: str, q: dict) -> dict:
+    """Pending requests addressed to the unit or a CĐCS below it."""
+    read_unit(caller, unit_id)
+    return _page(db().members, {"pending_transfer_path": unit_id}, q.get("after"), q["limit"])
 
 
 def leave(caller: Caller, member_id: str, cmd: dict) -> dict:
