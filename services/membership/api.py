@@ -131,7 +131,8 @@ class UnitMove(MethodView):
     @units.response(200, UnitOut)
     @documented(units)
     def post(self, body, unit_id):
-        """Move under another parent; its subtree and members follow"""
+        """Move under another parent; its subtree and members follow. Dated after today (`effective_date`): recorded in the unit's `scheduled` and
+        applied on that date (event `unit.change_scheduled` now, nothing else changes)"""
         return service.move_unit(current_caller(), unit_id, body)
 
 
@@ -142,7 +143,8 @@ class UnitMerge(MethodView):
     @units.response(200, UnitOut)
     @documented(units)
     def post(self, body, unit_id):
-        """Merge into another unit: child units and members follow, then the unit closes"""
+        """Merge into another unit: child units and members follow, then the unit closes. Dated after today (`effective_date`): recorded in the unit's `scheduled` and
+        applied on that date (event `unit.change_scheduled` now, nothing else changes)"""
         return service.merge_unit(current_caller(), unit_id, body)
 
 
@@ -153,8 +155,20 @@ class UnitDissolve(MethodView):
     @units.response(200, UnitOut)
     @documented(units)
     def post(self, body, unit_id):
-        """Dissolve an empty unit"""
+        """Dissolve an empty unit. Dated after today (`effective_date`): recorded in the unit's `scheduled` and
+        applied on that date (event `unit.change_scheduled` now, nothing else changes)"""
         return service.dissolve_unit(current_caller(), unit_id, body)
+
+
+@units.route("/<unit_id>/scheduled-changes/<change_id>/cancel")
+class UnitScheduledChangeCancel(MethodView):
+    @requires("unit.structure")
+    @units.arguments(TransferDecisionIn)
+    @units.response(200, UnitOut)
+    @documented(units)
+    def post(self, body, unit_id, change_id):
+        """Cancel a move, merge or dissolution scheduled for a future date (the unit's `scheduled`)"""
+        return service.cancel_scheduled(current_caller(), unit_id, change_id, body)
 
 
 @units.route("/<unit_id>/committee")

@@ -247,6 +247,42 @@ def dissolve_unit(unit: dict, active_members: int, active_children: int, effecti
     return {"status": "dissolved", "dissolved_on": effective.isoformat()}, [ev]
 
 
+SCHEDULABLE = ("move", "merge", "dissolve")
+
+
+def schedule_change(unit: dict, change_id: str, kind: str, on: date, params: dict, requested_by: str,
+                    today: date) -> tuple[dict, list[Envelope]]:
+    """A move, merge or dissolution dated after today: recorded on the unit, applied on its date
+    (service.apply_due) through the same rules as an immediate one. Nothing else changes now."""
+    require_active_unit(unit, "unit_id")
+    if on <= today:
+        raise InvalidInput("a scheduled change is dated after today", field="effective_date")
+    entry = {"kind": kind, "date": on.isoformat(), "params": params, "requested_by": requested_by,
+             "requested_on": today.isoformat()}
+    ev = event("membership.unit.change_scheduled.v1", unit["_id"], {
+        "unit_id": unit["_id"], "ancestors": unit["ancestors"], "change_id": change_id, "kind": kind,
+        "date": entry["date"], "params": params}, unit["version"] + 1)
+    return entry, [ev]
+
+
+def cancel_scheduled_change(unit: dict, change_id: str, by: str) -> Envelope:
+    entry = (unit.get("scheduled") or {}).get(change_id)
+    if entry is None:
+        raise RuleViolated(f"no scheduled change {change_id} on unit {unit['_id']}", field="change_id")
+    return event("membership.unit.change_cancelled.v1", unit["_id"], {
+        "unit_id": unit["_id"], "ancestors": unit["ancestors"], "change_id": change_id, "kind": entry["kind"],
+        "date": entry["date"], "by": by}, unit["version"] + 1)
+
+
+def unschedule_ops(unit: dict, change_id: str | None) -> dict:
+    """The $unset that removes an applied (or cancelled) scheduled change, in the same change
+    document as what it did: a second applier finds it gone and does nothing."""
+    if change_id is None:
+        return {}
+    left = set(unit.get("scheduled") or {}) - {change_id}
+    return {f"scheduled.{change_id}": "", **({} if left else {"has_scheduled": ""})}
+
+
 def consolidate_committee(unit: dict, term: str, on: date, positions: list[dict],
                           members: dict[str, dict]) -> tuple[dict, list[Envelope]]:
     """Kiện toàn BCH: the whole committee as it stands after the act, recorded in the history."""

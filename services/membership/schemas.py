@@ -60,6 +60,9 @@ class UnitOut(Schema):
     committee = fields.Dict(allow_none=True)
     ratings = fields.Dict(allow_none=True)
     merged_into = fields.String(allow_none=True)
+    scheduled = fields.Dict(allow_none=True, metadata={
+        "description": "changes dated after today, by change id: kind (move, merge, dissolve), date, params, "
+                       "requested_by, requested_on, and `failed` (why) when its rules refused it on the day"})
     version = fields.Integer()
 
 
