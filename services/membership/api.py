@@ -12,7 +12,7 @@ from .schemas import (BATCH_MAX_ITEMS, ActionIn, AdmitIn, CardItem, CardsIn, Com
                       DecisionItem, DecisionsIn, DissolveIn, DuesIn, DuesOut, IdempotencyHeader, ImportFile,
                       ImportReport, LeaveIn, LookupQuery, MemberBatchOut, MemberOut, MemberPage, MemberQuery, MergeIn,
                       MoveIn, ProfileIn, RatingBatchOut, RatingIn, RatingItem, RatingsIn, RefuseIn, RenameIn,
-                      TransferDecisionIn, TransferIn, TransferRefuseIn, TransferRequestQuery, UnitIn, UnitOut, UnitPage, UnitQuery)
+                      TransferDecisionIn, TransferIn, TransferRefuseIn, TransferRequestQuery, UnitIn, Versioned, UnitOut, UnitPage, UnitQuery)
 
 units = Blueprint("units", __name__, url_prefix="/units",
                   description="Org units as data: the hierarchy, CĐCS founding, committees, ratings")
@@ -163,7 +163,7 @@ class UnitDissolve(MethodView):
 @units.route("/<unit_id>/scheduled-changes/<change_id>/cancel")
 class UnitScheduledChangeCancel(MethodView):
     @requires("unit.structure")
-    @units.arguments(TransferDecisionIn)
+    @units.arguments(Versioned)
     @units.response(200, UnitOut)
     @documented(units)
     def post(self, body, unit_id, change_id):
