@@ -228,3 +228,21 @@ def test_a_scheduled_change_is_checked_when_recorded_and_a_refused_one_stays_mar
     assert service.apply_due(date.fromisoformat(future)) == []
     after = api.ok(api.get(f"/units/{tree['s1']}"))
     assert after["status"] == "active" and "members" in after["scheduled"][change_id]["failed"]
+
+
+def test_two_apply_due_steps_at_once_apply_each_change_once(api, tree):
+    import threading
+    from services.membership import service
+    future = date.fromordinal(service.today().toordinal() + 10)
+    api.ok(api.post(f"/units/{tree['s3']}/move", {"parent_id": tree["c1"], "effective_date": future.isoformat()}))
+    api.ok(api.post(f"/units/{tree['c3']}/move", {"parent_id": tree["hcm"], "effective_date": future.isoformat()}))
+    applied: list[list[str]] = []
+    threads = [threading.Thread(target=lambda: applied.append(service.apply_due(future))) for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(applied) == 2  # both steps ran to the end (neither raised)
+    for unit, parent in (("s3", "c1"), ("c3", "hcm")):
+        doc = db().units.find_one({"_id": tree[unit]})
+        assert doc["parent_id"] == tree[parent] and not doc.get("scheduled") and not doc.get("has_scheduled")
+        assert [e["type"] for e in doc["outbox"]].count("membership.unit.moved.v1") == 1
+    assert db().units.find_one({"_id": tree["s4"]})["ancestors"] == [tree["vn"], tree["hcm"], tree["c3"]]
