@@ -123,6 +123,9 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
         "membership.member.card_issued.v1", "membership.member.transferred.v1", "membership.member.left.v1",
         "membership.member.reinstated.v1", "membership.member.profile_updated.v1",
         "membership.dues.recorded.v1",
+        "membership.member.transfer_requested.v1", "membership.member.transfer_refused.v1",
+        "membership.member.transfer_cancelled.v1", "membership.unit.change_scheduled.v1",
+        "membership.unit.change_cancelled.v1",
     ),
     TRAINING_EVENTS: (
         "training.course.registered.v1", "training.course.retired.v1", "training.class.planned.v1",

@@ -107,6 +107,14 @@ EXACT: dict[str, str] = {
         "người đã bị từ chối kết nạp nên không thể chuyển sinh hoạt",
     "the member is already in that CĐCS": "đoàn viên đang sinh hoạt tại CĐCS này",
     "members are transferred into a CĐCS": "đoàn viên chỉ được chuyển sinh hoạt đến một CĐCS",
+    "a transfer request carries the transfer letter's number":
+        "đề nghị chuyển sinh hoạt phải ghi số giấy giới thiệu chuyển sinh hoạt",
+    "a transfer request carries the transfer letter's date":
+        "đề nghị chuyển sinh hoạt phải ghi ngày của giấy giới thiệu chuyển sinh hoạt",
+    "the member has no pending transfer request": "đoàn viên không có đề nghị chuyển sinh hoạt nào đang chờ",
+    "the member has no pending transfer request to this unit":
+        "đoàn viên không có đề nghị chuyển sinh hoạt nào đang chờ đến đơn vị này",
+    "a scheduled change is dated after today": "thay đổi theo lịch phải có ngày hiệu lực sau ngày hôm nay",
     "the member has already left": "đoàn viên đã ra khỏi tổ chức công đoàn",
     "the admission was refused: there is no membership to leave":
         "việc kết nạp đã bị từ chối: người này chưa là đoàn viên nên không thể ra khỏi tổ chức",
@@ -359,6 +367,10 @@ PATTERNS: list[tuple[str, str]] = [
     (r"only an admitted member awaiting approval can be refused \(status (\S+)\)",
      r"chỉ từ chối được người đã được kết nạp và đang chờ công nhận (trạng thái hiện tại: \1)"),
     (r"card (\S+) was already issued", r"thẻ đoàn viên \1 đã được cấp"),
+    (r"a transfer request to (\S+) awaits its decision",
+     r"đề nghị chuyển sinh hoạt đến \1 đang chờ quyết định"),
+    (r"no transfer request of (\S+) to unit (\S+)", r"không có đề nghị chuyển sinh hoạt của \1 đến đơn vị \2"),
+    (r"no scheduled change (\S+) on unit (\S+)", r"không có thay đổi theo lịch \1 của đơn vị \2"),
     (r"a member who is (\S+) cannot be transferred", r"không thể chuyển sinh hoạt cho đoàn viên ở trạng thái \1"),
     (r"no rule in force on (\S+)", r"không có quy định nào có hiệu lực vào ngày \1"),
     (r"an import holds at most (\S+) rows; split the file", r"mỗi lần nhập tối đa \1 dòng; hãy chia nhỏ tệp"),

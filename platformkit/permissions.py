@@ -39,7 +39,8 @@ CAPABILITIES: dict[str, tuple[frozenset[str], str]] = {
     "member.approve": (frozenset({OPERATOR, "admin", "officer"}),
                        "approve or refuse an admission, issue a card (level rule: a federation unit above the CĐCS)"),
     "member.transfer": (frozenset({OPERATOR, "admin", "officer"}),
-                        "transfer a member (the destination must be in the subtree too)"),
+                        "transfer a member (a destination outside the subtree makes it a request); accept or "
+                        "refuse a request into the subtree; cancel one's own request"),
     "training.manage": (frozenset({OPERATOR, "admin", "officer"}),
                         "register and retire courses; plan, open, start, close, cancel classes"),
     "training.record": (frozenset({OPERATOR, "admin", "officer", "service"}),

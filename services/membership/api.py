@@ -12,7 +12,7 @@ from .schemas import (BATCH_MAX_ITEMS, ActionIn, AdmitIn, CardItem, CardsIn, Com
                       DecisionItem, DecisionsIn, DissolveIn, DuesIn, DuesOut, IdempotencyHeader, ImportFile,
                       ImportReport, LeaveIn, LookupQuery, MemberBatchOut, MemberOut, MemberPage, MemberQuery, MergeIn,
                       MoveIn, ProfileIn, RatingBatchOut, RatingIn, RatingItem, RatingsIn, RefuseIn, RenameIn,
-                      TransferIn, UnitIn, UnitOut, UnitPage, UnitQuery)
+                      TransferDecisionIn, TransferIn, TransferRefuseIn, TransferRequestQuery, UnitIn, Versioned, UnitOut, UnitPage, UnitQuery)
 
 units = Blueprint("units", __name__, url_prefix="/units",
                   description="Org units as data: the hierarchy, CĐCS founding, committees, ratings")
@@ -131,7 +131,8 @@ class UnitMove(MethodView):
     @units.response(200, UnitOut)
     @documented(units)
     def post(self, body, unit_id):
-        """Move under another parent; its subtree and members follow"""
+        """Move under another parent; its subtree and members follow. Dated after today (`effective_date`): recorded in the unit's `scheduled` and
+        applied on that date (event `unit.change_scheduled` now, nothing else changes)"""
         return service.move_unit(current_caller(), unit_id, body)
 
 
@@ -142,7 +143,8 @@ class UnitMerge(MethodView):
     @units.response(200, UnitOut)
     @documented(units)
     def post(self, body, unit_id):
-        """Merge into another unit: child units and members follow, then the unit closes"""
+        """Merge into another unit: child units and members follow, then the unit closes. Dated after today (`effective_date`): recorded in the unit's `scheduled` and
+        applied on that date (event `unit.change_scheduled` now, nothing else changes)"""
         return service.merge_unit(current_caller(), unit_id, body)
 
 
@@ -153,8 +155,20 @@ class UnitDissolve(MethodView):
     @units.response(200, UnitOut)
     @documented(units)
     def post(self, body, unit_id):
-        """Dissolve an empty unit"""
+        """Dissolve an empty unit. Dated after today (`effective_date`): recorded in the unit's `scheduled` and
+        applied on that date (event `unit.change_scheduled` now, nothing else changes)"""
         return service.dissolve_unit(current_caller(), unit_id, body)
+
+
+@units.route("/<unit_id>/scheduled-changes/<change_id>/cancel")
+class UnitScheduledChangeCancel(MethodView):
+    @requires("unit.structure")
+    @units.arguments(Versioned)
+    @units.response(200, UnitOut)
+    @documented(units)
+    def post(self, body, unit_id, change_id):
+        """Cancel a move, merge or dissolution scheduled for a future date (the unit's `scheduled`)"""
+        return service.cancel_scheduled(current_caller(), unit_id, change_id, body)
 
 
 @units.route("/<unit_id>/committee")
@@ -209,6 +223,41 @@ class UnitMembers(MethodView):
     def get(self, q, unit_id):
         """Members in the unit's subtree; `q` searches names with or without diacritics"""
         return service.list_members(current_caller(), unit_id, q)
+
+
+@units.route("/<unit_id>/transfer-requests")
+class UnitTransferRequests(MethodView):
+    @requires("read")
+    @units.arguments(TransferRequestQuery, location="query")
+    @units.response(200, MemberPage)
+    @documented(units, (400, 401, 403, 404))
+    def get(self, q, unit_id):
+        """Incoming transfer requests: members of other subtrees whose transfer to this unit (or a
+        CĐCS below it) awaits acceptance; each member's `pending_transfer` holds the request"""
+        return service.transfer_requests(current_caller(), unit_id, q)
+
+
+@units.route("/<unit_id>/transfer-requests/<member_id>/accept")
+class UnitTransferAccept(MethodView):
+    @requires("member.transfer")
+    @units.arguments(TransferDecisionIn)
+    @units.response(200, MemberOut)
+    @documented(units)
+    def post(self, body, unit_id, member_id):
+        """The receiving side (the destination CĐCS or a level above it) accepts a transfer request:
+        the member moves now, with the request's letter"""
+        return service.accept_transfer(current_caller(), unit_id, member_id, body)
+
+
+@units.route("/<unit_id>/transfer-requests/<member_id>/refuse")
+class UnitTransferRefuse(MethodView):
+    @requires("member.transfer")
+    @units.arguments(TransferRefuseIn)
+    @units.response(200, MemberOut)
+    @documented(units)
+    def post(self, body, unit_id, member_id):
+        """The receiving side refuses a transfer request, with its reason: the member stays"""
+        return service.refuse_transfer(current_caller(), unit_id, member_id, body)
 
 
 @units.route("/<unit_id>/members/import")
@@ -327,8 +376,21 @@ class MemberTransfer(MethodView):
     @members.response(200, MemberOut)
     @documented(members)
     def post(self, body, member_id):
-        """Transfer to another CĐCS (also across provinces)"""
+        """Transfer to another CĐCS (also across provinces). Inside the caller's subtree the member
+        moves now; outside it this records a transfer REQUEST (letter_no and letter_date required)
+        that the receiving side accepts or refuses (/units/{unit_id}/transfer-requests)"""
         return service.transfer(current_caller(), member_id, body)
+
+
+@members.route("/<member_id>/transfer-request/cancel")
+class MemberTransferCancel(MethodView):
+    @requires("member.transfer")
+    @members.arguments(TransferDecisionIn)
+    @members.response(200, MemberOut)
+    @documented(members)
+    def post(self, body, member_id):
+        """The sending side withdraws its pending transfer request"""
+        return service.cancel_transfer(current_caller(), member_id, body)
 
 
 @members.route("/<member_id>/leave")

@@ -247,6 +247,42 @@ def dissolve_unit(unit: dict, active_members: int, active_children: int, effecti
     return {"status": "dissolved", "dissolved_on": effective.isoformat()}, [ev]
 
 
+SCHEDULABLE = ("move", "merge", "dissolve")
+
+
+def schedule_change(unit: dict, change_id: str, kind: str, on: date, params: dict, requested_by: str,
+                    today: date) -> tuple[dict, list[Envelope]]:
+    """A move, merge or dissolution dated after today: recorded on the unit, applied on its date
+    (service.apply_due) through the same rules as an immediate one. Nothing else changes now."""
+    require_active_unit(unit, "unit_id")
+    if on <= today:
+        raise InvalidInput("a scheduled change is dated after today", field="effective_date")
+    entry = {"kind": kind, "date": on.isoformat(), "params": params, "requested_by": requested_by,
+             "requested_on": today.isoformat()}
+    ev = event("membership.unit.change_scheduled.v1", unit["_id"], {
+        "unit_id": unit["_id"], "ancestors": unit["ancestors"], "change_id": change_id, "kind": kind,
+        "date": entry["date"], "params": params}, unit["version"] + 1)
+    return entry, [ev]
+
+
+def cancel_scheduled_change(unit: dict, change_id: str, by: str) -> Envelope:
+    entry = (unit.get("scheduled") or {}).get(change_id)
+    if entry is None:
+        raise RuleViolated(f"no scheduled change {change_id} on unit {unit['_id']}", field="change_id")
+    return event("membership.unit.change_cancelled.v1", unit["_id"], {
+        "unit_id": unit["_id"], "ancestors": unit["ancestors"], "change_id": change_id, "kind": entry["kind"],
+        "date": entry["date"], "by": by}, unit["version"] + 1)
+
+
+def unschedule_ops(unit: dict, change_id: str | None) -> dict:
+    """The $unset that removes an applied (or cancelled) scheduled change, in the same change
+    document as what it did: a second applier finds it gone and does nothing."""
+    if change_id is None:
+        return {}
+    left = set(unit.get("scheduled") or {}) - {change_id}
+    return {f"scheduled.{change_id}": "", **({} if left else {"has_scheduled": ""})}
+
+
 def consolidate_committee(unit: dict, term: str, on: date, positions: list[dict],
                           members: dict[str, dict]) -> tuple[dict, list[Envelope]]:
     """Kiện toàn BCH: the whole committee as it stands after the act, recorded in the history."""
@@ -399,7 +435,15 @@ def issue_card(member: dict, unit: dict, member_number: str, on: date) -> tuple[
     return changes, [ev]
 
 
-def transfer(member: dict, from_unit: dict, to_unit: dict, on: date, reason: str = "transfer") -> tuple[dict, list[Envelope]]:
+def check_no_pending_transfer(member: dict) -> None:
+    """A member whose transfer request awaits the receiving side is neither transferred again nor
+    leaves until the request is accepted, refused or cancelled."""
+    if member.get("pending_transfer"):
+        raise RuleViolated(f"a transfer request to {member['pending_transfer']['to_unit_id']} awaits its decision",
+                           field="pending_transfer")
+
+
+def check_transferable(member: dict, from_unit: dict, to_unit: dict) -> None:
     if member["status"] not in ("active", "admitted"):
         raise RuleViolated(f"a member who is {member['status']} cannot be transferred", field="status")
     if to_unit["_id"] == from_unit["_id"]:
@@ -407,15 +451,72 @@ def transfer(member: dict, from_unit: dict, to_unit: dict, on: date, reason: str
     require_active_unit(to_unit, "to_unit_id")
     if to_unit["kind"] not in GRASSROOTS_KINDS:
         raise RuleViolated("members are transferred into a CĐCS", field="to_unit_id")
-    changes = {"unit_id": to_unit["_id"], "unit_path": unit_path(to_unit)}
+
+
+def _letter(letter: dict | None) -> dict:
+    letter = letter or {}
+    on = letter.get("letter_date")
+    return {"letter_no": letter.get("letter_no"), "letter_date": on.isoformat() if isinstance(on, date) else on}
+
+
+def transfer(member: dict, from_unit: dict, to_unit: dict, on: date, reason: str = "transfer",
+             letter: dict | None = None, despite_request: bool = False) -> tuple[dict, list[Envelope]]:
+    """`letter`: the transfer letter (số, ngày giấy giới thiệu chuyển sinh hoạt), when there is one.
+    `despite_request`: the receiving side accepts the member's pending request, or a merge moves
+    the whole CĐCS (the request stays pending, now from the unit merged into)."""
+    if not despite_request:
+        check_no_pending_transfer(member)
+    check_transferable(member, from_unit, to_unit)
+    letter = _letter(letter)
+    changes = {"unit_id": to_unit["_id"], "unit_path": unit_path(to_unit),
+               "transfer_letter": {**letter, "on": on.isoformat()}}
     ev = event("membership.member.transferred.v1", member["_id"], {
         **member_facts(member, to_unit), "from_unit_id": from_unit["_id"],
-        "from_ancestors": from_unit["ancestors"], "transferred_on": on.isoformat(), "reason": reason},
+        "from_ancestors": from_unit["ancestors"], "transferred_on": on.isoformat(), "reason": reason, **letter},
         member["version"] + 1)
     return changes, [ev]
 
 
+def request_transfer(member: dict, from_unit: dict, to_unit: dict, letter: dict, requested_by: str, on: date
+                     ) -> tuple[dict, list[Envelope]]:
+    """A transfer to a CĐCS outside the sender's subtree: recorded as a request that the receiving
+    side accepts or refuses. Nothing else changes until then (the member stays, figures stay)."""
+    check_no_pending_transfer(member)
+    check_transferable(member, from_unit, to_unit)
+    letter = _letter(letter)
+    if not letter["letter_no"]:
+        raise InvalidInput("a transfer request carries the transfer letter's number", field="letter_no")
+    if not letter["letter_date"]:
+        raise InvalidInput("a transfer request carries the transfer letter's date", field="letter_date")
+    pending = {"to_unit_id": to_unit["_id"], **letter, "requested_by": requested_by,
+               "requested_on": on.isoformat()}
+    changes = {"pending_transfer": pending, "pending_transfer_path": unit_path(to_unit)}
+    ev = event("membership.member.transfer_requested.v1", member["_id"], {
+        **member_facts(member, from_unit), "to_unit_id": to_unit["_id"], "to_ancestors": to_unit["ancestors"],
+        **letter, "requested_by": requested_by, "requested_on": on.isoformat()}, member["version"] + 1)
+    return changes, [ev]
+
+
+def close_transfer_request(member: dict, unit: dict, outcome: str, by: str, reason: str | None, on: date
+                           ) -> tuple[dict, list[Envelope]]:
+    """The request is refused by the receiving side (`refused`, with its reason) or withdrawn by
+    the sender (`cancelled`): the member stays where it is."""
+    pending = member.get("pending_transfer")
+    if not pending:
+        raise RuleViolated("the member has no pending transfer request", field="pending_transfer")
+    data = {**member_facts(member, unit), "to_unit_id": pending["to_unit_id"], "letter_no": pending.get("letter_no"),
+            "letter_date": pending.get("letter_date"), "on": on.isoformat(), "by": by}
+    if outcome == "refused":
+        reason = " ".join(unicodedata.normalize("NFC", reason or "").split())
+        if not reason:
+            raise InvalidInput("a refusal states its reason", field="reason")
+        data["reason"] = reason
+    ev = event(f"membership.member.transfer_{outcome}.v1", member["_id"], data, member["version"] + 1)
+    return {}, [ev]
+
+
 def leave(member: dict, unit: dict, reason: str, on: date) -> tuple[dict, list[Envelope]]:
+    check_no_pending_transfer(member)
     if member["status"] == "left":
         raise RuleViolated("the member has already left", field="status")
     if member["status"] == "refused":

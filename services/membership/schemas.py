@@ -60,6 +60,9 @@ class UnitOut(Schema):
     committee = fields.Dict(allow_none=True)
     ratings = fields.Dict(allow_none=True)
     merged_into = fields.String(allow_none=True)
+    scheduled = fields.Dict(allow_none=True, metadata={
+        "description": "changes dated after today, by change id: kind (move, merge, dissolve), date, params, "
+                       "requested_by, requested_on, and `failed` (why) when its rules refused it on the day"})
     version = fields.Integer()
 
 
@@ -150,6 +153,10 @@ class MemberOut(Schema):
     left_reason = fields.String(allow_none=True)
     refused_on = fields.String(allow_none=True)
     refused_reason = fields.String(allow_none=True)
+    pending_transfer = fields.Dict(allow_none=True, metadata={
+        "description": "a transfer request awaiting the receiving side: to_unit_id, letter_no, letter_date, "
+                       "requested_by, requested_on"})
+    transfer_letter = fields.Dict(allow_none=True, metadata={"description": "the letter of the last transfer"})
     version = fields.Integer()
 
 
@@ -183,7 +190,26 @@ class RefuseIn(Versioned):
 
 class TransferIn(Versioned):
     to_unit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    on = Dated("the day of the transfer (`transferred_on`)")
+    on = Dated("the day of the transfer (`transferred_on`), or of the request")
+    letter_no = fields.String(load_default=None, validate=validate.Length(min=1, max=100),
+                              metadata={"description": "the transfer letter's number; required when the destination "
+                                                       "is outside the caller's subtree (a request)"})
+    letter_date = PlausibleDate(load_default=None, metadata={"description": f"the transfer letter's date ({RANGE}); "
+                                                                            "required for a request"})
+
+
+class TransferDecisionIn(Versioned):
+    on = Dated("the day of the decision (`transferred_on` on acceptance)")
+
+
+class TransferRefuseIn(Versioned):
+    reason = Text(500, required=True, metadata={"description": "why the receiving side refuses the transfer"})
+    on = Dated("the day of the refusal")
+
+
+class TransferRequestQuery(Strict):
+    after = Cursor()
+    limit = page_limit(50, 200)
 
 
 class LeaveIn(Versioned):

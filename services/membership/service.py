@@ -33,12 +33,14 @@ SERVICE = "membership"
 IDEMPOTENCY_INDEX = ("idempotency_key", {"unique": True, "sparse": True, "name": "idempotency_key"})
 INDEXES = {
     "units": [("code", {"unique": True, "name": "code"}), ("parent_id", {"name": "parent"}),
+              ("has_scheduled", {"name": "has_scheduled"}),  # apply_due's query
               ("ancestors", {"name": "ancestors"}), ("paths_dirty", {"name": "paths_dirty"}), IDEMPOTENCY_INDEX],
     "members": [("active_citizen_id", {"unique": True, "sparse": True, "name": "active_citizen_id"}),
                 ("member_number", {"unique": True, "sparse": True, "name": "member_number"}),
                 ("citizen_id", {"name": "citizen_id"}),  # the lookup of a person's former records
                 ("unit_path", {"name": "unit_path"}), ("unit_id", {"name": "unit"}),
-                ("name_search", {"name": "name_search"}), IDEMPOTENCY_INDEX],
+                ("name_search", {"name": "name_search"}), IDEMPOTENCY_INDEX,
+                ("pending_transfer_path", {"name": "pending_transfer_path"})],  # incoming transfer requests
     "dues": [("member_id", {"name": "member"})],
     # the change documents (and outboxes) of each: platformkit/repository.py
     **Repository.indexes("units"), **Repository.indexes("members"), **Repository.indexes("dues"),
@@ -197,7 +199,81 @@ def rename_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
     return _command("units", unit_id, cmd.get("version"), decide)
 
 
-def move_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
+# ---------------------------------------------------------------- scheduled changes
+# A move, merge or dissolution dated after today is recorded on the unit (`scheduled`, keyed by
+# change id; `has_scheduled` the top-level flag apply_due queries) and applied on its date by
+# apply_due() through the same handler as an immediate one. The platform acts for whoever
+# scheduled it (their scope was checked when it was recorded).
+SCHEDULER = Caller(subject="membership.apply-due", roles=("admin",), unit_id=PLATFORM_SCOPE)
+
+
+def _is_future(effective: date, scheduled: str | None) -> bool:
+    return scheduled is None and effective > today()
+
+
+def _schedule(caller: Caller, unit_id: str, kind: str, effective: date, params: dict, version: int | None) -> dict:
+    change_id = "sc-" + uuid.uuid4().hex[:12]
+
+    def decide(current: dict):
+        entry, events = domain.schedule_change(current, change_id, kind, effective, params, caller.subject, today())
+        return _update({f"scheduled.{change_id}": entry, "has_scheduled": True}), events
+    return _command("units", unit_id, version, decide)
+
+
+def _still_scheduled(current: dict, scheduled: str | None) -> bool:
+    return scheduled is None or scheduled in (current.get("scheduled") or {})
+
+
+def _with_unschedule(current: dict, scheduled: str | None, extra: dict) -> dict:
+    unset = domain.unschedule_ops(current, scheduled)
+    return {**extra, "$unset": {**extra.get("$unset", {}), **unset}} if unset else extra
+
+
+def cancel_scheduled(caller: Caller, unit_id: str, change_id: str, cmd: dict) -> dict:
+    unit = load_unit(unit_id)
+    check_scope(caller, unit["_id"], unit["ancestors"], write=True)
+    domain.check_restructured_from_above(_actor(caller), unit)
+
+    def decide(current: dict):
+        ev = domain.cancel_scheduled_change(current, change_id, caller.subject)
+        return {"$unset": domain.unschedule_ops(current, change_id)}, [ev]
+    return _command("units", unit_id, cmd.get("version"), decide)
+
+
+def apply_due(on: date | None = None) -> list[str]:
+    """Apply every scheduled change dated `on` (default: today in Vietnam) or earlier, oldest
+    first, each through its handler with its own date. Idempotent and safe when two processes run
+    it at once: each handler removes the scheduled entry in the same change document (one unique
+    insert) as the change it makes, and does nothing when the entry is gone. A change its rules
+    refuse on the day (e.g. a unit to dissolve still has members) stays on the unit, marked
+    `failed` with the reason, for an officer to cancel or redo. Returns the ids applied."""
+    on = on or today()
+    applied: list[str] = []
+    for ref in list(db().units.find({"has_scheduled": True}, {"_id": 1})):
+        unit = repo("units").get(ref["_id"])
+        due = sorted(((cid, e) for cid, e in (unit.get("scheduled") or {}).items()
+                      if not e.get("failed") and e["date"] <= on.isoformat()), key=lambda ce: (ce[1]["date"], ce[0]))
+        for change_id, entry in due:
+            cmd = {**entry["params"], "effective_date": date.fromisoformat(entry["date"])}
+            handler = {"move": move_unit, "merge": merge_unit, "dissolve": dissolve_unit}[entry["kind"]]
+            try:
+                handler(SCHEDULER, unit["_id"], cmd, scheduled=change_id)
+                applied.append(change_id)
+            except (RuleViolated, Conflict, Missing, Forbidden) as exc:
+                _mark_failed(unit["_id"], change_id, str(exc))
+    return applied
+
+
+def _mark_failed(unit_id: str, change_id: str, why: str) -> None:
+    def decide(current: dict):
+        entry = (current.get("scheduled") or {}).get(change_id)
+        if entry is None or entry.get("failed"):
+            return None  # applied (or marked) by another process meanwhile
+        return {"$set": {f"scheduled.{change_id}.failed": why}}, []
+    _command("units", unit_id, None, decide)
+
+
+def move_unit(caller: Caller, unit_id: str, cmd: dict, scheduled: str | None = None) -> dict:
     repair_paths()
     unit = load_unit(unit_id)
     new_parent = load_unit(cmd["parent_id"], "parent_id")
@@ -205,14 +281,19 @@ def move_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
     check_scope(caller, new_parent["_id"], new_parent["ancestors"], write=True)
     domain.check_restructured_from_above(_actor(caller), unit)
     effective = cmd.get("effective_date") or today()
+    if _is_future(effective, scheduled):
+        domain.move_unit(unit, new_parent, effective)  # refused now if it would be refused today
+        return _schedule(caller, unit_id, "move", effective, {"parent_id": new_parent["_id"]}, cmd.get("version"))
 
     def decide(current: dict):
+        if not _still_scheduled(current, scheduled):
+            return None  # applied by another process
         changes, events = domain.move_unit(current, new_parent, effective)
         # paths_dirty is set in the same change: if we crash while re-pathing descendants, the
         # next command (or service start) finishes the job.
-        return _update({**changes, "paths_dirty": True},
+        return _update({**changes, "paths_dirty": True}, _with_unschedule(current, scheduled,
                        {"$push": {"history": {"change": "moved", "on": effective.isoformat(),
-                                              "from_parent": current["parent_id"]}}}), events
+                                              "from_parent": current["parent_id"]}}})), events
     moved = _command("units", unit_id, cmd.get("version"), decide)
     _repath_subtree(moved)
     return load_unit(unit_id)
@@ -255,7 +336,7 @@ def repair_paths() -> int:
     return n
 
 
-def merge_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
+def merge_unit(caller: Caller, unit_id: str, cmd: dict, scheduled: str | None = None) -> dict:
     """Merge `unit_id` into another unit: its child units move under the target, its members
     transfer to it (when the target admits members), then the unit closes. Each step is one
     single-document write with its own event; a crash part-way is finished by calling merge again
@@ -271,12 +352,19 @@ def merge_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
     for child in d.units.find({"parent_id": unit_id, "status": "active"}, {"kind": 1}):
         domain.check_placement(child["kind"], into, field="into_unit_id")  # before anything moves
     effective = cmd.get("effective_date") or today()
+    if _is_future(effective, scheduled) and unit["status"] == "active":
+        return _schedule(caller, unit_id, "merge", effective, {"into_unit_id": into["_id"]}, cmd.get("version"))
     if unit["status"] == "active":
         _check_version(unit, cmd.get("version"))
         if into["kind"] not in domain.GRASSROOTS_KINDS and _current_members(unit_id, count=True):
             raise RuleViolated("the unit has members; merge it into a CĐCS that can take them", field="into_unit_id")
-        _command("units", unit_id, cmd.get("version"), lambda u: (
-            {"$set": {"status": "merging", "merging_into": into["_id"]}}, []) if u["status"] == "active" else None)
+        # the scheduled entry goes in the same change as `merging`: a second applier finds the
+        # unit merging and only finishes the (idempotent) steps below
+        started = _command("units", unit_id, cmd.get("version"), lambda u: (
+            _with_unschedule(u, scheduled, {"$set": {"status": "merging", "merging_into": into["_id"]}}), [])
+            if u["status"] == "active" and _still_scheduled(u, scheduled) else None)
+        if started["status"] != "merging":
+            return started  # the scheduled merge was cancelled meanwhile
     for child in list(d.units.find({"parent_id": unit_id, "status": "active"}, {"_id": 1})):
         def move_child(current: dict):
             if current["parent_id"] != unit_id or current["status"] != "active":
@@ -288,7 +376,8 @@ def merge_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
         def transfer_member(current: dict):
             if current["unit_id"] != unit_id or current["status"] not in CURRENT_STATUSES:
                 return None
-            changes, events = domain.transfer(current, unit, into, effective, reason="unit_merged")
+            changes, events = domain.transfer(current, unit, into, effective, reason="unit_merged",
+                                               despite_request=True)
             return _update(changes), events
         _command("members", member["_id"], None, transfer_member)
 
@@ -311,18 +400,24 @@ def _current_members(unit_id: str, count: bool = False):
     return [m for s in CURRENT_STATUSES for m in coll.find({"unit_id": unit_id, "status": s}, {"outbox": 0})]
 
 
-def dissolve_unit(caller: Caller, unit_id: str, cmd: dict) -> dict:
+def dissolve_unit(caller: Caller, unit_id: str, cmd: dict, scheduled: str | None = None) -> dict:
     d = db()
     unit = load_unit(unit_id)
     check_scope(caller, unit["_id"], unit["ancestors"], write=True)
     domain.check_restructured_from_above(_actor(caller), unit)
     _check_version(unit, cmd.get("version"))
+    effective = cmd.get("effective_date") or today()
+    if _is_future(effective, scheduled):
+        # its members and child units may leave before the day: those rules are checked then
+        return _schedule(caller, unit_id, "dissolve", effective, {}, cmd.get("version"))
     members = _current_members(unit_id, count=True)
     children = d.units.count_documents({"parent_id": unit_id, "status": "active"})
 
     def decide(current: dict):
-        changes, events = domain.dissolve_unit(current, members, children, cmd.get("effective_date") or today())
-        return _update(changes), events
+        if not _still_scheduled(current, scheduled):
+            return None  # applied by another process
+        changes, events = domain.dissolve_unit(current, members, children, effective)
+        return _update(changes, _with_unschedule(current, scheduled, {})), events
     return _command("units", unit_id, cmd.get("version"), decide)
 
 
@@ -536,18 +631,84 @@ def issue_card(caller: Caller, member_id: str, cmd: dict, cache: dict | None = N
                          extra_ops={"$push": {"history": {"change": "card_issued", "on": on.isoformat()}}})
 
 
+def _letter_of(cmd: dict) -> dict:
+    return {"letter_no": cmd.get("letter_no"), "letter_date": cmd.get("letter_date")}
+
+
 def transfer(caller: Caller, member_id: str, cmd: dict) -> dict:
+    """A destination inside the caller's subtree: the member moves now. Outside it: a transfer
+    REQUEST, recorded on the member, that the receiving side accepts or refuses (nothing moves, no
+    figure changes, until it accepts)."""
     member, from_unit = _member_in_scope(caller, member_id, write=True)
     to_unit = load_unit(cmd["to_unit_id"], "to_unit_id")
-    if not caller.covers(to_unit["_id"], to_unit["ancestors"]):
-        # A member moves between subtrees only through a level that holds both (issue: transfers
-        # across subtrees as requests the receiving side accepts are not built yet).
-        raise Forbidden("the destination unit is outside the caller's subtree")
     on = cmd.get("on") or today()
+    letter = _letter_of(cmd)
+    if not caller.covers(to_unit["_id"], to_unit["ancestors"]):
+        return _member_write(member, from_unit, cmd.get("version"),
+                             lambda current, unit: domain.request_transfer(current, unit, to_unit, letter,
+                                                                           caller.subject, on),
+                             extra_ops={"$push": {"history": {"change": "transfer_requested", "on": on.isoformat(),
+                                                              "from": from_unit["_id"], "to": to_unit["_id"]}}})
     return _member_write(member, from_unit, cmd.get("version"),
-                         lambda current, unit: domain.transfer(current, unit, to_unit, on),
+                         lambda current, unit: domain.transfer(current, unit, to_unit, on, letter=letter),
                          extra_ops={"$push": {"history": {"change": "transferred", "on": on.isoformat(),
                                                           "from": from_unit["_id"], "to": to_unit["_id"]}}})
+
+
+CLEAR_REQUEST = {"pending_transfer": "", "pending_transfer_path": ""}
+
+
+def _incoming_request(caller: Caller, unit_id: str, member_id: str) -> tuple[dict, dict, dict]:
+    """(member, its current unit, the destination) of a request addressed to `unit_id` or below it;
+    the caller covers `unit_id` (checked on the path) and so the destination."""
+    member = load_member(member_id)
+    pending = member.get("pending_transfer")
+    if not pending or unit_id not in (member.get("pending_transfer_path") or []):
+        raise Missing(f"no transfer request of {member_id} to unit {unit_id}", field="member_id")
+    to_unit = load_unit(pending["to_unit_id"], "to_unit_id")
+    check_scope(caller, to_unit["_id"], to_unit["ancestors"], write=True)
+    return member, load_unit(member["unit_id"]), to_unit
+
+
+def accept_transfer(caller: Caller, unit_id: str, member_id: str, cmd: dict) -> dict:
+    """The receiving side accepts: the member moves (`member.transferred`, with the letter)."""
+    member, from_unit, to_unit = _incoming_request(caller, unit_id, member_id)
+    on = cmd.get("on") or today()
+
+    def accept(current: dict, unit: dict):
+        pending = current.get("pending_transfer")
+        if not pending or pending["to_unit_id"] != to_unit["_id"]:
+            raise RuleViolated("the member has no pending transfer request to this unit", field="pending_transfer")
+        return domain.transfer(current, unit, to_unit, on, letter=pending, despite_request=True)
+    return _member_write(member, from_unit, cmd.get("version"), accept,
+                         extra_ops={"$unset": CLEAR_REQUEST,
+                                    "$push": {"history": {"change": "transferred", "on": on.isoformat(),
+                                                          "from": from_unit["_id"], "to": to_unit["_id"]}}})
+
+
+def refuse_transfer(caller: Caller, unit_id: str, member_id: str, cmd: dict) -> dict:
+    member, from_unit, to_unit = _incoming_request(caller, unit_id, member_id)
+    on = cmd.get("on") or today()
+    return _member_write(member, from_unit, cmd.get("version"), domain.close_transfer_request, "refused",
+                         caller.subject, cmd.get("reason"), on,
+                         extra_ops={"$unset": CLEAR_REQUEST,
+                                    "$push": {"history": {"change": "transfer_refused", "on": on.isoformat(),
+                                                          "to": to_unit["_id"]}}})
+
+
+def cancel_transfer(caller: Caller, member_id: str, cmd: dict) -> dict:
+    """The sending side withdraws its request while it is pending."""
+    on = cmd.get("on") or today()
+    return _member_command(caller, member_id, cmd.get("version"), domain.close_transfer_request, "cancelled",
+                           caller.subject, None, on,
+                           extra_ops={"$unset": CLEAR_REQUEST,
+                                      "$push": {"history": {"change": "transfer_cancelled", "on": on.isoformat()}}})
+
+
+def transfer_requests(caller: Caller, unit_id: str, q: dict) -> dict:
+    """Pending requests addressed to the unit or a CĐCS below it."""
+    read_unit(caller, unit_id)
+    return _page(db().members, {"pending_transfer_path": unit_id}, q.get("after"), q["limit"])
 
 
 def leave(caller: Caller, member_id: str, cmd: dict) -> dict:

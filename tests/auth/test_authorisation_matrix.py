@@ -130,10 +130,22 @@ MEMBERSHIP = {
         path=lambda s: {"member_id": s.ma}, body=lambda s: {"phone": "0907654321"}),
     ("POST", "/api/v1/members/{member_id}/approve"): Case(path=lambda s: {"member_id": s.m_admitted}, body=lambda s: {}),
     ("POST", "/api/v1/members/{member_id}/card"): Case(path=lambda s: {"member_id": s.ma}, body=lambda s: {}),
-    # Only the member's current unit is scope-checked: the destination may lie in another subtree
-    # (transfers across provinces are made by the sending side, see tests/membership).
+    # The member's current unit is scope-checked on the path; the destination decides whether it
+    # moves now (inside the caller's subtree, as here) or becomes a request the receiving side
+    # decides (tests/auth/test_hierarchy_rules.py: another subtree's officer gets a request).
     ("POST", "/api/v1/members/{member_id}/transfer"): Case(
         path=lambda s: {"member_id": s.m_transfer}, body=lambda s: {"to_unit_id": s.sa2}),
+    ("POST", "/api/v1/members/{member_id}/transfer-request/cancel"): Case(
+        path=lambda s: {"member_id": s.m_outgoing}, body=lambda s: {}),
+    # Requests from B into A: only A (the receiving side) accepts or refuses; B, the sender, is 403.
+    ("GET", "/api/v1/units/{unit_id}/transfer-requests"): Case(
+        path=lambda s: {"unit_id": s.sa}, expect_in=lambda s: s.m_incoming),
+    ("POST", "/api/v1/units/{unit_id}/transfer-requests/{member_id}/accept"): Case(
+        path=lambda s: {"unit_id": s.sa, "member_id": s.m_incoming}, body=lambda s: {}),
+    ("POST", "/api/v1/units/{unit_id}/transfer-requests/{member_id}/refuse"): Case(
+        path=lambda s: {"unit_id": s.sa, "member_id": s.m_incoming2}, body=lambda s: {"reason": "Không đủ chỉ tiêu"}),
+    ("POST", "/api/v1/units/{unit_id}/scheduled-changes/{change_id}/cancel"): Case(
+        path=lambda s: {"unit_id": s.sa2, "change_id": s.change_sa2}, body=lambda s: {}),
     ("POST", "/api/v1/members/{member_id}/leave"): Case(
         path=lambda s: {"member_id": s.m_leave}, body=lambda s: {"reason": "resigned"}),
     ("POST", "/api/v1/members/{member_id}/reinstate"): Case(path=lambda s: {"member_id": s.m_leave}, body=lambda s: {}),

@@ -96,15 +96,36 @@ def test_the_level_above_restructures(world):
     assert r.status_code == 200, r.get_json()
 
 
-def test_a_transfer_never_leaves_the_callers_subtree(world):
+def test_a_transfer_out_of_the_callers_subtree_is_a_request_the_receiving_side_decides(world):
     s = world
     cdcs = bearer(s.sa, ("officer",))
-    r = refused(s, "POST", f"/members/{s.m_transfer}/transfer", cdcs, {"to_unit_id": s.sa2}, statuses=(403,))
-    assert s.sa2 not in r.get_data(as_text=True)
-    refused(s, "POST", f"/members/{s.m_transfer}/transfer", bearer(s.ca, ("officer",)), {"to_unit_id": s.sb},
-            statuses=(403,))  # another province
-    ok = call(s, "POST", f"/members/{s.m_transfer}/transfer", bearer(s.ca, ("officer",)), {"to_unit_id": s.sa2})
-    assert ok.status_code == 200 and ok.get_json()["unit_id"] == s.sa2
+    # sa2 is outside the CĐCS officer's subtree: a request, which needs the transfer letter
+    r = refused(s, "POST", f"/members/{s.m_transfer}/transfer", cdcs, {"to_unit_id": s.sa2}, statuses=(400,))
+    assert "letter_no" in r.get_json()["errors"]
+    letter = {"letter_no": "12/GGT", "letter_date": "2025-10-01"}
+    r = call(s, "POST", f"/members/{s.m_transfer}/transfer", cdcs, {"to_unit_id": s.sa2, **letter})
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["unit_id"] == s.sa  # a request, not a move
+    assert r.get_json()["pending_transfer"]["to_unit_id"] == s.sa2
+    # the sender cannot accept its own request; another province's officer neither
+    for outsider in (cdcs, bearer(s.pb, ("officer",))):
+        refused(s, "POST", f"/units/{s.sa2}/transfer-requests/{s.m_transfer}/accept", outsider, {}, statuses=(403,))
+    # while pending: no second transfer, no leaving (422 naming the field)
+    above = bearer(s.ca, ("officer",))
+    for path, body in ((f"/members/{s.m_transfer}/transfer", {"to_unit_id": s.smv}),
+                       (f"/members/{s.m_transfer}/leave", {"reason": "resigned"})):
+        r = refused(s, "POST", path, above, body, statuses=(422,))
+        assert "pending_transfer" in r.get_json()["errors"]
+    receiving = bearer(s.sa2, ("officer",))
+    listed = call(s, "GET", f"/units/{s.sa2}/transfer-requests", receiving)
+    assert [m["id"] for m in listed.get_json()["items"]] == [s.m_transfer]
+    ok = call(s, "POST", f"/units/{s.sa2}/transfer-requests/{s.m_transfer}/accept", receiving, {"on": "2025-10-05"})
+    assert ok.status_code == 200, ok.get_json()
+    assert ok.get_json()["unit_id"] == s.sa2 and ok.get_json().get("pending_transfer") is None
+    assert ok.get_json()["transfer_letter"]["letter_no"] == "12/GGT"
+    # inside the caller's subtree a transfer stays immediate
+    ok = call(s, "POST", f"/members/{s.m_transfer}/transfer", above, {"to_unit_id": s.smv})
+    assert ok.status_code == 200 and ok.get_json()["unit_id"] == s.smv
 
 
 def test_a_cdcs_cannot_decide_its_own_welfare_case(isolated):

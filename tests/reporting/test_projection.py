@@ -197,6 +197,17 @@ COUNTED = {
 
 IGNORED_DATA = {
     "membership.member.card_issued": {**MEMBER, "member_number": "0001", "issued_on": "2025-03-01"},
+    "membership.member.transfer_requested": {**MEMBER, "to_unit_id": "S9", "to_ancestors": ["VN", "P2", "D2"],
+                                             "letter_no": "1/GGT", "letter_date": "2025-03-01", "requested_by": "u",
+                                             "requested_on": "2025-03-01"},
+    "membership.member.transfer_refused": {**MEMBER, "to_unit_id": "S9", "letter_no": "1/GGT",
+                                           "letter_date": "2025-03-01", "on": "2025-03-05", "by": "u", "reason": "x"},
+    "membership.member.transfer_cancelled": {**MEMBER, "to_unit_id": "S9", "letter_no": "1/GGT",
+                                             "letter_date": "2025-03-01", "on": "2025-03-05", "by": "u"},
+    "membership.unit.change_scheduled": {"unit_id": "D1", "ancestors": ["VN", "P1"], "change_id": "sc-1",
+                                         "kind": "move", "date": "2025-07-01", "params": {"parent_id": "P2"}},
+    "membership.unit.change_cancelled": {"unit_id": "D1", "ancestors": ["VN", "P1"], "change_id": "sc-1",
+                                         "kind": "move", "date": "2025-07-01", "by": "u"},
     "training.course.registered": {"course_id": "c1", "code": "C", "name": "n", "owner_unit_id": "P1",
                                    "owner_ancestors": ["VN"], "status": "active"},
     "training.course.retired": {"course_id": "c1", "code": "C", "name": "n", "owner_unit_id": "P1",
@@ -255,6 +266,9 @@ def test_each_ignored_type_changes_nothing(type_):
     assert type_ in p.ignores and p.ignores[type_]
     fx = p.project(env, None)
     assert not fx.deltas and fx.hierarchy is None  # (a member event may refresh the member's memory)
+    if type_.startswith("membership.member."):  # nor for a member who counts as active where it is
+        fx = p.project(env, {"status": "active", "unit_id": env.data["unit_id"], "gender": "female", "v": 0})
+        assert not fx.deltas and fx.hierarchy is None
 
 
 def test_an_unknown_source_projects_nothing():

@@ -92,12 +92,24 @@ def seed_membership(s) -> None:
     s.m_refuse = member(s.sa, "Đặng Thị Bị Từ Chối", "079190000006", approve=False)
     s.m_batch = member(s.sa, "Đinh Văn Duyệt Loạt", "079190000007", approve=False)
     s.m_card = member(s.sa, "Lý Thị Thẻ Loạt", "079190000008")
+    # transfer requests across the two subtrees (each side's officer asks; the other side decides):
+    # two from B into A (one accepted, one refused by A), one from A into B (cancelled by A)
+    letter = {"letter_no": "GGT-01", "letter_date": "2025-09-01"}
+    s.m_incoming = member(s.sb, "Ngô Văn Đến Một", "079190000009")
+    s.m_incoming2 = member(s.sb, "Ngô Văn Đến Hai", "079190000010")
+    for mid in (s.m_incoming, s.m_incoming2):
+        m.call("POST", f"/members/{mid}/transfer", {"to_unit_id": s.sa, **letter}, headers=bearer(s.pb))
+    s.m_outgoing = member(s.sa, "Phạm Thị Xin Đi", "079190000011")
+    m.call("POST", f"/members/{s.m_outgoing}/transfer", {"to_unit_id": s.sb, **letter}, headers=bearer(s.pa))
+    # a dissolution scheduled for a future date (cancellable)
+    scheduled = m.call("POST", f"/units/{s.sa2}/dissolve", {"effective_date": "2099-12-31"})["scheduled"]
+    s.change_sa2 = next(iter(scheduled))
     s.secrets = ["Ánh Dương", "Ánh Nguyệt", "Chờ Duyệt", "Chuyển Đi", "Nghỉ Việc", "sáp nhập A", "giải thể A",
                  "chuyển A", "079190000001", "079190000002", "079190000003", "079190000004", "079190000101",
                  "079190000102", "Nhập A", "Mới A", "Bị Từ Chối", "Duyệt Loạt", "Thẻ Loạt", "079190000006",
-                 "079190000007", "079190000008"]
+                 "079190000007", "079190000008", "Xin Đi", "079190000011"]
     s.a_ids = [s.pa, s.ca, s.ca2, s.sa, s.sa2, s.sm, s.sd, s.smv, s.ma, s.m_admitted, s.m_transfer, s.m_leave,
-               s.m_refuse, s.m_batch, s.m_card]
+               s.m_refuse, s.m_batch, s.m_card, s.m_outgoing]
 
 
 def membership_records() -> list[Record]:

@@ -26,7 +26,14 @@ class MembershipProjector:
         "membership.member.refused", "membership.member.approved", "membership.member.transferred",
         "membership.member.left", "membership.member.reinstated", "membership.member.profile_updated"})
     # ... and those that mean nothing for them, with why
-    ignores = {"membership.member.card_issued": "a card is no indicator (the member's remembered facts are refreshed, nothing counts)"}
+    ignores = {"membership.member.card_issued": "a card is no indicator (the member's remembered facts are refreshed, nothing counts)",
+               "membership.member.transfer_requested": "a request moves nobody: both sides' figures change only "
+                                                       "when it is accepted (`member.transferred`)",
+               "membership.member.transfer_refused": "a refused request moved nobody",
+               "membership.member.transfer_cancelled": "a withdrawn request moved nobody",
+               "membership.unit.change_scheduled": "a change dated in the future changes nothing until its day "
+                                                   "(then its own moved / merged / dissolved events count)",
+               "membership.unit.change_cancelled": "a cancelled scheduled change never happened"}
 
     @staticmethod
     def state_key(env: Envelope) -> str | None:
