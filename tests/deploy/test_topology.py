@@ -163,6 +163,14 @@ def test_topics_job_and_rebuild_template_run_the_jobfile_entries():
     assert rebuild["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["rebuild"]
 
 
+def test_scheduled_unit_changes_are_applied_daily_by_the_jobfile_entry():
+    assert jobfile()["membership-apply-due"] == "python -m platformkit.run job membership apply-due"
+    due = by_kind(DOCS, "CronJob")["membership-apply-due"]
+    assert due["spec"].get("suspend") is False and due["spec"]["concurrencyPolicy"] == "Forbid"
+    assert due["spec"]["schedule"] == "5 17 * * *"  # 00:05 in Vietnam (UTC+7)
+    assert due["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["membership-apply-due"]
+
+
 # ---------------------------------------------------------------- compose
 
 
