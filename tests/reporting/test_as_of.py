@@ -9,7 +9,7 @@ import pytest
 
 from services.reporting.rebuild import rebuild
 from tests.reporting.test_projector import PROJECTOR
-from tests.reporting.test_restructuring import ADMIN, Stream, actual, client, get, row  # noqa: F401 (fixture)
+from tests.reporting.test_restructuring import ADMIN, Stream, actual, client, csv_rows, get, row  # noqa: F401 (fixture)
 from tests.support.infra import wait_until
 
 pytestmark = pytest.mark.integration
@@ -60,6 +60,10 @@ def test_a_past_period_as_of_a_date_uses_the_hierarchy_of_that_date(publish, pro
             "C1_path": [p["id"] for p in kids_a["children"][0]["unit"]["path"]],
             "CITY": row(get(client, "/views/CITY?period=2024&as_of=2024-12-31")["rows"])["actual"],
             "CITY_kids": {c["unit"]["id"]: row(c["rows"])["actual"] for c in kids_city["children"]},
+            "export": {u: line[3] for u, line in csv_rows(
+                client, "/views/A/export.csv?period=2024&indicators=members.admitted&as_of=2024-12-31").items()},
+            "export_title": get(client, "/views/A/export.csv?period=2024&as_of=2024-12-31").get_data()
+            .decode("utf-8-sig").splitlines()[0],
             "A_2026": row(get(client, "/views/A?period=2024&as_of=2026-01-01")["rows"])["actual"],
         }
 
@@ -72,6 +76,8 @@ def test_a_past_period_as_of_a_date_uses_the_hierarchy_of_that_date(publish, pro
     # the parent of A and B sums the same either way, and its children add up to it
     assert before["CITY"] == 15 == actual(client, "/views/CITY?period=2024")
     assert before["CITY_kids"] == {"A": 10, "B": 5}
+    assert before["export"] == {"A": "10", "C1": "7", "C2": "3"}
+    assert "31/12/2024" in before["export_title"]
     assert before["A_2026"] == 3  # as of a date after the move: today's hierarchy again
 
     assert rebuild(out=io.StringIO()) == 1
