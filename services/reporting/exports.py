@@ -63,7 +63,8 @@ def to_csv(view: dict[str, Any]) -> bytes:
     def row(values):
         w.writerow([safe(_plain(v)) for v in values])
 
-    row([f"Báo cáo kết quả thực hiện chỉ tiêu — {view['unit']['name']} — kỳ {view['period']['code']}"])
+    row([f"Báo cáo kết quả thực hiện chỉ tiêu — {view['unit']['name']} — kỳ {view['period']['code']}"
+         f"{_hierarchy_note(view)}"])
     header = ["Mã đơn vị", "Tên đơn vị", "Trạng thái"]
     for code in codes:
         name = CATALOGUE[code].name_vi
@@ -97,7 +98,7 @@ def to_xlsx(view: dict[str, Any]) -> bytes:
 
     put(1, 1, f"BÁO CÁO KẾT QUẢ THỰC HIỆN CHỈ TIÊU — {view['unit']['name'].upper()}").font = Font(bold=True, size=13)
     put(2, 1, f"Kỳ báo cáo: {view['period']['code']} (tháng {_vn_month(view['period']['first_month'])} "
-              f"đến {_vn_month(view['period']['last_month'])})")
+              f"đến {_vn_month(view['period']['last_month'])}){_hierarchy_note(view)}")
     head = PatternFill("solid", fgColor="DDEBF7")
     first = 4  # the first indicator column
     for col, label in enumerate(("Mã đơn vị", "Tên đơn vị", "Trạng thái"), start=1):
@@ -137,6 +138,12 @@ def to_xlsx(view: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def _hierarchy_note(view: dict[str, Any]) -> str:
+    """Said only when the view used the hierarchy of a past date (the default title is unchanged)."""
+    day = (view.get("hierarchy") or {}).get("as_of")
+    return f" — theo hệ thống tổ chức ngày {_vn_date(day)}" if day else ""
 
 
 def _vn_month(month: str) -> str:

@@ -1,7 +1,7 @@
 """Marshmallow schemas of the reporting API (validation and OpenAPI)."""
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from platformkit.fields import Cursor, Month, page_limit
+from platformkit.fields import Cursor, Month, PlausibleDate, page_limit
 from platformkit.web import StrictSchema
 
 from .indicators import CATALOGUE
@@ -31,6 +31,10 @@ class PeriodQuery(Strict):
     period = fields.String(required=True, metadata={"example": "2025-SY",
                            "description": "2025-07, 2025-Q3, 2025-H1 (to 31 May), 2025-SY (to 30 Nov), 2025, 2025-01..2025-06"})
     indicators = fields.String(metadata={"description": "comma-separated indicator codes (default: the headline set)"})
+    as_of = PlausibleDate(metadata={"example": "2024-12-31", "description": (
+        "ISO date, 1900-01-01 .. 2100-12-31: compute the period's figures with the hierarchy as it was on that "
+        "date (the units below the unit then, its children then); absent: the current hierarchy. The "
+        "caller's scope is checked on the current hierarchy either way.")})
 
     @validates("period")
     def _period(self, value, **_):
@@ -162,9 +166,15 @@ class PeriodOut(Schema):
     last_month = fields.String()
 
 
+class HierarchyOut(Schema):
+    kind = fields.String(metadata={"description": "`current` or `as_of`"})
+    as_of = fields.String(allow_none=True, metadata={"description": "the date whose hierarchy was used; null: current"})
+
+
 class UnitView(Schema):
     unit = fields.Nested(UnitRef)
     period = fields.Nested(PeriodOut)
+    hierarchy = fields.Nested(HierarchyOut, metadata={"description": "which hierarchy the figures were summed over"})
     rows = fields.List(fields.Nested(Row))
 
 
@@ -176,6 +186,7 @@ class ChildRows(Schema):
 class ChildrenView(Schema):
     unit = fields.Nested(UnitRef)
     period = fields.Nested(PeriodOut)
+    hierarchy = fields.Nested(HierarchyOut, metadata={"description": "which hierarchy the figures were summed over"})
     total = fields.List(fields.Nested(Row))
     children = fields.List(fields.Nested(ChildRows))
     next_cursor = fields.String(allow_none=True, metadata={

@@ -50,13 +50,19 @@ def codes_from(q: dict) -> list[str] | None:
 
 def unit_view(caller: Caller, unit_id: str, q: dict) -> dict:
     gen = live()
-    scoped_unit(caller, unit_id, gen)
+    scoped_unit(caller, unit_id, gen)  # scope: the caller's subtree on the CURRENT hierarchy, as_of or not
+    if q.get("as_of"):
+        return views.unit_view_as_of(gen, db().targets, unit_id, parse(q["period"]), q["as_of"].isoformat(),
+                                     codes_from(q))
     return views.unit_view(gen, db().targets, unit_id, parse(q["period"]), codes_from(q))
 
 
 def children_view(caller: Caller, unit_id: str, q: dict) -> dict:
     gen = live()
-    scoped_unit(caller, unit_id, gen)
+    scoped_unit(caller, unit_id, gen)  # scope: the caller's subtree on the CURRENT hierarchy, as_of or not
+    if q.get("as_of"):
+        return views.children_view_as_of(gen, db().targets, unit_id, parse(q["period"]), q["as_of"].isoformat(),
+                                         codes_from(q), q.get("include_closed"), q.get("after"), q.get("limit"))
     return views.children_view(gen, db().targets, unit_id, parse(q["period"]), codes_from(q),
                                q.get("include_closed"), q.get("after"), q.get("limit"))
 

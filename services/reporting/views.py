@@ -17,6 +17,7 @@ from typing import Any
 from platformkit import paging
 from platformkit.errors import NotFound as Missing
 
+from . import hierarchy_history as history
 from .indicators import CATALOGUE, HEADLINE, RATING_GROUPS, RATINGS, SECTORS, Indicator
 from .periods import Period, month_range
 from .store import Generation, indicator_of
@@ -266,8 +267,11 @@ UNIT_FIELDS = {"name": 1, "code": 1, "kind": 1, "sector": 1, "ancestors": 1, "st
 def children_of_year(gen: Generation, unit_id: str, year: int) -> list[dict]:
     """The unit's children that count for `year`: operating, or closed in that year or later
     (targets of a year are summed over these)."""
-    return [k for k in gen.units.find({"parent_id": unit_id}, UNIT_FIELDS).sort("name", 1)
-            if k.get("status") not in CLOSED or (k.get("closed_on") or "9999")[:4] >= str(year)]
+    return [k for k in gen.units.find({"parent_id": unit_id}, UNIT_FIELDS).sort("name", 1) if counts_for_year(k, year)]
+
+
+def counts_for_year(kid: dict, year: int) -> bool:
+    return kid.get("status") not in CLOSED or (kid.get("closed_on") or "9999")[:4] >= str(year)
 
 
 def child_order(unit: dict) -> list[str]:
@@ -281,16 +285,16 @@ def drill_down_children(gen: Generation, unit_id: str, period: Period, include_c
     on or after the period's first day, which still count for the period: the children's figures
     then add up to the parent's (a unit closed before the period contributes nothing to it)."""
     kids = sorted(gen.units.find({"parent_id": unit_id}, UNIT_FIELDS), key=child_order)
+    return [k for k in kids if listed_in_drill_down(k, period, include_closed)]
 
-    def keep(kid: dict) -> bool:
-        if kid.get("status") not in CLOSED or include_closed:
-            return True
-        if include_closed is False:
-            return False
-        closed_on = kid.get("closed_on")
-        return closed_on is not None and closed_on[:7] >= period.first
 
-    return [k for k in kids if keep(k)]
+def listed_in_drill_down(kid: dict, period: Period, include_closed: bool | None) -> bool:
+    if kid.get("status") not in CLOSED or include_closed:
+        return True
+    if include_closed is False:
+        return False
+    closed_on = kid.get("closed_on")
+    return closed_on is not None and closed_on[:7] >= period.first
 
 
 def path_of(gen: Generation, unit: dict) -> list[dict]:
@@ -311,7 +315,7 @@ def unit_view(gen: Generation, targets_coll, unit_id: str, period: Period, codes
     sums = with_folded(period_sums(gen, [unit_id] + [f["_id"] for f in folded], period), unit_id, folded)
     book = TargetBook(targets_coll, period.year, gen)
     targets, carried_from = book.of(unit, children_of_year(gen, unit_id, period.year), {f["_id"] for f in folded})
-    return {"unit": unit_out(unit, path_of(gen, unit), folded), "period": period_out(period),
+    return {"unit": unit_out(unit, path_of(gen, unit), folded), "period": period_out(period), "hierarchy": CURRENT,
             "rows": rows_for(sums, targets, codes, period, carried_from, book.carried_to(unit))}
 
 
@@ -346,12 +350,99 @@ def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, c
                          "rows": rows_for(with_folded(sums, k["_id"], folded[k["_id"]]), targets, codes, period,
                                           carried_from, book.carried_to(k))})
     return {
-        "unit": unit_out(unit, path, own_folded), "period": period_out(period),
+        "unit": unit_out(unit, path, own_folded), "period": period_out(period), "hierarchy": CURRENT,
         "total": rows_for(with_folded(sums, unit_id, own_folded), own_targets, codes, period, own_from,
                           book.carried_to(unit)),
         "children": children,
         "next_cursor": next_cursor,
     }
+
+
+CURRENT = {"kind": "current", "as_of": None}
+AS_OF_FIELDS = {**UNIT_FIELDS, "parents": 1}
+
+
+class HierarchyOn:
+    """The hierarchy on a date, from every unit's parent history (hierarchy_history.py). Reads
+    every unit once (a heavy read, as the endpoints are)."""
+
+    def __init__(self, gen: Generation, day: str):
+        self.gen, self.day = gen, day
+        self.units = {u["_id"]: u for u in gen.units.find({}, AS_OF_FIELDS)}
+        self.kids = history.tree_on(list(self.units.values()), day)
+        self.current_parent = {uid: u.get("parent_id") for uid, u in self.units.items()}
+        self.parent = {kid: parent for parent, kids in self.kids.items() for kid in kids}
+
+    def out(self) -> dict:
+        return {"kind": "as_of", "as_of": self.day}
+
+    def children(self, unit_id: str) -> list[dict]:
+        return sorted((self.units[k] for k in self.kids.get(unit_id, ()) if k in self.units), key=child_order)
+
+    def children_of_year(self, unit_id: str, year: int) -> list[dict]:
+        return [k for k in self.children(unit_id) if counts_for_year(k, year)]
+
+    def path(self, unit_id: str) -> list[dict]:
+        """The unit's ancestors on the date, root first."""
+        out, seen, p = [], {unit_id}, self.parent.get(unit_id)
+        while p is not None and p not in seen:
+            seen.add(p)
+            out.append(_step(self.units.get(p) or {"_id": p}))
+            p = self.parent.get(p)
+        return out[::-1]
+
+    def sums(self, unit_ids: list[str], period: Period) -> dict[str, dict[str, int]]:
+        """{unit: its subtree's figures on the date}: its own and those of every unit below it then
+        (numerators and denominators summed; ratios are computed last, by rows_for)."""
+        weights = {u: history.signed_members(history.subtree(self.kids, u), self.current_parent) for u in unit_ids}
+        stored = period_sums(self.gen, sorted({x for w in weights.values() for x in w}), period)
+        out: dict[str, dict[str, int]] = {}
+        for u, w in weights.items():
+            total: dict[str, int] = defaultdict(int)
+            for x, sign in w.items():
+                for code, value in stored.get(x, {}).items():
+                    total[code] += sign * value
+            out[u] = total
+        return out
+
+
+def unit_view_as_of(gen: Generation, targets_coll, unit_id: str, period: Period, day: str,
+                    codes: list[str] | None = None) -> dict:
+    """`unit_view` with the hierarchy of `day`: the figures of the units below it on that date,
+    the targets of its children on that date. Merged units are not folded into their successor:
+    on the date they are where they were."""
+    unit = unit_info(gen, unit_id)
+    codes = codes or HEADLINE
+    tree = HierarchyOn(gen, day)
+    sums = tree.sums([unit_id], period)[unit_id]
+    book = TargetBook(targets_coll, period.year, gen)
+    targets, carried_from = book.of(unit, tree.children_of_year(unit_id, period.year), set())
+    return {"unit": unit_out(unit, tree.path(unit_id)), "period": period_out(period), "hierarchy": tree.out(),
+            "rows": rows_for(sums, targets, codes, period, carried_from, book.carried_to(unit))}
+
+
+def children_view_as_of(gen: Generation, targets_coll, unit_id: str, period: Period, day: str,
+                        codes: list[str] | None = None, include_closed: bool | None = None,
+                        after: list | None = None, limit: int | None = None) -> dict:
+    """`children_view` with the hierarchy of `day`: the children it had on that date."""
+    unit = unit_info(gen, unit_id)
+    codes = codes or HEADLINE
+    tree = HierarchyOn(gen, day)
+    listed = [k for k in tree.children(unit_id) if listed_in_drill_down(k, period, include_closed)]
+    kids, next_cursor = paging.page_of_list(listed, child_order, after, limit)
+    sums = tree.sums([unit_id] + [k["_id"] for k in kids], period)
+    book = TargetBook(targets_coll, period.year, gen)
+    own_targets, own_from = book.of(unit, tree.children_of_year(unit_id, period.year), set())
+    path = tree.path(unit_id)
+    below = path + [_step(unit)]
+    children = []
+    for k in kids:
+        targets, carried_from = book.of(k, tree.children_of_year(k["_id"], period.year), set())
+        children.append({"unit": unit_out(k, below), "rows": rows_for(sums[k["_id"]], targets, codes, period,
+                                                                      carried_from, book.carried_to(k))})
+    return {"unit": unit_out(unit, path), "period": period_out(period), "hierarchy": tree.out(),
+            "total": rows_for(sums[unit_id], own_targets, codes, period, own_from, book.carried_to(unit)),
+            "children": children, "next_cursor": next_cursor}
 
 
 def series_view(gen: Generation, unit_id: str, indicator: str, first: str, last: str) -> dict:

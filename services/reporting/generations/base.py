@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from platformkit import contract, settings
 
+from .. import hierarchy_history
 from ..projection import Delta, HierarchyChange
 
 TOPIC_KEYS = contract.SOURCE_KEYS
@@ -121,8 +122,9 @@ class BaseGeneration:
         base = self.path_of(chain[known_upto])[:-1] if known_upto >= 0 else []
         path = base + ([chain[known_upto]] if known_upto >= 0 else [])
         for uid in chain[known_upto + 1:]:
-            doc = {"_id": uid, "parent_id": path[-1] if path else None, "ancestors": list(path),
-                   "status": "active", "provisional": True, "v": 0}
+            parent = path[-1] if path else None
+            doc = {"_id": uid, "parent_id": parent, "ancestors": list(path), "status": "active",
+                   "provisional": True, "v": 0, "parents": [{"parent": parent, "from": ""}]}
             ops.append({"k": "unit", "id": uid, "set": doc})
             self.known_units[uid] = doc
             path = path + [uid]
@@ -194,12 +196,24 @@ class BaseGeneration:
             ops += self._succession_ops(change.unit_id, current, fields, change.context)
         doc = {**(current or {}), **fields, "_id": change.unit_id, "ancestors": new_ancestors,
                "parent_id": new_ancestors[-1] if new_ancestors else None, "v": version, "provisional": False}
+        doc["parents"] = self._parents(current, doc["parent_id"], change.context)
         for o in ops:  # the successors this change already gave the unit
             if o["k"] == "unit" and o["id"] == change.unit_id and "successors" in o["set"]:
                 doc["successors"] = o["set"]["successors"]
         ops.append({"k": "unit", "id": change.unit_id, "set": doc})
         self.forget_cache()
         return ops
+
+    @staticmethod
+    def _parents(current: dict | None, parent: str | None, context: dict) -> list[dict]:
+        """The unit's parent over time (hierarchy_history.py), with this change: a creation's date
+        replaces the undated place a provisional unit had; a move is recorded from its date."""
+        history = list((current or {}).get("parents") or [])
+        if "created_on" in context:
+            return hierarchy_history.record([e for e in history if e["from"]], parent, context["created_on"])
+        if "moved_on" in context:
+            return hierarchy_history.record(history, parent, context["moved_on"])
+        return history or hierarchy_history.record([], parent, "")
 
     def _handed_over_ops(self, old_parent: str | None, new_ancestors: list[str], on: str) -> list[dict]:
         """A child moved out of `old_parent` to the unit at the end of `new_ancestors`: remembered

@@ -105,7 +105,8 @@ def project_membership(env: Envelope, state: dict | None) -> Effects:
     if base == "membership.unit.created":
         fx.hierarchy = HierarchyChange(d["unit_id"], d.get("parent_id"), d["ancestors"], {
             "name": d["name"], "code": d.get("code"), "kind": d["kind"], "level": d.get("level"),
-            "sector": d.get("sector"), "status": "active"})
+            "sector": d.get("sector"), "status": "active"},
+            {"created_on": d.get("effective_date") or env.time[:10]})  # where its parent history starts
         return fx
     if base == "membership.unit.renamed":
         fx.hierarchy = HierarchyChange(d["unit_id"], None, d["ancestors"], {"name": d["name"]})
