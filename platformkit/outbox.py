@@ -76,6 +76,35 @@ def _mark_all_published(coll: Collection, docs: list[dict]) -> None:
         bounded_bulk_write(coll, ops, ordered=False)
 
 
+def predecessor(doc_id: Any) -> str | None:
+    """The id of the change before this one of the same aggregate ('m-1@000000003' ->
+    'm-1@000000002'; a periodic report's step 'p|u@000004' -> 'p|u@000003'), None for a document
+    that is not one of a numbered series (a dissemination session, the first change)."""
+    head, sep, number = str(doc_id).rpartition("@")
+    if not sep or not number.isdigit() or int(number) <= 0:
+        return None
+    return f"{head}@{int(number) - 1:0{len(number)}d}"
+
+
+def in_publication_order(docs: list[dict], pending_by_id) -> list[dict]:
+    """A pass's pending documents in the order their events must reach the topic: one aggregate's
+    changes by number. The relay's query returns pending documents in no particular order and cut
+    at the pass size, so a pass could hold change @3 without @2 (or before it): the projector and
+    the read models keep only the newest version of an aggregate and would drop @2 as old. Every
+    earlier change still pending is fetched by `_id` (`pending_by_id(id)` -> the document or None)
+    and published first, so the first pending change of each aggregate always goes out."""
+    by_id = {d["_id"]: d for d in docs}
+    for d in docs:
+        before = predecessor(d["_id"])
+        while before is not None and before not in by_id:
+            earlier = pending_by_id(before)
+            if earlier is None:
+                break
+            by_id[before] = earlier
+            before = predecessor(before)
+    return sorted(by_id.values(), key=lambda d: str(d["_id"]))
+
+
 class OutboxRelay:
     """Publishes pending outbox events of the given collections to their topics."""
 
@@ -103,6 +132,8 @@ class OutboxRelay:
                 break
             coll = self.db[coll_name]
             docs = list(coll.find({PENDING: True}, {OUTBOX: 1, "aggregate_id": 1}).limit(self.batch_docs))
+            docs = in_publication_order(
+                docs, lambda _id: coll.find_one({"_id": _id, PENDING: True}, {OUTBOX: 1, "aggregate_id": 1}))
             pending_docs += len(docs)
             to_send: list[Envelope] = []
             for doc in docs:
