@@ -3,6 +3,7 @@ clients must not cross a fork) and shared by the threads of that process."""
 from __future__ import annotations
 
 import os
+import logging
 import threading
 from typing import Any, Sequence
 
@@ -14,6 +15,7 @@ from pymongo.results import BulkWriteResult
 
 from . import config, settings, store_prep
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _client: MongoClient | None = None
 _client_pid: int | None = None
@@ -52,7 +54,15 @@ def ensure_indexes(db: Database, spec: dict[str, list[tuple]],
                 keys = [(keys, ASCENDING)]
             db[coll].create_index(keys, **options)
     # The sequences (repository.next_number: card numbers) are read and written by `_id`.
-    store_prep.prepare(db, store_prep.merge(store_prep.hot_fields(spec), hot or {}, {"sequences": []}))
+    try:
+        store_prep.prepare(db, store_prep.merge(store_prep.hot_fields(spec), hot or {}, {"sequences": []}))
+    except store_prep.StorePrepError as exc:
+        # The GIN indexes make the local store fast, not correct: a process must still start (and
+        # stop cleanly) when preparing fails, e.g. its psql killed by the SIGTERM of a process
+        # group stopping during boot (seen in the fault matrix: the API's worker then failed to
+        # boot and gunicorn exited 1). The next process start prepares again (idempotent).
+        log.error("store preparation failed, queries on %s scan until a later start prepares it: %s",
+                  db.name, exc)
 
 
 # FerretDB 1.24 runs each statement of a bulk command on a pooled PostgreSQL connection of its own

@@ -199,3 +199,26 @@ def test_every_refusal_of_platformkit_errors_answers_its_status_and_code():
         assert (r.status_code, r.json["status"], r.json["code"], r.json["message"]) == (status, status, code, message)
         assert r.json.get("errors") == ({exc.field: [message]} if exc.field else None), name
         assert ("WWW-Authenticate" in r.headers) == (status == 401), name
+
+
+def test_a_failed_store_preparation_does_not_stop_a_process_from_starting(monkeypatch, caplog):
+    """The GIN indexes of the local store are speed, not correctness: an API whose psql is killed by
+    a SIGTERM during boot must still start (and then stop cleanly), logging the failure."""
+    from platformkit import mongo, store_prep
+
+    class Coll:
+        def create_index(self, *a, **k):
+            return "ok"
+
+    class Db(dict):
+        name = "congdoan_x"
+
+        def __getitem__(self, name):
+            return Coll()
+
+    def killed(*_a, **_k):
+        raise store_prep.StorePrepError("psql failed (-15): ")
+    monkeypatch.setattr(store_prep, "prepare", killed)
+    with caplog.at_level("ERROR"):
+        mongo.ensure_indexes(Db(), {"members": [("unit_id", {"name": "unit"})]})
+    assert any("store preparation failed" in r.getMessage() for r in caplog.records)
