@@ -33,9 +33,8 @@ from typing import Any, Callable
 from marshmallow import ValidationError
 
 from platformkit import idempotency, mongo
-from platformkit.auth import Caller, Forbidden
-from platformkit.errors import AlreadyExists, Conflict, Contended, RuleViolated, StaleVersion
-from platformkit.errors import DocumentNotFound as NotFound
+from platformkit.auth import Caller
+from platformkit.errors import AlreadyExists, Conflict, RuleViolated
 from platformkit.errors import Refusal as DomainError
 from platformkit.repository import Repository
 
@@ -80,21 +79,11 @@ def error_of(exc: Exception) -> dict[str, Any] | None:
     if isinstance(exc, ValidationError):
         messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         return {"status": 400, "code": "invalid_input", "message": "invalid input", "errors": messages}
-    if isinstance(exc, DomainError):
+    if isinstance(exc, DomainError):  # every refusal (platformkit.errors) carries its status and text
         body = {"status": exc.status, "code": exc.code, "message": exc.message}
         if exc.field:
             body["errors"] = {exc.field: [exc.message]}
         return body
-    if isinstance(exc, Forbidden):
-        return {"status": 403, "code": "forbidden", "message": str(exc)}
-    if isinstance(exc, StaleVersion):
-        return {"status": 412, "code": "stale_version", "message": f"{exc} was changed by someone else; reload it"}
-    if isinstance(exc, Contended):
-        return {"status": 503, "code": "busy", "message": str(exc)}
-    if isinstance(exc, NotFound):
-        return {"status": 404, "code": "not_found", "message": f"{exc} not found"}
-    if isinstance(exc, AlreadyExists):
-        return {"status": 409, "code": "conflict", "message": f"already exists: {exc}"}
     return None
 
 

@@ -60,10 +60,6 @@ def repo(collection: str) -> Repository:
     return Repository(db(), collection, WHAT[collection])
 
 
-def setup(database: Database | None = None) -> None:
-    mongo.ensure_indexes(database or db(), INDEXES)
-
-
 def today() -> date:
     return clock.today()  # Vietnam's day (platformkit.clock), whatever the server's zone
 

@@ -61,10 +61,6 @@ PASS_SCORE = 5.0
 GRADE_BANDS = ((9.0, "excellent"), (8.0, "good"), (6.5, "fair"), (5.0, "average"))
 
 
-# The old name of platformkit.contract.Event, for service.py's annotations until it says Event.
-Raised = Event
-
-
 # ---------------------------------------------------------------- helpers
 
 def _iso(d: date | str) -> str:

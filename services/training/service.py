@@ -62,10 +62,6 @@ def database() -> Database:
     return mongo.database(SERVICE)
 
 
-def ensure_indexes(db: Database | None = None) -> None:
-    mongo.ensure_indexes(db if db is not None else database(), INDEXES)
-
-
 def courses_store(db: Database | None = None) -> AggregateStore:
     return AggregateStore(db if db is not None else database(), COURSES, "course")
 
@@ -78,18 +74,18 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _envelopes(subject: str, version: int, raised: list[domain.Raised]):
+def _envelopes(subject: str, version: int, raised: list[domain.Event]):
     return [new_event(SERVICE, r.type, subject, r.data, version) for r in raised]
 
 
-def _create(store: AggregateStore, state: dict, raised: list[domain.Raised], req: Request) -> dict:
+def _create(store: AggregateStore, state: dict, raised: list[domain.Event], req: Request) -> dict:
     """Create; with a key the version-0 document carries it and the answer (`store.FIRST_ANSWER`)."""
     stamp = {**req.stamp(), FIRST_ANSWER: {**state, "version": 1}} if req.key else None
     return store.create(state, lambda v: _envelopes(state["_id"], v, raised), stamp)
 
 
 def _replay_creation(store: AggregateStore, first: dict, req: Request, check_write: Callable[[dict], Any],
-                     created: Callable[[dict], list[domain.Raised]]) -> dict:
+                     created: Callable[[dict], list[domain.Event]]) -> dict:
     """The answer to a retry of a creation: the first answer. A creation its first request left
     half-done (crashed between its two inserts, or still between them) is finished here."""
     req.check(first)
@@ -102,7 +98,7 @@ def _replay_creation(store: AggregateStore, first: dict, req: Request, check_wri
 
 
 def _keyed_command(store: AggregateStore, _id: str, req: Request, check: Callable[[dict], Any],
-                   decide: Callable[[dict], tuple[dict, list[domain.Raised]]], answer: Callable[[dict], dict]) -> dict:
+                   decide: Callable[[dict], tuple[dict, list[domain.Event]]], answer: Callable[[dict], dict]) -> dict:
     """A command that creates something (an enrolment, a certificate): its change document carries
     the key and the answer; a retry gets that answer and commits nothing."""
     def replay(first: dict) -> dict:
@@ -128,7 +124,7 @@ def _keyed_command(store: AggregateStore, _id: str, req: Request, check: Callabl
 
 
 def _command(store: AggregateStore, _id: str, check: Callable[[dict], Any],
-             decide: Callable[[dict], tuple[dict, list[domain.Raised]]]) -> dict:
+             decide: Callable[[dict], tuple[dict, list[domain.Event]]]) -> dict:
     return store.command(_id, check, decide, lambda v, raised: _envelopes(_id, v, raised))
 
 

@@ -75,10 +75,6 @@ def database() -> Database:
     return mongo.database(SERVICE)
 
 
-def ensure_schema(db: Database | None = None) -> None:
-    mongo.ensure_indexes(db if db is not None else database(), INDEXES)
-
-
 def today() -> date:
     return clock.today()  # Vietnam's day (platformkit.clock), whatever the server's zone
 
