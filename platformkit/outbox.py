@@ -25,7 +25,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
-from . import metrics
+from . import contract, metrics, settings
 from .envelope import Envelope, from_dict
 from .errors import AlreadyExists, Contended, StaleVersion  # noqa: F401 (importable from here)
 from .errors import DocumentNotFound as NotFound
@@ -41,6 +41,9 @@ OUTBOX_INDEX = [(PENDING, {"name": "outbox_pending", "sparse": False})]
 
 
 def _outbox_entries(events: Iterable[Envelope]) -> list[dict[str, Any]]:
+    events = list(events)
+    if settings.current().contract_check:
+        contract.check_events(events)  # every test run: each committed event against the contract
     return [e.to_dict() for e in events]
 
 

@@ -54,6 +54,12 @@ def _lower(raw: str) -> str:
     return raw.strip().lower()
 
 
+def _flag(raw: str) -> bool:
+    if raw.strip().lower() not in ("0", "1", "true", "false", "yes", "no", ""):
+        raise ValueError(raw)
+    return raw.strip().lower() in ("1", "true", "yes")
+
+
 def _list(raw: str) -> list[str]:
     return [p.strip() for p in raw.split(",") if p.strip()]
 
@@ -79,6 +85,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("WEB_THREADS", "4", _int, "threads per gunicorn worker"),
     Var("HEAVY_READS_PER_WORKER", "", _opt_int, "heavy reads served at once per worker; empty: WEB_THREADS - 2 (at least 1)"),
     Var("READ_TIME_LIMIT_SECONDS", "10", _float, "time budget of a heavy read before it answers 503"),
+    Var("CONTRACT_CHECK", "0", _flag, "1: refuse to commit an event lacking a data field of platformkit/contract.py EVENT_DATA (on in tests)"),
     Var("REPOSITORY_RETRY_SECONDS", "10", _float, "how long a command with no version keeps deciding again after losing the race to commit (then 503 busy)"),
     # ---- relays, consumers, the projector
     Var("METRICS_PORT", "0", _int, "port of the /metrics endpoint of relays and consumers; 0: none"),

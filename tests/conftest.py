@@ -11,6 +11,9 @@ import pytest
 # Tests run as local development: the services accept the development signing key only there
 # (tests/unit/test_key_policy.py covers the refusal elsewhere). Child processes inherit it.
 os.environ.setdefault("PLATFORM_ENV", "local")
+# Every event any test (or a process it starts) commits is checked against the contract's data
+# fields (platformkit/contract.py EVENT_DATA): a missing field fails the command, hence the test.
+os.environ.setdefault("CONTRACT_CHECK", "1")
 
 from platformkit import config, mongo, settings
 from tests.support.infra import ROOT, Proc, unique_prefix

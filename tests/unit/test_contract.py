@@ -106,3 +106,50 @@ def test_one_name_for_an_event_before_its_envelope():
     env = contract.Event("welfare.case.requested.v1", {"case_id": "c1"}).envelope("welfare", "c1", 3)
     assert (env.source, env.type, env.subject, env.aggregateversion, env.data) == \
         ("welfare", "welfare.case.requested.v1", "c1", 3, {"case_id": "c1"})
+
+
+def documented_fields() -> dict[str, set[str]]:
+    """docs/events.md: per type, the identifiers its row names plus those its section's prose names
+    for every event of the section (common fields, class facts, case fields, ...)."""
+    rows: dict[str, str] = {}
+    prose: dict[str, str] = {}
+    section = None
+    for line in (ROOT / "docs" / "events.md").read_text().splitlines():
+        m = re.match(r"## (\S+\.events)\b", line)
+        if m:
+            section = m.group(1)
+            continue
+        m = re.match(r"\| `([a-z_]+(?:\.[a-z_]+)+\.v\d+)` \|(.*)", line)
+        if m and section:
+            rows[m.group(1)] = section + "\0" + m.group(2)
+        elif section:
+            prose[section] = prose.get(section, "") + " " + line
+    ident = re.compile(r"[a-z][a-z0-9_]*")
+
+    def names(text: str) -> set[str]:
+        return {n for chunk in re.findall(r"`([^`]*)`", text) for n in ident.findall(chunk)}
+    out = {}
+    for type_, row in rows.items():
+        section, text = row.split("\0")
+        out[type_] = names(text) | names(prose[section])
+        if "same as registered" in text:
+            out[type_] |= out.get(type_.replace("retired", "registered"), set())
+    return out
+
+
+def test_event_data_fields_are_the_documented_ones():
+    """Code (contract.EVENT_DATA, checked on every committed event in tests) and docs/events.md
+    name the same fields for every type."""
+    docs = documented_fields()
+    assert set(docs) == set(contract.EVENT_DATA)
+    undocumented = {t: sorted(f - docs[t]) for t, f in contract.EVENT_DATA.items() if f - docs[t]}
+    assert not undocumented
+
+
+def test_an_event_missing_a_contract_field_is_refused():
+    full = {f: None for f in contract.EVENT_DATA["membership.member.left.v1"]}
+    good = contract.Event("membership.member.left.v1", full).envelope("membership", "m1", 2)
+    contract.check_events([good])
+    short = {k: v for k, v in full.items() if k != "left_on"}
+    with pytest.raises(contract.ContractBroken, match="left_on"):
+        contract.check_events([contract.Event("membership.member.left.v1", short).envelope("membership", "m1", 2)])

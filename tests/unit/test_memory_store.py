@@ -3,6 +3,7 @@ repository and the services rely on, and its refusal of anything outside the pla
 import pytest
 from pymongo.errors import DuplicateKeyError
 
+from platformkit.contract import EVENT_DATA
 from platformkit.envelope import new_event
 from platformkit.errors import AlreadyExists, StaleVersion
 from platformkit.memory_store import MemoryDatabase, OutsideSubset, matches
@@ -53,7 +54,8 @@ def test_collection_reads_writes_and_unique_indexes():
 
 
 def _created(n: int):
-    return [new_event("test", "membership.member.admitted.v1", f"m{n}", {"n": n}, 1)]
+    data = {f: None for f in EVENT_DATA["membership.member.admitted.v1"]}
+    return [new_event("test", "membership.member.admitted.v1", f"m{n}", {**data, "member_id": f"m{n}"}, 1)]
 
 
 def test_the_real_repository_runs_on_it():
