@@ -33,10 +33,8 @@ from platformkit.errors import Refusal as DomainError
 
 from . import commands as c
 from . import domain
-from .stores import (CLASSES, COURSES, FIRST_ANSWER, HIDDEN, INDEXES, NOT_STATE, SERVICE, SESSIONS, AggregateStore,
-                     KeyTaken, Stores)
+from .stores import FIRST_ANSWER, HIDDEN, NOT_STATE, SERVICE, AggregateStore, KeyTaken, Stores
 
-__all__ = ["CLASSES", "COURSES", "INDEXES", "SERVICE", "SESSIONS"]  # and the handlers below
 COMMITTED = {"version": {"$gte": 1}}  # version 0: a creation not committed (yet)
 
 
