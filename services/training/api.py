@@ -2,7 +2,8 @@
 cancel, retire, withdraw) is its own small resource. Every endpoint authenticates the bearer token
 and checks that the unit concerned (a course's owner, a class's or session's organising unit) lies
 in the caller's subtree; the checks live in service.py next to the loads. List endpoints return
-only the caller's subtree."""
+only the caller's subtree. Each method builds the command (commands.py) from the validated input and
+calls its handler (service.py) with the caller and `stores()`."""
 from __future__ import annotations
 
 from flask.views import MethodView
@@ -11,7 +12,9 @@ from platformkit.auth import current_caller
 from platformkit.idempotency import IdempotencyHeader
 from platformkit.web import Blueprint, error_responses, requires
 
+from . import commands as c
 from . import service
+from .stores import stores
 from .schemas import (AttendanceIn, AttendanceOut, CancelIn, CertificateOut, ClassIn, ClassOut, ClassPage, ClassQuery,
                       CompletionIn, CompletionOut, CourseIn, CourseOut, CoursePage, CourseQuery, DatedIn, DisseminationIn,
                       DisseminationOut, DisseminationPage, EnrolmentIn, EnrolmentOut, MemberEnrolmentQuery, PageQuery,
@@ -36,6 +39,16 @@ def errors(bp: Blueprint, *codes: int):
     return error_responses(bp, ERRORS, codes)
 
 
+def _tuples(body: dict) -> dict:
+    """Lists as tuples: commands are frozen."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in body.items()}
+
+
+def _dissemination(body: dict, key: str | None) -> c.RecordDissemination:
+    heads = tuple(c.HeadCount(**r) for r in body.get("reached", ()))
+    return c.RecordDissemination(**{**_tuples(body), "reached": heads}, idempotency_key=key)
+
+
 READ = (401, 403, 404)
 WRITE = (400, 401, 403, 404, 409, 412, 422)
 
@@ -54,7 +67,8 @@ class Courses(MethodView):
     @errors(courses, 400, 401, 403, 409, 422)
     def post(self, headers, body):
         """Register a course in the owner unit's catalogue"""
-        return service.register_course(body, headers.get("idempotency_key"))
+        return service.register_course(c.RegisterCourse(**body, idempotency_key=headers.get("idempotency_key")),
+                                       current_caller(), stores())
 
     @requires("read")
     @courses.arguments(CourseQuery, location="query")
@@ -62,7 +76,7 @@ class Courses(MethodView):
     @errors(courses, 400, 401, 403)
     def get(self, query):
         """Courses of the caller's subtree and of the units above it"""
-        return service.list_courses(query)
+        return service.list_courses(query, current_caller(), stores())
 
 
 @courses.route("/<course_id>")
@@ -72,7 +86,7 @@ class Course(MethodView):
     @errors(courses, *READ)
     def get(self, course_id):
         """One course"""
-        return service.get_course(course_id)
+        return service.get_course(course_id, current_caller(), stores())
 
 
 @courses.route("/<course_id>/retire")
@@ -82,7 +96,7 @@ class CourseRetire(MethodView):
     @errors(courses, *WRITE)
     def post(self, course_id):
         """Retire a course: no new classes of it"""
-        return service.retire_course(course_id)
+        return service.retire_course(c.RetireCourse(course_id=course_id), current_caller(), stores())
 
 
 # ---------------------------------------------------------------- classes
@@ -100,7 +114,8 @@ class Classes(MethodView):
     @errors(classes, 400, 401, 403, 409, 422)
     def post(self, headers, body):
         """Plan a class of a course (status planned)"""
-        return service.plan_class(body, headers.get("idempotency_key"))
+        return service.plan_class(c.PlanClass(**_tuples(body), idempotency_key=headers.get("idempotency_key")),
+                                  current_caller(), stores())
 
     @requires("read")
     @classes.arguments(ClassQuery, location="query")
@@ -108,7 +123,7 @@ class Classes(MethodView):
     @errors(classes, 400, 401, 403)
     def get(self, query):
         """Classes organised in the caller's subtree"""
-        return service.list_classes(query)
+        return service.list_classes(query, current_caller(), stores())
 
 
 @classes.route("/<class_id>")
@@ -118,7 +133,7 @@ class Class(MethodView):
     @errors(classes, *READ)
     def get(self, class_id):
         """One class (enrolments: /classes/{id}/enrolments)"""
-        return service.get_class(class_id)
+        return service.get_class(class_id, current_caller(), stores())
 
 
 @classes.route("/<class_id>/open")
@@ -128,7 +143,7 @@ class ClassOpen(MethodView):
     @errors(classes, *WRITE)
     def post(self, class_id):
         """Open enrolment (planned -> open)"""
-        return service.open_class(class_id)
+        return service.open_class(c.OpenClass(class_id=class_id), current_caller(), stores())
 
 
 @classes.route("/<class_id>/start")
@@ -138,7 +153,7 @@ class ClassStart(MethodView):
     @errors(classes, *WRITE)
     def post(self, class_id):
         """Start the class (open -> running): attendance and completion from now on"""
-        return service.start_class(class_id)
+        return service.start_class(c.StartClass(class_id=class_id), current_caller(), stores())
 
 
 @classes.route("/<class_id>/close")
@@ -149,7 +164,7 @@ class ClassClose(MethodView):
     @errors(classes, *WRITE)
     def post(self, body, class_id):
         """Close the class (running -> closed) once every enrolment was assessed"""
-        return service.close_class(class_id, body)
+        return service.close_class(c.CloseClass(class_id=class_id, **body), current_caller(), stores())
 
 
 @classes.route("/<class_id>/cancel")
@@ -160,7 +175,7 @@ class ClassCancel(MethodView):
     @errors(classes, *WRITE)
     def post(self, body, class_id):
         """Cancel the class (before any certificate was issued)"""
-        return service.cancel_class(class_id, body)
+        return service.cancel_class(c.CancelClass(class_id=class_id, **body), current_caller(), stores())
 
 
 # ---------------------------------------------------------------- enrolments
@@ -178,14 +193,15 @@ class ClassEnrolments(MethodView):
     @errors(enrolments, *WRITE)
     def post(self, headers, body, class_id):
         """Enrol an active member of the organising unit's subtree (class must be open, not full)"""
-        return service.enrol(class_id, body, headers.get("idempotency_key"))
+        return service.enrol(c.EnrolMember(class_id=class_id, **body, idempotency_key=headers.get("idempotency_key")),
+                             current_caller(), stores())
 
     @requires("read")
     @enrolments.response(200, EnrolmentOut(many=True))
     @errors(enrolments, *READ)
     def get(self, class_id):
         """Enrolments of a class with attendance and outcome"""
-        return service.list_enrolments(class_id)
+        return service.list_enrolments(class_id, current_caller(), stores())
 
 
 @enrolments.route("/classes/<class_id>/enrolments/<member_id>/withdraw")
@@ -196,7 +212,8 @@ class EnrolmentWithdraw(MethodView):
     @errors(enrolments, *WRITE)
     def post(self, body, class_id, member_id):
         """Withdraw an enrolment not yet assessed (frees the seat)"""
-        return service.withdraw(class_id, member_id, body)
+        return service.withdraw(c.WithdrawEnrolment(class_id=class_id, member_id=member_id, **body),
+                                current_caller(), stores())
 
 
 @enrolments.route("/enrolments")
@@ -207,7 +224,7 @@ class Enrolments(MethodView):
     @errors(enrolments, 400, 401)
     def get(self, query):
         """A member's training history visible to the caller"""
-        return service.member_enrolments(query["member_id"])
+        return service.member_enrolments(query["member_id"], current_caller(), stores())
 
 
 # ---------------------------------------------------------------- attendance
@@ -223,7 +240,8 @@ class ClassAttendance(MethodView):
     @errors(attendance, *WRITE)
     def post(self, body, class_id):
         """Record the roll call of one class day (replaces an earlier one for that day)"""
-        return service.record_attendance(class_id, body)
+        return service.record_attendance(c.RecordAttendance(class_id=class_id, **_tuples(body)), current_caller(),
+                                         stores())
 
 
 # ---------------------------------------------------------------- completion
@@ -241,7 +259,9 @@ class EnrolmentCompletion(MethodView):
     @errors(completion, *WRITE)
     def post(self, headers, body, class_id, member_id):
         """Assess one member: completed (certificate issued) or not_completed (reason attendance/score)"""
-        return service.assess_completion(class_id, member_id, body, headers.get("idempotency_key"))
+        return service.assess_completion(
+            c.AssessCompletion(class_id=class_id, member_id=member_id, **body,
+                               idempotency_key=headers.get("idempotency_key")), current_caller(), stores())
 
 
 # ---------------------------------------------------------------- certificates
@@ -255,7 +275,7 @@ class Certificate(MethodView):
     @errors(certificates, *READ)
     def get(self, number):
         """Look up a certificate by its number"""
-        return service.get_certificate(number)
+        return service.get_certificate(number, current_caller(), stores())
 
 
 @certificates.route("/classes/<class_id>/certificates")
@@ -265,7 +285,7 @@ class ClassCertificates(MethodView):
     @errors(certificates, *READ)
     def get(self, class_id):
         """Certificates issued in a class"""
-        return service.class_certificates(class_id)
+        return service.class_certificates(class_id, current_caller(), stores())
 
 
 # ---------------------------------------------------------------- dissemination sessions
@@ -287,7 +307,8 @@ class DisseminationSessions(MethodView):
         organiser's subtree, each counted once) and head counts per unit of attendees not identified
         (`reached`). The session derives the members reached per unit and the CĐCS reached; only
         identified members count toward the shares of members and CĐCS reached."""
-        return service.record_dissemination(body, headers.get("idempotency_key"))
+        return service.record_dissemination(_dissemination(body, headers.get("idempotency_key")), current_caller(),
+                                            stores())
 
     @requires("read")
     @dissemination.arguments(PageQuery, location="query")
@@ -295,7 +316,7 @@ class DisseminationSessions(MethodView):
     @errors(dissemination, 400, 401, 403)
     def get(self, query):
         """Sessions organised in the caller's subtree (without `member_ids`: GET one session for them)"""
-        return service.list_dissemination(query)
+        return service.list_dissemination(query, current_caller(), stores())
 
 
 @dissemination.route("/<session_id>")
@@ -305,7 +326,7 @@ class DisseminationSession(MethodView):
     @errors(dissemination, *READ)
     def get(self, session_id):
         """One dissemination session"""
-        return service.get_dissemination(session_id)
+        return service.get_dissemination(session_id, current_caller(), stores())
 
 
 BLUEPRINTS = [courses, classes, enrolments, attendance, completion, certificates, dissemination]

@@ -17,7 +17,7 @@ import pytest
 from platformkit import mongo, store_prep
 from services.membership import service as membership
 from services.reporting.store import Generation
-from services.training import service as training
+from services.training import stores as training
 from services.welfare import service as welfare
 
 pytestmark = pytest.mark.integration

@@ -123,10 +123,10 @@ def membership_records() -> list[Record]:
 
 
 def seed_training(s):
-    from services.training import service
+    from services.training.stores import stores
     from services.training.view import apply_membership_batch
     app = make_app("training")
-    assert apply_membership_batch(service.database(), membership_records()) == {}
+    assert apply_membership_batch(membership_records(), stores()) == {}
     t = Seeder(app.test_client(), bearer(s.pa))
     course = {"name": "An toàn, vệ sinh lao động Ánh Dương", "topic": "osh", "audience": "members",
               "duration_days": 2, "min_attendance_percent": 50, "owner_unit_id": s.pa}

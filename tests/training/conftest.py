@@ -14,10 +14,10 @@ MEMBERS = {  # member -> (unit, is_official)
 
 @pytest.fixture
 def training(isolated):
-    from services.training import service
     from services.training.app import create_app
+    from services.training.stores import stores
     app = create_app()
-    db = service.database()
+    db = stores().db
     events = [unit_created(u) for u in TREE]
     for mid, (unit, official) in MEMBERS.items():
         events += active_member(mid, unit, official, full_name=f"Nguyễn Văn {mid}")

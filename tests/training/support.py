@@ -52,8 +52,9 @@ def records(envelopes) -> list[Record]:
 
 
 def seed(db, envelopes) -> None:
+    from services.training.stores import Stores
     from services.training.view import apply_membership_batch
-    failures = apply_membership_batch(db, records(envelopes))
+    failures = apply_membership_batch(records(envelopes), Stores(db))
     assert failures == {}, failures
 
 

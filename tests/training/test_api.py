@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from services.training.service import CLASSES, COURSES, SESSIONS
+from services.training.stores import CLASSES, COURSES, SESSIONS
 from tests.training.support import COURSE
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ def class_doc(t, class_id):
 
 
 def changes(t, class_id):
-    """The committed change documents of a class (store.py), oldest first, with their outboxes."""
+    """The committed change documents of a class (stores.py), oldest first, with their outboxes."""
     return list(t.db[CLASSES + "_events"].find({"aggregate_id": class_id}).sort("_id", 1))
 
 

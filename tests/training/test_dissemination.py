@@ -3,7 +3,7 @@ each member once per session, per unit counts and the CĐCS reached derived from
 counts of attendees not identified kept apart (lượt only), refusals naming `member_ids`."""
 import pytest
 
-from services.training.service import SESSIONS
+from services.training.stores import SESSIONS
 
 pytestmark = pytest.mark.integration
 

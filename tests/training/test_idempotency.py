@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from services.training.service import CLASSES, COURSES, SESSIONS
-from services.training.store import AggregateStore
+from services.training.stores import CLASSES, COURSES, SESSIONS
+from services.training.stores import AggregateStore
 from tests.training.support import COURSE, token
 
 pytestmark = pytest.mark.integration

@@ -24,8 +24,8 @@ def _api(app):
 
 
 def test_membership_events_make_members_enrollable_and_redelivery_changes_nothing(isolated, procs):
-    from services.training import service
     from services.training.app import create_app
+    from services.training.stores import stores
     topic = config.topic("membership.events")
     dead_letters = config.dead_letter_topic("training-membership-view")
     ensure_topics([topic, dead_letters], partitions=1)  # one partition: a marker published last is consumed last
@@ -37,7 +37,7 @@ def test_membership_events_make_members_enrollable_and_redelivery_changes_nothin
     consumer = procs(["-m", "platformkit.run", "consumer", "training", "membership-view"], "training-consumer")
     app = create_app()
     call = _api(app)
-    db = service.database()
+    db = stores().db
     wait_until(lambda: db[MEMBERS].count_documents({"status": "active"}) == 2, 60, message="k1, k2 active")
     assert db[UNITS].find_one({"_id": "C1"})["ancestors"] == ["VN", "HCM", "P1"]
     course = call("POST", "/courses", json=COURSE).json["id"]

@@ -1,8 +1,8 @@
-"""store.py: the change document is the unit of commit; the aggregate document is a copy that any
+"""stores.py: the change document is the unit of commit; the aggregate document is a copy that any
 reader rolls forward."""
 import pytest
 
-from services.training import store
+from services.training import stores as store
 
 
 def test_diff_and_apply_round_trip_with_list_entries_by_position():
@@ -25,13 +25,13 @@ def test_change_ids_sort_by_version():
 
 @pytest.mark.integration
 def test_a_change_committed_by_a_command_that_crashed_is_rolled_forward_by_the_next_reader(training):
-    from services.training.service import classes_store
+    from services.training.stores import stores
     from tests.training.support import COURSE
     t = training
     course = t.call("POST", "/courses", json=COURSE).json["id"]
     class_id = t.call("POST", "/classes", json={"course_id": course, "code": "RF-1", "organising_unit_id": "P1",
                                                 "start_date": "2025-10-06", "capacity": 5}).json["id"]
-    s = classes_store()
+    s = stores().classes
     doc = s.load(class_id)
     # the command committed version 2 (change + events) and died before writing the class copy
     s._commit(class_id, 2, store.diff(doc, {**doc, "status": "open"}, "enrolments"), [])
