@@ -100,6 +100,19 @@ def bounded_bulk_write(coll: Collection, ops: Sequence[Any], ordered: bool = Tru
     return BulkWriteResult(totals, acknowledged=True)
 
 
+def find_by_ids(coll: Any, ids: Sequence[Any], projection: dict | None = None) -> dict[Any, dict]:
+    """{_id: document} of the documents with these ids, one look-up by `_id` each: FerretDB pushes
+    no `$in` down to its backend (an `{_id: {$in: [...]}}` reads the whole collection: a 2.5M-member
+    view for a session's 50 members), while each `{_id: x}` is an index look-up (2.6 ms at 200k
+    documents). Callers bound `ids` (a session's members: MAX_MEMBERS_PER_SESSION)."""
+    out: dict[Any, dict] = {}
+    for _id in dict.fromkeys(ids):
+        doc = coll.find_one({"_id": _id}, projection)
+        if doc is not None:
+            out[_id] = doc
+    return out
+
+
 def is_duplicate_key(exc: Exception) -> bool:
     """A unique index refused the write. MongoDB says code 11000 (DuplicateKeyError); FerretDB 1.24
     says so for inserts, but for findAndModify it answers InternalError with its backend's message

@@ -85,6 +85,25 @@ def page(coll: Any, query: dict, after: list | None, limit: int, sort: Sort = BY
     return items, next_cursor
 
 
+def page_union(coll: Any, queries: list[dict], after: list | None, limit: int,
+               projection: dict | None = None) -> tuple[list[dict], str | None]:
+    """One page of the union of several queries, by `_id` (documents matching more than one come
+    once): a page of each, merged. Lets a list that is an OR of equalities ask each equality on its
+    own (FerretDB pushes equalities down to an index, never an `$or`)."""
+    merged: dict[Any, dict] = {}
+    more = False
+    for query in queries:
+        docs, nxt = page(coll, query, after, limit, projection=projection)
+        more = more or nxt is not None
+        for d in docs:
+            merged.setdefault(d["_id"], d)
+    items = [merged[k] for k in sorted(merged)]
+    if len(items) > limit:
+        return items[:limit], encode(_key(items[limit - 1], BY_ID))
+    # every query's page fitted: the union is complete unless one of them had more
+    return items, (encode(_key(items[-1], BY_ID)) if more and items else None)
+
+
 def page_of_list(items: list, key: Callable[[Any], list], after: list | None, limit: int | None
                  ) -> tuple[list, str | None]:
     """The same pages over a list already in memory, sorted by `key` (a list of strings ending with

@@ -59,10 +59,41 @@ def apply(state: dict, change: dict, version: int, list_field: str | None) -> di
     return {**apply_ops(state, to_ops(change, list_field)), "version": version}
 
 
+def scope_of(unit_id: str, ancestors: list[str]) -> list[str]:
+    """The units whose subtree holds `unit_id`: its ancestors and itself. Stored with each course,
+    class and session, so that "in the subtree of U" is ONE equality on an array field
+    (`{organising_scope: U}`), which FerretDB pushes down to a GIN index, instead of
+    `$or: [{organising_unit_id: U}, {organising_ancestors: U}]`, which it scans."""
+    return [*ancestors, unit_id]
+
+
+def course_index_fields(course: dict) -> dict:
+    return {"owner_scope": scope_of(course["owner_unit_id"], course.get("owner_ancestors") or [])}
+
+
+def class_index_fields(cls: dict) -> dict:
+    """Derived from the state on every change (not business state: kept out of events): the
+    organiser's scope, and the members and certificate numbers of the enrolments, so that a
+    member's history and a certificate look-up are top-level equalities, not dotted paths."""
+    enrolments = cls.get("enrolments") or []
+    return {"organising_scope": scope_of(cls["organising_unit_id"], cls.get("organising_ancestors") or []),
+            "enrolled_member_ids": [e["member_id"] for e in enrolments],
+            "certificate_nos": [e["certificate_no"] for e in enrolments if e.get("certificate_no")]}
+
+
+def session_index_fields(session: dict) -> dict:
+    return {"organising_scope": scope_of(session["organising_unit_id"], session.get("organising_ancestors") or [])}
+
+
 class AggregateStore(Repository):
-    def __init__(self, db, collection: str, what: str, list_field: str | None = None):
+    def __init__(self, db, collection: str, what: str, list_field: str | None = None,
+                 index_fields: Callable[[dict], dict] | None = None):
         super().__init__(db, collection, what, list_field=list_field,
                          missing=lambda _id: Missing(f"{what} {_id} not found"))
+        self.index_fields = index_fields or (lambda state: {})
+
+    def create(self, state: dict, *args: Any, **kwargs: Any) -> dict:
+        return super().create({**state, **self.index_fields(state)}, *args, **kwargs)
 
     def _commit(self, aggregate_id: str, seq: int, ops: Ops | dict, *args: Any, **kwargs: Any) -> None:
         if isinstance(ops, dict):  # a change written by `diff`
@@ -74,6 +105,7 @@ class AggregateStore(Repository):
                 stamp: Callable[[dict], dict] | None = None, expected_version: int | None = None) -> dict:
         def decide_ops(doc: dict):
             new, raised = decide(doc)
+            new = {**new, **self.index_fields(new)}
             return to_ops(diff(doc, new, self.list_field), self.list_field), events_for(doc["version"] + 1, raised)
         return Repository.command(self, aggregate_id, decide_ops, check=check, stamp=stamp,
                                   expected_version=expected_version)
@@ -81,14 +113,12 @@ class AggregateStore(Repository):
 
 INDEXES = {
     COURSES: [([("owner_unit_id", 1), ("code", 1)], {"name": "owner_code", "unique": True}),
-              ("owner_ancestors", {"name": "owner_ancestors"}), idempotency.index()],
+              ("owner_scope", {"name": "owner_scope"}), idempotency.index()],
     CLASSES: [("code", {"name": "code", "unique": True}), idempotency.index(),
-              ("organising_unit_id", {"name": "organiser"}),
-              ("organising_ancestors", {"name": "organiser_ancestors"}),
-              ("enrolments.member_id", {"name": "enrolled_member"}),
-              ("enrolments.certificate_no", {"name": "certificate_no"})],
-    SESSIONS: [("organising_unit_id", {"name": "organiser"}),
-               ("organising_ancestors", {"name": "organiser_ancestors"}), *OUTBOX_INDEX, idempotency.index()],
+              ("organising_scope", {"name": "organiser_scope"}),
+              ("enrolled_member_ids", {"name": "enrolled_member"}),
+              ("certificate_nos", {"name": "certificate_no"})],
+    SESSIONS: [("organising_scope", {"name": "organiser_scope"}), *OUTBOX_INDEX, idempotency.index()],
     **AggregateStore.indexes(COURSES),
     **AggregateStore.indexes(CLASSES),
     **VIEW_INDEXES,
@@ -102,8 +132,8 @@ class Stores:
 
     def __init__(self, db: Any):
         self.db = db
-        self.courses = AggregateStore(db, COURSES, "course")
-        self.classes = AggregateStore(db, CLASSES, "class", list_field="enrolments")
+        self.courses = AggregateStore(db, COURSES, "course", index_fields=course_index_fields)
+        self.classes = AggregateStore(db, CLASSES, "class", list_field="enrolments", index_fields=class_index_fields)
         self.sessions = db[SESSIONS]  # only ever inserted (insert_with_events), never changed
         # the local membership view (view.py keeps it from membership.events)
         self.units = db[UNITS]

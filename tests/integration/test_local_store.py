@@ -23,7 +23,8 @@ from services.welfare import service as welfare
 pytestmark = pytest.mark.integration
 
 DOCS = 200_000
-ARRAY_FIELDS = {"ancestors", "owner_ancestors", "organising_ancestors", "unit_path"}
+ARRAY_FIELDS = {"ancestors", "owner_ancestors", "organising_ancestors", "unit_path", "owner_scope", "organising_scope",
+                "enrolled_member_ids", "certificate_nos"}
 BOOL_FIELDS = {"outbox_pending", "paths_dirty"}
 INT_FIELDS = {"year", "seq"}
 
