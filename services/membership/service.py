@@ -3,7 +3,11 @@ in domain.py, and save each change through the repository (platformkit/repositor
 document carrying its events, inserted under a unique `<id>@<change number>` (the compare-and-set
 that FerretDB honours). A command whose caller sent no version that loses a race decides again on
 the fresh state; only a caller's stale version is a 412. Units, members and dues are never written
-any other way (the path rewrites after a move included)."""
+any other way (the path rewrites after a move included).
+
+Every handler is `handler(command, caller, stores)` (commands.py; reads: `handler(args..., caller,
+stores)`): the database arrives as `stores` (stores.py), so the same handlers run on the service's
+database and on the in-memory one of the handler tests."""
 from __future__ import annotations
 
 import hashlib
