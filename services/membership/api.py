@@ -7,7 +7,8 @@ from flask.views import MethodView
 from platformkit.auth import current_caller
 from platformkit.web import localised_items, Blueprint, InvalidInput, error_responses, requires
 
-from . import service
+from . import commands, service
+from .stores import stores
 from .schemas import (BATCH_MAX_ITEMS, ActionIn, AdmitIn, CardItem, CardsIn, CommitteeIn, ConfirmRatingIn,
                       DecisionItem, DecisionsIn, DissolveIn, DuesIn, DuesOut, IdempotencyHeader, ImportFile,
                       ImportReport, LeaveIn, LookupQuery, MemberBatchOut, MemberOut, MemberPage, MemberQuery, MergeIn,
@@ -54,7 +55,8 @@ class Units(MethodView):
     def post(self, headers, body):
         """Create a unit under a parent (a CĐCS with its founding record); a retry with the same
         Idempotency-Key answers the unit created first (201) and creates nothing"""
-        return service.create_unit(current_caller(), body, headers.get("idempotency_key"))
+        return service.create_unit(commands.CreateUnit(**body, idempotency_key=headers.get("idempotency_key")),
+                                   current_caller(), stores())
 
 
 @units.route("/ratings")
@@ -67,8 +69,8 @@ class RatingBatch(MethodView):
     def post(self, headers, body):
         """Propose or confirm many CĐCS ratings, each on its own: the per-item results in order (each
         item's status is what the one-item endpoint would answer; confirming also needs rating.confirm)"""
-        return batch_answer(*service.record_ratings(current_caller(), body, headers.get("idempotency_key"),
-                                                   parse_item=RatingItem().load))
+        command = commands.RecordRatings(items=tuple(body["items"]), idempotency_key=headers.get("idempotency_key"))
+        return batch_answer(*service.record_ratings(command, current_caller(), stores(), parse_item=RatingItem().load))
 
 
 @units.route("/<unit_id>")
@@ -78,7 +80,7 @@ class Unit(MethodView):
     @documented(units, (401, 403, 404))
     def get(self, unit_id):
         """One unit"""
-        return service.read_unit(current_caller(), unit_id)
+        return service.read_unit(unit_id, current_caller(), stores())
 
 
 @units.route("/<unit_id>/children")
@@ -89,7 +91,7 @@ class UnitChildren(MethodView):
     @documented(units, (400, 401, 403, 404))
     def get(self, q, unit_id):
         """Direct children, cursor-paginated"""
-        return service.children(current_caller(), unit_id, q)
+        return service.children(unit_id, q, current_caller(), stores())
 
 
 @units.route("/<unit_id>/subtree")
@@ -100,7 +102,7 @@ class UnitSubtree(MethodView):
     @documented(units, (400, 401, 403, 404))
     def get(self, q, unit_id):
         """Every unit below, cursor-paginated"""
-        return service.subtree(current_caller(), unit_id, q)
+        return service.subtree(unit_id, q, current_caller(), stores())
 
 
 @units.route("/<unit_id>/ancestors")
@@ -110,7 +112,7 @@ class UnitAncestors(MethodView):
     @documented(units, (401, 403, 404))
     def get(self, unit_id):
         """The chain above the unit, root first, as far up as the caller may see"""
-        return service.ancestors(current_caller(), unit_id)
+        return service.ancestors(unit_id, current_caller(), stores())
 
 
 @units.route("/<unit_id>/rename")
@@ -121,7 +123,7 @@ class UnitRename(MethodView):
     @documented(units)
     def post(self, body, unit_id):
         """Rename, with an effective date"""
-        return service.rename_unit(current_caller(), unit_id, body)
+        return service.rename_unit(commands.RenameUnit(unit_id=unit_id, **body), current_caller(), stores())
 
 
 @units.route("/<unit_id>/move")
@@ -133,7 +135,7 @@ class UnitMove(MethodView):
     def post(self, body, unit_id):
         """Move under another parent; its subtree and members follow. Dated after today (`effective_date`): recorded in the unit's `scheduled` and
         applied on that date (event `unit.change_scheduled` now, nothing else changes)"""
-        return service.move_unit(current_caller(), unit_id, body)
+        return service.move_unit(commands.MoveUnit(unit_id=unit_id, **body), current_caller(), stores())
 
 
 @units.route("/<unit_id>/merge")
@@ -145,7 +147,7 @@ class UnitMerge(MethodView):
     def post(self, body, unit_id):
         """Merge into another unit: child units and members follow, then the unit closes. Dated after today (`effective_date`): recorded in the unit's `scheduled` and
         applied on that date (event `unit.change_scheduled` now, nothing else changes)"""
-        return service.merge_unit(current_caller(), unit_id, body)
+        return service.merge_unit(commands.MergeUnit(unit_id=unit_id, **body), current_caller(), stores())
 
 
 @units.route("/<unit_id>/dissolve")
@@ -157,7 +159,7 @@ class UnitDissolve(MethodView):
     def post(self, body, unit_id):
         """Dissolve an empty unit. Dated after today (`effective_date`): recorded in the unit's `scheduled` and
         applied on that date (event `unit.change_scheduled` now, nothing else changes)"""
-        return service.dissolve_unit(current_caller(), unit_id, body)
+        return service.dissolve_unit(commands.DissolveUnit(unit_id=unit_id, **body), current_caller(), stores())
 
 
 @units.route("/<unit_id>/scheduled-changes/<change_id>/cancel")
@@ -168,7 +170,8 @@ class UnitScheduledChangeCancel(MethodView):
     @documented(units)
     def post(self, body, unit_id, change_id):
         """Cancel a move, merge or dissolution scheduled for a future date (the unit's `scheduled`)"""
-        return service.cancel_scheduled(current_caller(), unit_id, change_id, body)
+        return service.cancel_scheduled(commands.CancelScheduledChange(unit_id=unit_id, change_id=change_id, **body),
+                                        current_caller(), stores())
 
 
 @units.route("/<unit_id>/committee")
@@ -179,7 +182,8 @@ class UnitCommittee(MethodView):
     @documented(units)
     def put(self, body, unit_id):
         """Record the executive committee (BCH) as consolidated (kiện toàn)"""
-        return service.committee(current_caller(), unit_id, body)
+        command = commands.ConsolidateCommittee(unit_id=unit_id, **{**body, "positions": tuple(body["positions"])})
+        return service.committee(command, current_caller(), stores())
 
 
 @units.route("/<unit_id>/ratings")
@@ -190,7 +194,7 @@ class UnitRatings(MethodView):
     @documented(units)
     def post(self, body, unit_id):
         """Propose a CĐCS's quality rating for a year"""
-        return service.propose_rating(current_caller(), unit_id, body)
+        return service.propose_rating(commands.ProposeRating(unit_id=unit_id, **body), current_caller(), stores())
 
 
 @units.route("/<unit_id>/ratings/<int:year>/confirm")
@@ -201,7 +205,8 @@ class UnitRatingConfirm(MethodView):
     @documented(units)
     def post(self, body, unit_id, year):
         """Confirm a rating (the level above)"""
-        return service.confirm_rating(current_caller(), unit_id, year, body)
+        command = commands.ConfirmRating(unit_id=unit_id, year=year, **body)
+        return service.confirm_rating(command, current_caller(), stores())
 
 
 @units.route("/<unit_id>/members")
@@ -214,7 +219,8 @@ class UnitMembers(MethodView):
     def post(self, headers, body, unit_id):
         """Admit a member into a CĐCS (awaits approval by the level above); a retry with the same
         Idempotency-Key answers the member admitted first (201) and admits nobody"""
-        return service.admit(current_caller(), unit_id, body, idempotency_key=headers.get("idempotency_key"))
+        command = commands.AdmitMember(unit_id=unit_id, **body, idempotency_key=headers.get("idempotency_key"))
+        return service.admit(command, current_caller(), stores())
 
     @requires("read")
     @units.arguments(MemberQuery, location="query")
@@ -222,7 +228,7 @@ class UnitMembers(MethodView):
     @documented(units, (400, 401, 403, 404))
     def get(self, q, unit_id):
         """Members in the unit's subtree; `q` searches names with or without diacritics"""
-        return service.list_members(current_caller(), unit_id, q)
+        return service.list_members(unit_id, q, current_caller(), stores())
 
 
 @units.route("/<unit_id>/transfer-requests")
@@ -234,7 +240,7 @@ class UnitTransferRequests(MethodView):
     def get(self, q, unit_id):
         """Incoming transfer requests: members of other subtrees whose transfer to this unit (or a
         CĐCS below it) awaits acceptance; each member's `pending_transfer` holds the request"""
-        return service.transfer_requests(current_caller(), unit_id, q)
+        return service.transfer_requests(unit_id, q, current_caller(), stores())
 
 
 @units.route("/<unit_id>/transfer-requests/<member_id>/accept")
@@ -246,7 +252,8 @@ class UnitTransferAccept(MethodView):
     def post(self, body, unit_id, member_id):
         """The receiving side (the destination CĐCS or a level above it) accepts a transfer request:
         the member moves now, with the request's letter"""
-        return service.accept_transfer(current_caller(), unit_id, member_id, body)
+        return service.accept_transfer(commands.AcceptTransfer(unit_id=unit_id, member_id=member_id, **body),
+                                       current_caller(), stores())
 
 
 @units.route("/<unit_id>/transfer-requests/<member_id>/refuse")
@@ -257,7 +264,8 @@ class UnitTransferRefuse(MethodView):
     @documented(units)
     def post(self, body, unit_id, member_id):
         """The receiving side refuses a transfer request, with its reason: the member stays"""
-        return service.refuse_transfer(current_caller(), unit_id, member_id, body)
+        return service.refuse_transfer(commands.RefuseTransfer(unit_id=unit_id, member_id=member_id, **body),
+                                       current_caller(), stores())
 
 
 @units.route("/<unit_id>/members/import")
@@ -273,8 +281,9 @@ class UnitMembersImport(MethodView):
         upload = request.files.get("file")
         if upload is None:
             raise InvalidInput("upload the file as multipart field 'file'", field="file")
-        return batch_answer(*service.import_members(current_caller(), unit_id, upload.filename or "", upload.read(),
-                                                    headers.get("idempotency_key"), parse_row=AdmitIn().load))
+        command = commands.ImportMembers(unit_id=unit_id, filename=upload.filename or "", content=upload.read(),
+                                         idempotency_key=headers.get("idempotency_key"))
+        return batch_answer(*service.import_members(command, current_caller(), stores(), parse_row=AdmitIn().load))
 
 
 # ---------------------------------------------------------------- members
@@ -287,7 +296,7 @@ class MemberLookup(MethodView):
     def get(self, q):
         """A member by citizen ID (CCCD) or union card number: the person's current record (admitted or
         active), else their latest former one; 403 outside the caller's subtree"""
-        return service.lookup_member(current_caller(), q)
+        return service.lookup_member(q, current_caller(), stores())
 
 
 @members.route("/approvals")
@@ -300,7 +309,9 @@ class ApprovalBatch(MethodView):
     def post(self, headers, body):
         """Approve or refuse many admissions (the level above the CĐCS), each on its own: the per-item
         results in order (each item's status is what the one-item endpoint would answer)"""
-        return batch_answer(*service.decide_admissions(current_caller(), body, headers.get("idempotency_key"),
+        command = commands.DecideAdmissions(items=tuple(body["items"]), on=body.get("on"),
+                                            idempotency_key=headers.get("idempotency_key"))
+        return batch_answer(*service.decide_admissions(command, current_caller(), stores(),
                                                       parse_item=DecisionItem().load))
 
 
@@ -313,8 +324,9 @@ class CardBatch(MethodView):
     @error_responses(members, BATCH_ERRORS, (400, 401, 403, 409, 422))
     def post(self, headers, body):
         """Issue many union cards, each on its own: the per-item results in order"""
-        return batch_answer(*service.issue_cards(current_caller(), body, headers.get("idempotency_key"),
-                                                parse_item=CardItem().load))
+        command = commands.IssueCards(items=tuple(body["items"]), on=body.get("on"),
+                                      idempotency_key=headers.get("idempotency_key"))
+        return batch_answer(*service.issue_cards(command, current_caller(), stores(), parse_item=CardItem().load))
 
 
 @members.route("/<member_id>")
@@ -324,7 +336,7 @@ class Member(MethodView):
     @documented(members, (401, 403, 404))
     def get(self, member_id):
         """One member"""
-        return service.read_member(current_caller(), member_id)
+        return service.read_member(member_id, current_caller(), stores())
 
     @requires("member.enter")
     @members.arguments(ProfileIn)
@@ -332,7 +344,10 @@ class Member(MethodView):
     @documented(members)
     def patch(self, body, member_id):
         """Update the profile"""
-        return service.update_profile(current_caller(), member_id, body)
+        changes = {k: v for k, v in body.items() if k not in ("version", "on")}  # only the fields sent
+        command = commands.UpdateProfile(member_id=member_id, changes=changes, on=body.get("on"),
+                                         version=body.get("version"))
+        return service.update_profile(command, current_caller(), stores())
 
 
 @members.route("/<member_id>/approve")
@@ -343,7 +358,7 @@ class MemberApprove(MethodView):
     @documented(members)
     def post(self, body, member_id):
         """Approve an admission (the level above the CĐCS)"""
-        return service.approve(current_caller(), member_id, body)
+        return service.approve(commands.ApproveMember(member_id=member_id, **body), current_caller(), stores())
 
 
 @members.route("/<member_id>/refuse")
@@ -355,7 +370,7 @@ class MemberRefuse(MethodView):
     def post(self, body, member_id):
         """Refuse an admission (the level above the CĐCS): the record closes as refused and is never
         approved later; the person may be admitted again"""
-        return service.refuse(current_caller(), member_id, body)
+        return service.refuse(commands.RefuseAdmission(member_id=member_id, **body), current_caller(), stores())
 
 
 @members.route("/<member_id>/card")
@@ -366,7 +381,7 @@ class MemberCard(MethodView):
     @documented(members)
     def post(self, body, member_id):
         """Issue the union card with a unique member number"""
-        return service.issue_card(current_caller(), member_id, body)
+        return service.issue_card(commands.IssueCard(member_id=member_id, **body), current_caller(), stores())
 
 
 @members.route("/<member_id>/transfer")
@@ -379,7 +394,7 @@ class MemberTransfer(MethodView):
         """Transfer to another CĐCS (also across provinces). Inside the caller's subtree the member
         moves now; outside it this records a transfer REQUEST (letter_no and letter_date required)
         that the receiving side accepts or refuses (/units/{unit_id}/transfer-requests)"""
-        return service.transfer(current_caller(), member_id, body)
+        return service.transfer(commands.TransferMember(member_id=member_id, **body), current_caller(), stores())
 
 
 @members.route("/<member_id>/transfer-request/cancel")
@@ -390,7 +405,7 @@ class MemberTransferCancel(MethodView):
     @documented(members)
     def post(self, body, member_id):
         """The sending side withdraws its pending transfer request"""
-        return service.cancel_transfer(current_caller(), member_id, body)
+        return service.cancel_transfer(commands.CancelTransfer(member_id=member_id, **body), current_caller(), stores())
 
 
 @members.route("/<member_id>/leave")
@@ -401,7 +416,7 @@ class MemberLeave(MethodView):
     @documented(members)
     def post(self, body, member_id):
         """Leaving: resignation, removal from the rolls, death"""
-        return service.leave(current_caller(), member_id, body)
+        return service.leave(commands.RecordLeaving(member_id=member_id, **body), current_caller(), stores())
 
 
 @members.route("/<member_id>/reinstate")
@@ -412,7 +427,7 @@ class MemberReinstate(MethodView):
     @documented(members)
     def post(self, body, member_id):
         """Reinstate a member who left"""
-        return service.reinstate(current_caller(), member_id, body)
+        return service.reinstate(commands.ReinstateMember(member_id=member_id, **body), current_caller(), stores())
 
 
 @members.route("/<member_id>/dues")
@@ -424,11 +439,11 @@ class MemberDues(MethodView):
     def post(self, body, member_id):
         """Record a month's dues: the due amount follows the rule in force that month. Naturally
         idempotent (one record per member and month): the same figures again change nothing"""
-        return service.record_dues(current_caller(), member_id, body)
+        return service.record_dues(commands.RecordDues(member_id=member_id, **body), current_caller(), stores())
 
     @requires("read")
     @members.response(200, DuesOut(many=True))
     @documented(members, (401, 403, 404))
     def get(self, member_id):
         """A member's dues, month by month"""
-        return service.member_dues(current_caller(), member_id)
+        return service.member_dues(member_id, current_caller(), stores())

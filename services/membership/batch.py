@@ -32,14 +32,12 @@ from typing import Any, Callable
 
 from marshmallow import ValidationError
 
-from platformkit import idempotency, mongo
+from platformkit import idempotency
 from platformkit.auth import Caller
 from platformkit.errors import AlreadyExists, Conflict, RuleViolated
 from platformkit.errors import Refusal as DomainError
 from platformkit.repository import Repository
 
-SERVICE = "membership"
-COLLECTION = "batches"
 SAVE_EVERY = 25
 SAVE_SECONDS = 5.0
 STALE_SECONDS = 60.0
@@ -49,18 +47,6 @@ Result = dict[str, Any]
 
 class InProgress(Conflict):
     """Another request with the same Idempotency-Key is running this batch (HTTP 409)."""
-
-
-def _coll():
-    return mongo.database(SERVICE)[COLLECTION]
-
-
-def _batches() -> Repository:
-    """A batch document is saved through the repository like an aggregate (no events): its
-    progress saves and a take-over by a retry are changes committed by unique inserts, so a save
-    of a run that was taken over can never erase the new owner's (FerretDB's updates are not
-    atomic)."""
-    return Repository(mongo.database(SERVICE), COLLECTION, "batch", relayed=False)
 
 
 def _now() -> datetime:
@@ -107,16 +93,20 @@ def _apply_one(index: int, item: Any, handle: Callable[[int, Any], Result],
         return failure(index, item, error)
 
 
-def run(caller: Caller, operation: str, key: str | None, request: Any, items: list[Any],
+def run(batches: Repository, caller: Caller, operation: str, key: str | None, request: Any, items: list[Any],
         handle: Callable[[int, Any], Result], failure: Callable[[int, Any, dict], Result] = failed_item,
         finish: Callable[[list[Result]], dict] = counted) -> tuple[dict, bool]:
     """Apply `handle(index, item)` to every item in order; a refusal becomes `failure(index, item,
     error body)`. Returns (answer, replayed): `finish(results)`, or with a key already used for
     this request, the answer stored by the first run (replayed=True). `request` is what the key
-    must always stand for (its fingerprint is compared)."""
+    must always stand for (its fingerprint is compared). `batches`: the repository of the batch
+    documents (stores.Stores.batches). A batch document is saved through the repository like an
+    aggregate (no events): its progress saves and a take-over by a retry are changes committed by
+    unique inserts, so a save of a run that was taken over can never erase the new owner's
+    (FerretDB's updates are not atomic)."""
     if not key:
         return finish([_apply_one(i, item, handle, failure) for i, item in enumerate(items)]), False
-    coll = _batches()
+    coll = batches
     _id = scoped_key(caller, operation, key)
     fingerprint = idempotency.fingerprint_of(request)
     owner = uuid.uuid4().hex
@@ -188,11 +178,10 @@ def _save(coll: Repository, _id: str, owner: str, fields: dict[str, Any]) -> Non
                          "dead); retry to get its answer", field="Idempotency-Key")
 
 
-def prune(days: float) -> int:
+def prune(days: float, batches: Repository) -> int:
     """Delete finished batches older than `days` (an operator's daily job; not on a request path)."""
     cutoff = _now() - timedelta(days=days)
-    batches = _batches()
-    done = [d["_id"] for d in _coll().find({"state": "done", "finished_at": {"$lt": cutoff}}, {"_id": 1})]
+    done = [d["_id"] for d in batches.coll.find({"state": "done", "finished_at": {"$lt": cutoff}}, {"_id": 1})]
     for _id in done:  # its changes first, so that no change outlives its batch document
         batches.changes.delete_many({"aggregate_id": _id})
         batches.coll.delete_one({"_id": _id})
@@ -203,7 +192,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Delete finished membership batches (their Idempotency-Keys).")
     parser.add_argument("--prune-days", type=float, required=True)
     args = parser.parse_args()
-    print(f"deleted {prune(args.prune_days)} finished batches older than {args.prune_days:g} days")
+    from .stores import stores
+    print(f"deleted {prune(args.prune_days, stores().batches)} finished batches older than {args.prune_days:g} days")
 
 
 if __name__ == "__main__":

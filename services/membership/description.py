@@ -7,6 +7,7 @@ from platformkit import contract
 from platformkit.run import ServiceDescription
 
 from . import service
+from .stores import INDEXES, OUTBOX_COLLECTIONS, Stores, stores
 from .api import members, units
 
 def _apply_due(argv: list[str]) -> None:
@@ -23,7 +24,7 @@ def _apply_due(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     log = logging.getLogger("membership.apply-due")
     while True:
-        applied = service.apply_due(args.on)
+        applied = service.apply_due(args.on, stores())
         log.info("applied %d scheduled changes", len(applied), extra={"service": service.SERVICE})
         if not args.every:
             return
@@ -34,10 +35,10 @@ DESCRIPTION = ServiceDescription(
     name=service.SERVICE,
     summary="Org hierarchy, CĐCS founding, members' lifecycle and dues.",
     blueprints=(units, members),
-    indexes=service.INDEXES,
+    indexes=INDEXES,
     # members' and units' stored paths follow a move that was interrupted half-way (idempotent)
-    setup=(lambda db: service.repair_paths(),),
-    path_scope=service.path_scope,
+    setup=(lambda db: service.repair_paths(Stores(db)),),
+    path_scope=lambda view_args: service.path_scope(view_args, stores()),
     jobs={"apply-due": _apply_due},
-    relay_routes={coll: contract.MEMBERSHIP_EVENTS for coll in service.OUTBOX_COLLECTIONS},
+    relay_routes={coll: contract.MEMBERSHIP_EVENTS for coll in OUTBOX_COLLECTIONS},
 )

@@ -15,7 +15,7 @@ import json
 import pytest
 
 from platformkit import mongo, store_prep
-from services.membership import service as membership
+from services.membership import stores as membership
 from services.reporting.store import Generation
 from services.training import stores as training
 from services.welfare import service as welfare

@@ -116,7 +116,8 @@ def test_a_retried_admission_answers_the_first_member_and_admits_nobody(api, tre
 
 def test_racing_retries_with_one_key_admit_once(api, tree):
     from platformkit.auth import Caller
-    from services.membership import service
+    from services.membership import commands, service
+    from services.membership.stores import stores
     caller = Caller("racer", ("officer",), tree["s1"])
     cmd = {"full_name": "Lê Văn Đua", "citizen_id": "079190000321", "date_of_birth": __import__("datetime").date(1991, 1, 1),
            "gender": "male", "phone": None, "employer": None, "is_official": False, "admitted_on": None}
@@ -124,7 +125,8 @@ def test_racing_retries_with_one_key_admit_once(api, tree):
 
     def admit():
         try:
-            got.append(service.admit(caller, tree["s1"], dict(cmd), idempotency_key="race")["_id"])
+            command = commands.AdmitMember(unit_id=tree["s1"], idempotency_key="race", **cmd)
+            got.append(service.admit(command, caller, stores())["_id"])
         except Exception as exc:  # noqa: BLE001 - collected for the assertion
             errors.append(exc)
     threads = [threading.Thread(target=admit) for _ in range(4)]

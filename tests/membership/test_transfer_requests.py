@@ -175,6 +175,7 @@ def test_a_refused_or_cancelled_request_leaves_everything(api, tree):
 
 def test_a_future_dated_move_changes_nothing_before_its_date_and_everything_after(api, tree, reporting, monkeypatch):
     from services.membership import service
+    from services.membership.stores import stores
     monkeypatch.setattr(service, "today", lambda: date(2025, 6, 10))
     m = active_member(api, tree, unit="s3", cid="079190000002")
     m2 = active_member(api, tree, unit="s3", cid="079190000003")
@@ -193,7 +194,7 @@ def test_a_future_dated_move_changes_nothing_before_its_date_and_everything_afte
     api.ok(api.post(f"/units/{tree['s2']}/scheduled-changes/{dissolve_id}/cancel", {}))
     assert db().units.find_one({"_id": tree["s2"]})["outbox"][-1]["type"] == "membership.unit.change_cancelled.v1"
 
-    assert service.apply_due(date(2025, 6, 30)) == []  # the day before: nothing
+    assert service.apply_due(date(2025, 6, 30), stores()) == []  # the day before: nothing
     assert api.ok(api.get(f"/units/{tree['c2']}"))["parent_id"] == tree["hcm"]
     assert db().members.find_one({"_id": m["id"]})["unit_path"] == [tree["vn"], tree["hcm"], tree["c2"], tree["s3"]]
     reporting.publish()
@@ -202,8 +203,8 @@ def test_a_future_dated_move_changes_nothing_before_its_date_and_everything_afte
     assert reporting.figures(tree["hn"])["members.active"] == 0
 
     # on its date: applied once, even when two steps run it (the second finds nothing to do)
-    assert service.apply_due(date(2025, 7, 1)) == [change_id]
-    assert service.apply_due(date(2025, 7, 1)) == []
+    assert service.apply_due(date(2025, 7, 1), stores()) == [change_id]
+    assert service.apply_due(date(2025, 7, 1), stores()) == []
     c2_after = api.ok(api.get(f"/units/{tree['c2']}"))
     assert c2_after["parent_id"] == tree["hn"] and not c2_after.get("scheduled")
     moved = [e for e in db().units.find_one({"_id": tree["c2"]})["outbox"] if e["type"] == "membership.unit.moved.v1"]
@@ -218,6 +219,7 @@ def test_a_future_dated_move_changes_nothing_before_its_date_and_everything_afte
 
 def test_a_scheduled_change_is_checked_when_recorded_and_a_refused_one_stays_marked(api, tree):
     from services.membership import service
+    from services.membership.stores import stores
     future = date.fromordinal(service.today().toordinal() + 30).isoformat()
     r = api.post(f"/units/{tree['s1']}/move", {"parent_id": tree["c1"], "effective_date": future})
     assert r.status_code == 422 and "parent_id" in r.get_json()["errors"]  # already there: refused now
@@ -225,7 +227,7 @@ def test_a_scheduled_change_is_checked_when_recorded_and_a_refused_one_stays_mar
     active_member(api, tree)
     unit = api.ok(api.post(f"/units/{tree['s1']}/dissolve", {"effective_date": future}))
     (change_id, _), = unit["scheduled"].items()
-    assert service.apply_due(date.fromisoformat(future)) == []
+    assert service.apply_due(date.fromisoformat(future), stores()) == []
     after = api.ok(api.get(f"/units/{tree['s1']}"))
     assert after["status"] == "active" and "members" in after["scheduled"][change_id]["failed"]
 
@@ -233,11 +235,12 @@ def test_a_scheduled_change_is_checked_when_recorded_and_a_refused_one_stays_mar
 def test_two_apply_due_steps_at_once_apply_each_change_once(api, tree):
     import threading
     from services.membership import service
+    from services.membership.stores import stores
     future = date.fromordinal(service.today().toordinal() + 10)
     api.ok(api.post(f"/units/{tree['s3']}/move", {"parent_id": tree["c1"], "effective_date": future.isoformat()}))
     api.ok(api.post(f"/units/{tree['c3']}/move", {"parent_id": tree["hcm"], "effective_date": future.isoformat()}))
     applied: list[list[str]] = []
-    threads = [threading.Thread(target=lambda: applied.append(service.apply_due(future))) for _ in range(2)]
+    threads = [threading.Thread(target=lambda: applied.append(service.apply_due(future, stores()))) for _ in range(2)]
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert len(applied) == 2  # both steps ran to the end (neither raised)
