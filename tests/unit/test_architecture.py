@@ -23,6 +23,8 @@ REPORTING_SUB_RULES = {("periodic", "forms"), ("periodic", "workflow")}
 REPORTING_RULES = {"projection", "projection_training", "projection_welfare", "periods", "indicators"}
 # Clients of the APIs (not services): they may reuse a service's pure rules, nothing else of it.
 CLIENTS = {"demo"}
+# Services in the one handler shape (commands.py, stores.py, handlers taking (command, caller, stores)).
+SHAPED = {"welfare"}
 
 
 def imports(path: Path, text: str | None = None) -> list[tuple[int, str]]:
@@ -61,7 +63,7 @@ def module_parts(path: Path) -> tuple[str, ...]:
 
 def is_domain(path: Path) -> bool:
     parts = module_parts(path)
-    if parts[0] == "domain":  # domain.py, or a domain/ package
+    if parts[0] in ("domain", "commands"):  # domain.py (or a domain/ package), and the typed commands
         return True
     if service_of(path) == "reporting" and tuple(parts[:2]) in REPORTING_SUB_RULES:
         return True
@@ -108,7 +110,7 @@ def domain_rule(p: Path, module: str) -> bool:
         if len(parts) < 2 or parts[1] != service_of(p):
             return True  # another service
         inner = parts[2:]
-        return bool(inner) and not (inner[0] == "domain"
+        return bool(inner) and not (inner[0] in ("domain", "commands")
                                     or (service_of(p) == "reporting" and inner[0] in REPORTING_RULES))
     return False
 
@@ -148,6 +150,13 @@ def test_domain_imports_no_driver_no_web_no_handler_and_no_other_service():
 
 def test_handlers_and_adapters_import_no_web_layer_and_no_entrypoint():
     assert not broken(SERVICE_FILES, handler_rule), "HTTP stays in api.py/schemas.py (docs/architecture.md)"
+
+
+def test_shaped_handlers_import_no_driver():
+    """The handlers of a shaped service reach the store through `stores` only (stores.py is the adapter)."""
+    files = [ROOT / "services" / svc / name for svc in sorted(SHAPED) for name in ("service.py", "commands.py")]
+    assert all(p.exists() for p in files)
+    assert not broken(files, lambda p, module: top(module) in DRIVERS), "drivers belong in stores.py"
 
 
 def test_no_service_imports_another_service():
