@@ -27,7 +27,7 @@ from platformkit.outbox import OUTBOX, PENDING
 
 from . import commands as c
 from . import domain
-from .stores import CASES, PROGRAMMES, SERVICE, Stores  # noqa: F401  (SERVICE: the runner's name)
+from .stores import CASES, PROGRAMMES, Stores
 
 # A claim older than this is taken to belong to a request that died half-way; a re-run finishes it.
 CLAIM_LEASE_SECONDS = 30

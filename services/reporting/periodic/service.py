@@ -23,7 +23,7 @@ from platformkit.envelope import utc_now_iso
 from platformkit.errors import InvalidInput, RuleViolated
 from platformkit.errors import NotFound as Missing
 
-from .. import commands as c
+from .. import commands
 from .. import service as reporting
 from .. import views
 from ..periods import Period
@@ -122,7 +122,7 @@ def _settings_out(st: Stores, caller: Caller, unit_id: str) -> dict:
     return {"unit_id": unit_id, "own": bool(doc), "due_days": _days_out(due_days_for(st, unit))}
 
 
-def set_deadlines(command: c.SetDeadlines, caller: Caller, stores: Stores) -> dict:
+def set_deadlines(command: commands.SetDeadlines, caller: Caller, stores: Stores) -> dict:
     unit = _unit(stores.live(), command.unit_id)
     check_scope(caller, unit["_id"], unit.get("ancestors", []), write=True)
     try:
@@ -226,9 +226,9 @@ def _actor(caller: Caller) -> Actor:
     return Actor(caller.unit_id)
 
 
-def save(command: c.SaveReport | c.SubmitReport, caller: Caller, stores: Stores) -> dict:
+def save(command: commands.SaveReport | commands.SubmitReport, caller: Caller, stores: Stores) -> dict:
     """Save the unit's own figures; a SubmitReport also submits (the computed figures are frozen)."""
-    unit_id, submit = command.unit_id, isinstance(command, c.SubmitReport)
+    unit_id, submit = command.unit_id, isinstance(command, commands.SubmitReport)
     rp = _period(command.period)
     gen = stores.live()
     unit = _unit(gen, unit_id)
@@ -273,9 +273,10 @@ def save(command: c.SaveReport | c.SubmitReport, caller: Caller, stores: Stores)
     return _report_out(stores, gen, unit, rp, saved)
 
 
-def decide(command: c.ApproveReport | c.ReturnReport | c.ReopenReport, caller: Caller, stores: Stores) -> dict:
+def decide(command: commands.ApproveReport | commands.ReturnReport | commands.ReopenReport, caller: Caller,
+           stores: Stores) -> dict:
     """Approve, return or reopen a child's report (by a unit above it)."""
-    unit_id, reason, step = command.unit_id, command.reason, c.DECISIONS[type(command)]
+    unit_id, reason, step = command.unit_id, command.reason, commands.DECISIONS[type(command)]
     rp = _period(command.period)
     gen = stores.live()
     unit = _unit(gen, unit_id)
