@@ -9,10 +9,11 @@ from flask.views import MethodView
 from platformkit.auth import current_caller
 from platformkit.web import Blueprint, error_responses, requires
 
-from . import exports, service
+from . import commands, exports, service
 from .indicators import CATALOGUE
 from .schemas import (ChildrenQuery, ChildrenView, ExportQuery, IndicatorOut, Me, PeriodQuery, RatingsView, SeriesQuery,
                       SeriesView, TargetIn, TargetOut, TargetPage, TargetQuery, UnitView, YearQuery)
+from .stores import stores
 
 views = Blueprint("views", __name__, url_prefix="/views", description="Rolled-up attainment views")
 targets = Blueprint("targets", __name__, url_prefix="/targets", description="Targets assigned downward")
@@ -112,7 +113,7 @@ class UnitTargets(MethodView):
     @documented(targets, (400, 401, 403, 404, 422))
     def put(self, body, unit_id):
         """Assign (or change) a unit's target for a year and indicator; by a level above the unit"""
-        return service.set_target(current_caller(), unit_id, body)
+        return service.set_target(commands.SetTarget(unit_id=unit_id, **body), current_caller(), stores())
 
     @requires("read")
     @targets.arguments(TargetQuery, location="query")
@@ -120,7 +121,7 @@ class UnitTargets(MethodView):
     @documented(targets)
     def get(self, q, unit_id):
         """Targets of the unit and its children for a year, a page of units at a time"""
-        return service.list_targets(current_caller(), unit_id, q)
+        return service.list_targets(unit_id, q, current_caller(), stores())
 
 
 @catalogue.route("/indicators")

@@ -1,16 +1,19 @@
 """Reporting service layer: which generation is live, scope checks against reporting's own
-hierarchy (built from membership events), targets."""
+hierarchy (built from membership events), targets. The targets' handlers take
+`(command, caller, stores)` (commands.py, stores.py; the list: its arguments, then caller and
+stores); the views' functions still reach the database through `db()`/`live()`."""
 from __future__ import annotations
 
 from platformkit import mongo, paging
 from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
 from platformkit.errors import AlreadyExists, RuleViolated
-from platformkit.repository import Repository
 
+from . import commands as c
 from . import views
 from .indicators import CATALOGUE
 from .periods import parse
 from .store import Generation, active_generation
+from .stores import TARGET_INDEXES, Stores
 
 SERVICE = "reporting"
 
@@ -24,8 +27,7 @@ def live() -> Generation:
 
 
 def setup() -> None:
-    mongo.ensure_indexes(db(), {"targets": [([("unit", 1), ("year", 1)], {"name": "unit_year"})],
-                                "meta": [], **Repository.indexes("targets")})
+    mongo.ensure_indexes(db(), TARGET_INDEXES)
     live().setup()
 
 
@@ -92,22 +94,24 @@ def me(caller: Caller) -> dict:
     return {"subject": caller.subject, "roles": list(caller.roles), "unit": unit}
 
 
-def set_target(caller: Caller, unit_id: str, body: dict) -> dict:
+def set_target(command: c.SetTarget, caller: Caller, stores: Stores) -> dict:
     """A target is assigned to a unit by a level above it (its parent or higher)."""
-    unit = views.unit_info(live(), unit_id)
+    unit_id = command.unit_id
+    unit = views.unit_info(stores.live(), unit_id)
     check_scope(caller, unit["_id"], unit.get("ancestors", []), write=True)
     if caller.unit_id != PLATFORM_SCOPE and caller.unit_id not in unit.get("ancestors", []):
         raise Forbidden("targets are assigned by the level above the unit")
-    ind = CATALOGUE[body["indicator"]]
-    if ind.kind == "ratio" and body["value"] > 100:
+    ind = CATALOGUE[command.indicator]
+    if ind.kind == "ratio" and command.value > 100:
         raise RuleViolated("a ratio's target is a percentage (0-100)", field="value")
-    key = f"{unit_id}|{body['indicator']}|{body['year']}"
-    fields = {"unit": unit_id, "parent_id": unit.get("parent_id"), "year": body["year"],
-              "indicator": body["indicator"], "value": views.figure(ind, body["value"]), "assigned_by": caller.unit_id}
+    key = f"{unit_id}|{command.indicator}|{command.year}"
+    fields = {"unit": unit_id, "parent_id": unit.get("parent_id"), "year": command.year,
+              "indicator": command.indicator, "value": views.figure(ind, command.value),
+              "assigned_by": caller.unit_id}
     # Written through the repository (platformkit/repository.py) like every aggregate: a second
     # assignment of the same target is a change committed by a unique insert, never an update of
     # the target document that a concurrent one could erase on FerretDB.
-    targets = Repository(db(), "targets", "target", relayed=False)
+    targets = stores.targets
     if targets.get(key) is None:
         try:
             targets.create({"_id": key, **fields}, [])
@@ -124,16 +128,16 @@ def _target_out(doc: dict) -> dict:
     return {**doc, "value": views.figure(ind, doc["value"])} if ind else doc
 
 
-def list_targets(caller: Caller, unit_id: str, q: dict) -> dict:
+def list_targets(unit_id: str, q: dict, caller: Caller, stores: Stores) -> dict:
     """The targets of a year set for the unit and its children of that year (closed ones too: a
     target stays with the year it was set for), each followed by those it carries from closed
     predecessors (`carried_from`); a page of units at a time (`limit` units, each with all its
     targets), by unit id."""
-    gen = live()
+    gen = stores.live()
     unit = scoped_unit(caller, unit_id, gen)
     year = q["year"]
     by_id = {unit_id: unit, **{k["_id"]: k for k in views.children_of_year(gen, unit_id, year)}}
     page, next_cursor = paging.page_of_list(sorted(by_id), lambda u: [u], q.get("after"), q["limit"])
-    own = db().targets.find({"unit": {"$in": page}, "year": year}).sort([("unit", 1), ("_id", 1)])
-    carried = views.carried_targets(gen, db().targets, [by_id[u] for u in page], year)
+    own = stores.target_docs.find({"unit": {"$in": page}, "year": year}).sort([("unit", 1), ("_id", 1)])
+    carried = views.carried_targets(gen, stores.target_docs, [by_id[u] for u in page], year)
     return {"items": [_target_out(t) for t in list(own) + carried], "next_cursor": next_cursor}

@@ -1,7 +1,9 @@
 """HTTP API of welfare under /api/v1: programmes, cases (request, approve, reject, disburse) and
 micro-loans (position as of a date, repayments), one MethodView per resource (URL rule). Views only
-translate HTTP <-> service calls; every service function checks the token's scope against the unit
-it touches (and its ancestors), and list endpoints return the caller's subtree only.
+translate HTTP <-> handlers: a view builds the command (commands.py) from the validated body and
+calls its handler (service.py) with the request's caller and the process's stores; every handler
+checks the caller's scope against the unit it touches (and its ancestors), and list endpoints
+return the caller's subtree only.
 
 Statuses: 400 invalid input (field named, nothing written), 401 no token, 403 outside the token's
 subtree or a read-only role, 404 unknown id, 409 wrong status or Idempotency-Key reused for another
@@ -11,10 +13,13 @@ own case: only a level above the case's CĐCS approves or rejects).
 
 from flask.views import MethodView
 
+from platformkit.auth import current_caller
 from platformkit.web import Blueprint, error_responses, requires
 
+from . import commands as c
 from . import schemas as s
 from . import service
+from .stores import stores
 
 ERRORS = {
     400: "Invalid input: `errors` names each field; nothing was written.",
@@ -57,7 +62,9 @@ class Programmes(MethodView):
     def post(self, headers, body):
         """Create a programme owned by a unit in the caller's subtree. The same Idempotency-Key with a
         different body: 422 naming the header."""
-        return service.create_programme(body, headers.get("idempotency_key"))
+        command = c.CreateProgramme(**{**body, "funding_sources": tuple(body["funding_sources"])},
+                                    idempotency_key=headers.get("idempotency_key"))
+        return service.create_programme(command, current_caller(), stores())
 
     @requires("read")
     @programmes.arguments(s.ProgrammeListArgs, location="query")
@@ -65,7 +72,7 @@ class Programmes(MethodView):
     @documents(programmes, 400, 401)
     def get(self, args):
         """Programmes owned by the caller's unit or a unit below it."""
-        return service.list_programmes(args)
+        return service.list_programmes(args, current_caller(), stores())
 
 
 @programmes.route("/<programme_id>")
@@ -74,7 +81,7 @@ class Programme(MethodView):
     @programmes.response(200, s.ProgrammeOut)
     @documents(programmes, 401, 403, 404)
     def get(self, programme_id):
-        return service.get_programme(programme_id)
+        return service.get_programme(programme_id, current_caller(), stores())
 
 
 @cases.route("")
@@ -88,7 +95,11 @@ class Cases(MethodView):
     @documents(cases, 400, 401, 403, 409, 422)
     def post(self, headers, body):
         """Request support for a member (known here and not left) under a programme covering its CĐCS."""
-        case, created = service.request_case(body, headers.get("idempotency_key"))
+        loan = body.pop("loan")
+        command = c.RequestCase(**{**body, "funding": tuple(c.FundingLine(**f) for f in body["funding"])},
+                                loan_term_months=None if loan is None else loan["term_months"],
+                                idempotency_key=headers.get("idempotency_key"))
+        case, created = service.request_case(command, current_caller(), stores())
         return case, (201 if created else 200)
 
     @requires("read")
@@ -97,7 +108,7 @@ class Cases(MethodView):
     @documents(cases, 400, 401)
     def get(self, args):
         """Cases of the caller's subtree."""
-        return service.list_cases(args)
+        return service.list_cases(args, current_caller(), stores())
 
 
 @cases.route("/<case_id>")
@@ -106,7 +117,7 @@ class Case(MethodView):
     @cases.response(200, s.CaseOut)
     @documents(cases, 401, 403, 404)
     def get(self, case_id):
-        return service.get_case(case_id)
+        return service.get_case(case_id, current_caller(), stores())
 
 
 @cases.route("/<case_id>/approve")
@@ -118,7 +129,7 @@ class CaseApprove(MethodView):
     def post(self, body, case_id):
         """Approve a requested case: the caller's unit must be above the case's CĐCS; the amount is
         reserved from the programme's remaining budget (422 if it does not fit)."""
-        return service.approve_case(case_id, body)
+        return service.approve_case(c.ApproveCase(case_id=case_id, **body), current_caller(), stores())
 
 
 @cases.route("/<case_id>/reject")
@@ -129,7 +140,7 @@ class CaseReject(MethodView):
     @documents(cases, 400, 401, 403, 404, 409, 412, 422)
     def post(self, body, case_id):
         """Reject a requested case with a reason (same approving rule as approve)."""
-        return service.reject_case(case_id, body)
+        return service.reject_case(c.RejectCase(case_id=case_id, **body), current_caller(), stores())
 
 
 @cases.route("/<case_id>/disburse")
@@ -142,7 +153,8 @@ class CaseDisburse(MethodView):
     @documents(cases, 400, 401, 403, 404, 409, 412, 422)
     def post(self, headers, body, case_id):
         """Record that an approved case was paid or handed over; a micro-loan's schedule starts here."""
-        case, _ = service.disburse_case(case_id, body, headers.get("idempotency_key"))
+        command = c.DisburseCase(case_id=case_id, idempotency_key=headers.get("idempotency_key"), **body)
+        case, _ = service.disburse_case(command, current_caller(), stores())
         return case
 
 
@@ -154,7 +166,7 @@ class Loans(MethodView):
     @documents(loans, 400, 401)
     def get(self, args):
         """Disbursed micro-loans of the caller's subtree with their position as of `as_of`."""
-        return service.list_loans(args)
+        return service.list_loans(args, current_caller(), stores())
 
 
 @loans.route("/<case_id>")
@@ -165,7 +177,7 @@ class Loan(MethodView):
     @documents(loans, 400, 401, 403, 404)
     def get(self, args, case_id):
         """Schedule, repayments, outstanding balance and overdue status as of `as_of`."""
-        return service.get_loan(case_id, args.get("as_of"))
+        return service.get_loan(case_id, args.get("as_of"), current_caller(), stores())
 
 
 @loans.route("/<case_id>/repayments")
@@ -179,7 +191,8 @@ class LoanRepayments(MethodView):
     @documents(loans, 400, 401, 403, 404, 409, 412, 422)
     def post(self, headers, body, case_id):
         """Record a (partial, late) repayment; it settles the oldest instalments first."""
-        loan, created = service.record_repayment(case_id, body, headers.get("idempotency_key"))
+        command = c.RecordRepayment(case_id=case_id, idempotency_key=headers.get("idempotency_key"), **body)
+        loan, created = service.record_repayment(command, current_caller(), stores())
         return loan, (201 if created else 200)
 
 

@@ -1,14 +1,15 @@
-"""Welfare service layer: load aggregates, check the caller's scope, run the domain, commit the
-change with its events through the repository (platformkit/repository.py: one change document
-inserted under a unique `<id>@<change number>`, the compare-and-set FerretDB honours; a lost race
-is decided again on the fresh state, only a caller's stale version is a 412). Programmes and cases
-are never written any other way. No business rule lives here; the few multi-step procedures
-(budget reservation in an insert-only ledger, one-time step claims, idempotent retries) are about
-storage without transactions, and use the same primitive: a unique insert.
+"""Welfare handlers: load aggregates, check the caller's scope, run the domain, commit the change
+with its events through the repository (platformkit/repository.py: one change document inserted
+under a unique `<id>@<change number>`, the compare-and-set FerretDB honours; a lost race is decided
+again on the fresh state, only a caller's stale version is a 412). Programmes and cases are never
+written any other way. No business rule lives here; the few multi-step procedures (budget
+reservation in an insert-only ledger, one-time step claims, idempotent retries) are about storage
+without transactions, and use the same primitive: a unique insert.
 
-Scope checks happen here rather than in the views because the unit to check (a case's CĐCS, a
-programme's owner) is known only once the aggregate is loaded; the API calls these functions
-inside the request, so `require_in_scope` reads the request's token.
+Every command handler takes `(command, caller, stores)` (commands.py, stores.py); queries take
+their arguments, then the caller and the stores. Scope checks happen here rather than in the views
+because the unit to check (a case's CĐCS, a programme's owner) is known only once the aggregate is
+loaded.
 """
 from __future__ import annotations
 
@@ -17,62 +18,22 @@ from datetime import date, datetime, timezone
 from typing import Any
 from uuid import uuid4
 
-from pymongo import ASCENDING, DESCENDING
-from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
-
-from platformkit import clock, idempotency, membership_view, mongo, paging
-from platformkit.auth import Caller, current_caller, require_in_scope, require_write
+from platformkit import clock, idempotency, membership_view, paging
+from platformkit.auth import Caller, check_scope
 from platformkit.envelope import new_event
-from platformkit.errors import AlreadyExists, Conflict, RuleViolated, StaleVersion
+from platformkit.errors import AlreadyExists, Conflict, Forbidden, RuleViolated, StaleVersion
 from platformkit.errors import NotFound as Missing
 from platformkit.outbox import OUTBOX, PENDING
-from platformkit.repository import Repository
 
+from . import commands as c
 from . import domain
+from .stores import CASES, PROGRAMMES, Stores
 
-SERVICE = "welfare"
-PROGRAMMES = "programmes"
-CASES = "cases"
-LEDGER = "budget_ledger"
-CLAIMS = "claims"
 # A claim older than this is taken to belong to a request that died half-way; a re-run finishes it.
 CLAIM_LEASE_SECONDS = 30
-# Vietnam keeps UTC+7 all year; "today" for a default date is the Vietnamese day.
 # Internal fields never shown to callers.
 HIDDEN = {OUTBOX, PENDING, "seq", "idempotency_key", "request_fingerprint", "disbursement_key"}
-
-INDEXES: dict[str, list[tuple]] = {
-    PROGRAMMES: [("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
-                 ([("year", ASCENDING), ("kind", ASCENDING)], {"name": "year_kind"}),
-                 # Idempotency-Key of the POST that created it (sparse unique: see CASES)
-                 ("idempotency_key", {"name": "idempotency_key", "unique": True, "sparse": True})],
-    CASES: [("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
-            ("programme_id", {"name": "programme"}), ("member_id", {"name": "member"}),
-            ("status", {"name": "status"}),
-            # Idempotency-Key of the POST that created the case / paid it: a retry finds the first
-            # result, and two racing retries cannot both insert. Sparse: most documents have none
-            # (a unique non-sparse index would treat every missing key as the same null on MongoDB).
-            ("idempotency_key", {"name": "idempotency_key", "unique": True, "sparse": True}),
-            ("disbursement_key", {"name": "disbursement_key", "unique": True, "sparse": True})],
-    # The budget ledger: one entry per reservation, `_id` = programme id + sequence number, so two
-    # appends after the same tail cannot both land (see reserve_disbursement); `entry_key` reserves a case once.
-    LEDGER: [([("programme_id", ASCENDING), ("seq", DESCENDING)], {"name": "tail"}),
-             ("entry_key", {"name": "entry_key", "unique": True, "sparse": True})],
-    **membership_view.INDEXES,
-    # the change documents (and outboxes) of programmes and cases: platformkit/repository.py
-    **Repository.indexes(PROGRAMMES), **Repository.indexes(CASES),
-}
-# The relay publishes the change documents (the only documents that carry events): description.py
-OUTBOX_COLLECTIONS = (f"{PROGRAMMES}_events", f"{CASES}_events")
-
-
-def repo(db: Database, collection: str) -> Repository:
-    return Repository(db, collection, {PROGRAMMES: "programme", CASES: "case"}[collection])
-
-
-def database() -> Database:
-    return mongo.database(SERVICE)
+ASCENDING, DESCENDING = 1, -1  # pymongo's sort directions, without the driver
 
 
 def today() -> date:
@@ -95,17 +56,17 @@ def _changes(old: dict, new: dict) -> dict[str, Any]:
     return {k: v for k, v in new.items() if k not in ("_id", "version", "seq") and old.get(k) != v}
 
 
-def _unit(db: Database, unit_id: str) -> domain.Unit | None:
-    doc = db[membership_view.UNITS].find_one({"_id": unit_id})
+def _unit(stores: Stores, unit_id: str) -> domain.Unit | None:
+    doc = stores.units.find_one({"_id": unit_id})
     if doc is None:
         return None
     return domain.Unit(unit_id=unit_id, ancestors=list(doc.get("ancestors") or []), kind=doc.get("kind"),
                        level=doc.get("level"), status=doc.get("status") or "active")
 
 
-def _current_ancestors(db: Database, doc: dict) -> list[str]:
+def _current_ancestors(stores: Stores, doc: dict) -> list[str]:
     """A unit may have moved since the document was written: scope follows today's tree."""
-    ancestors = membership_view.unit_ancestors(db, doc["unit_id"])
+    ancestors = membership_view.unit_ancestors(stores.db, doc["unit_id"])
     return doc["ancestors"] if ancestors is None else ancestors
 
 
@@ -113,13 +74,19 @@ def _subtree(caller: Caller) -> dict[str, Any]:
     return {"$or": [{"unit_id": caller.unit_id}, {"ancestors": caller.unit_id}]}
 
 
-def _fingerprint(body: dict[str, Any]) -> str:
-    return idempotency.fingerprint_of(body)
+def _fingerprint(request: dict[str, Any]) -> str:
+    return idempotency.fingerprint_of(request)
 
 
 def _scoped_key(caller: Caller, key: str | None) -> str | None:
     # Keys are chosen by clients; scoping by the token's subject keeps two clients' keys apart.
     return f"{caller.subject}|{key}" if key else None
+
+
+def _writer(caller: Caller) -> Caller:
+    if not caller.can_write():
+        raise Forbidden(f"roles {list(caller.roles)} may not change data")
+    return caller
 
 
 def _check_pin(doc: dict, version: int | None) -> None:
@@ -129,173 +96,163 @@ def _check_pin(doc: dict, version: int | None) -> None:
 
 # ---------------------------------------------------------------- programmes
 
-def create_programme(body: dict[str, Any], idempotency_key: str | None = None) -> dict:
+def create_programme(command: c.CreateProgramme, caller: Caller, stores: Stores) -> dict:
     """A retry with the same Idempotency-Key answers the programme the first request created (as
     created: nothing reserved yet) and creates nothing; the same key with another body is a 422
     naming the header."""
-    db = database()
-    caller = require_write()
-    key = _scoped_key(caller, idempotency_key)
-    fingerprint = _fingerprint(body)
-    programmes = repo(db, PROGRAMMES)
+    _writer(caller)
+    key = _scoped_key(caller, command.idempotency_key)
+    fingerprint = _fingerprint(command.request())
+    programmes = stores.programmes
     half = None  # a creation with this key its first request left half-done: finished below
     if key:
         first = programmes.created_with(key)
         if first is not None:
             if first.get("seq", 1) >= 1 or first.get("request_fingerprint") != fingerprint:
-                return _replay_programme(db, first, fingerprint)
+                return _replay_programme(stores, caller, first, fingerprint)
             half = first
-    owner = _unit(db, body["unit_id"])
+    owner = _unit(stores, command.unit_id)
     if owner is None:
-        current_caller()  # authenticate before saying anything about units
-        raise RuleViolated(f"unit {body['unit_id']} is unknown here (not yet received from membership)",
+        raise RuleViolated(f"unit {command.unit_id} is unknown here (not yet received from membership)",
                            field="unit_id")
-    require_in_scope(owner.unit_id, owner.ancestors, write=True)
-    cmd = domain.NewProgramme(name=body["name"], kind=body["kind"], year=body["year"], budget=body["budget"],
-                              funding_sources=body["funding_sources"], description=body.get("description", ""))
+    check_scope(caller, owner.unit_id, owner.ancestors, write=True)
+    new = domain.NewProgramme(name=command.name, kind=command.kind, year=command.year, budget=command.budget,
+                              funding_sources=list(command.funding_sources), description=command.description)
     pid = half["_id"] if half else "prg-" + uuid4().hex
-    state, events = domain.create_programme(pid, owner, cmd)
+    state, events = domain.create_programme(pid, owner, new)
     state["created_at"] = half["created_at"] if half else datetime.now(timezone.utc).isoformat(timespec="seconds")
     stamp = {"idempotency_key": key, "request_fingerprint": fingerprint} if key else {}
     if half:
         programmes.finish_create(state, _envelopes(pid, 1, events))
-        return _replay_programme(db, programmes.load(pid, whole=True), fingerprint)
+        return _replay_programme(stores, caller, programmes.load(pid, whole=True), fingerprint)
     try:
         programmes.create(state, _envelopes(pid, 1, events), stamp)
     except AlreadyExists:
         first = programmes.created_with(key) if key else None
         if first is None:
             raise
-        return _replay_programme(db, first, fingerprint)  # a racing retry inserted it first
+        return _replay_programme(stores, caller, first, fingerprint)  # a racing retry inserted it first
     return public(domain.with_budget_position({**state, "version": 1}, 0))
 
 
-def _replay_programme(db: Database, first: dict, fingerprint: str) -> dict:
+def _replay_programme(stores: Stores, caller: Caller, first: dict, fingerprint: str) -> dict:
     if first.get("request_fingerprint") != fingerprint:
         raise RuleViolated("this Idempotency-Key was used for a different request", field="Idempotency-Key")
-    require_in_scope(first["unit_id"], _current_ancestors(db, first), write=True)
+    check_scope(caller, first["unit_id"], _current_ancestors(stores, first), write=True)
     return public(domain.with_budget_position(first, 0))
 
 
-def _load(db: Database, coll: str, _id: str, what: str) -> dict:
-    doc = repo(db, coll).get(_id)
+def _load(stores: Stores, coll: str, _id: str, what: str) -> dict:
+    doc = stores.repository(coll).get(_id)
     if doc is None:
-        current_caller()
         raise Missing(f"{what} {_id} not found")
     return doc
 
 
-def path_scope(view_args: dict) -> tuple[str, list[str]] | None:
+def path_scope(view_args: dict, stores: Stores) -> tuple[str, list[str]] | None:
     """The unit a request path names (a programme's or a case's), for the scope check before input
     is parsed; None when the path names nothing known (the endpoint answers 404)."""
-    db = database()
-    for key, coll in (("case_id", CASES), ("programme_id", PROGRAMMES)):
+    for key, docs in (("case_id", stores.case_docs), ("programme_id", stores.programme_docs)):
         if view_args.get(key):
-            doc = db[coll].find_one({"_id": view_args[key]}, {"unit_id": 1, "ancestors": 1})
-            return (doc["unit_id"], _current_ancestors(db, doc)) if doc else None
+            doc = docs.find_one({"_id": view_args[key]}, {"unit_id": 1, "ancestors": 1})
+            return (doc["unit_id"], _current_ancestors(stores, doc)) if doc else None
     return None
 
 
-def get_programme(programme_id: str) -> dict:
-    db = database()
-    doc = _load(db, PROGRAMMES, programme_id, "programme")
-    require_in_scope(doc["unit_id"], _current_ancestors(db, doc))
-    return public(_programme_now(db, doc))
+def get_programme(programme_id: str, caller: Caller, stores: Stores) -> dict:
+    doc = _load(stores, PROGRAMMES, programme_id, "programme")
+    check_scope(caller, doc["unit_id"], _current_ancestors(stores, doc))
+    return public(_programme_now(stores, doc))
 
 
 PROGRAMME_ORDER = [("year", DESCENDING), ("_id", ASCENDING)]  # the latest year first
 CASE_ORDER = [("requested_on", DESCENDING), ("_id", ASCENDING)]  # the newest request first
 
 
-def list_programmes(args: dict[str, Any]) -> dict:
-    caller = current_caller()
+def list_programmes(args: dict[str, Any], caller: Caller, stores: Stores) -> dict:
     query: dict[str, Any] = _subtree(caller)
     for key in ("year", "kind", "unit_id"):
         if args.get(key) is not None:
             query[key] = args[key]
-    db = database()
-    docs, next_cursor = paging.page(db[PROGRAMMES], query, args.get("after"), args["limit"], PROGRAMME_ORDER)
-    return {"items": [public(_programme_now(db, d)) for d in docs], "next_cursor": next_cursor}
+    docs, next_cursor = paging.page(stores.programme_docs, query, args.get("after"), args["limit"],
+                                    PROGRAMME_ORDER)
+    return {"items": [public(_programme_now(stores, d)) for d in docs], "next_cursor": next_cursor}
 
 
 # ---------------------------------------------------------------- cases
 
-def request_case(body: dict[str, Any], idempotency_key: str | None) -> tuple[dict, bool]:
+def request_case(command: c.RequestCase, caller: Caller, stores: Stores) -> tuple[dict, bool]:
     """Returns (case, created). A retry with the same Idempotency-Key and body returns the first
     case (created=False); the same key with another body is a 409."""
-    db = database()
-    caller = require_write()
-    key = _scoped_key(caller, idempotency_key)
-    fingerprint = _fingerprint(body)
-    cases = repo(db, CASES)
+    _writer(caller)
+    key = _scoped_key(caller, command.idempotency_key)
+    fingerprint = _fingerprint(command.request())
+    cases = stores.cases
     half = None  # a creation with this key its first request left half-done: finished below
     if key:
         first = cases.created_with(key)
         if first is not None:
             if first.get("seq", 1) >= 1 or first.get("request_fingerprint") != fingerprint:
-                return _replay(db, first, fingerprint), False
+                return _replay(stores, caller, first, fingerprint), False
             half = first
-    programme = repo(db, PROGRAMMES).get(body["programme_id"])
+    programme = stores.programmes.get(command.programme_id)
     if programme is None:
-        raise RuleViolated(f"programme {body['programme_id']} not found", field="programme_id")
-    programme = _programme_now(db, programme)
-    view = db[membership_view.MEMBERS].find_one({"_id": body["member_id"]})
+        raise RuleViolated(f"programme {command.programme_id} not found", field="programme_id")
+    programme = _programme_now(stores, programme)
+    view = stores.members.find_one({"_id": command.member_id})
     member = unit = None
     if view is not None:
         member = domain.Member(member_id=view["_id"], unit_id=view["unit_id"], status=view.get("status"),
                                full_name=view.get("full_name", ""))
-        unit = _unit(db, member.unit_id)
+        unit = _unit(stores, member.unit_id)
         # the beneficiary's unit decides whose case this is: the caller must cover it
-        require_in_scope(member.unit_id, unit.ancestors if unit else [], write=True)
-    loan = body.get("loan") or {}
-    cmd = domain.NewCase(
-        programme_id=body["programme_id"], member_id=body["member_id"], hardship_type=body["hardship_type"],
-        amount=body["amount"], form=body["form"],
-        funding=[domain.FundingShare(s["source"], s["amount"]) for s in body["funding"]],
-        requested_on=body.get("requested_on") or today(), note=body.get("note", ""),
-        loan_term_months=loan.get("term_months") if body.get("loan") is not None else None)
+        check_scope(caller, member.unit_id, unit.ancestors if unit else [], write=True)
+    new = domain.NewCase(
+        programme_id=command.programme_id, member_id=command.member_id, hardship_type=command.hardship_type,
+        amount=command.amount, form=command.form,
+        funding=[domain.FundingShare(f.source, f.amount) for f in command.funding],
+        requested_on=command.requested_on or today(), note=command.note,
+        loan_term_months=command.loan_term_months)
     case_id = half["_id"] if half else "case-" + uuid4().hex
-    state, events = domain.request_case(case_id, programme, member, unit, cmd)
+    state, events = domain.request_case(case_id, programme, member, unit, new)
     state.update(requested_by=caller.subject, requested_by_unit_id=caller.unit_id)
     stamp = {"request_fingerprint": fingerprint, **({"idempotency_key": key} if key else {})}
     if half:
         cases.finish_create(state, _envelopes(case_id, 1, events))
-        return _replay(db, cases.load(case_id, whole=True), fingerprint), True
+        return _replay(stores, caller, cases.load(case_id, whole=True), fingerprint), True
     try:
         cases.create(state, _envelopes(case_id, 1, events), stamp)
     except AlreadyExists:
         first = cases.created_with(key) if key else None
         if first is None:
             raise
-        return _replay(db, first, fingerprint), False  # a racing retry inserted it first
+        return _replay(stores, caller, first, fingerprint), False  # a racing retry inserted it first
     return public({**state, "version": 1}), True
 
 
-def _replay(db: Database, first: dict, fingerprint: str) -> dict:
-    require_in_scope(first["unit_id"], _current_ancestors(db, first), write=True)
+def _replay(stores: Stores, caller: Caller, first: dict, fingerprint: str) -> dict:
+    check_scope(caller, first["unit_id"], _current_ancestors(stores, first), write=True)
     if first.get("request_fingerprint") != fingerprint:
         raise Conflict("this Idempotency-Key was used for a different request", field="Idempotency-Key")
     return public(first)
 
 
-def get_case(case_id: str) -> dict:
-    db = database()
-    doc = _load(db, CASES, case_id, "case")
-    require_in_scope(doc["unit_id"], _current_ancestors(db, doc))
+def get_case(case_id: str, caller: Caller, stores: Stores) -> dict:
+    doc = _load(stores, CASES, case_id, "case")
+    check_scope(caller, doc["unit_id"], _current_ancestors(stores, doc))
     return public(doc)
 
 
-def list_cases(args: dict[str, Any]) -> dict:
-    caller = current_caller()
+def list_cases(args: dict[str, Any], caller: Caller, stores: Stores) -> dict:
     query: dict[str, Any] = _subtree(caller)
     for key in ("programme_id", "status", "member_id", "unit_id", "programme_kind"):
         if args.get(key) is not None:
             query[key] = args[key]
-    docs, next_cursor = paging.page(database()[CASES], query, args.get("after"), args["limit"], CASE_ORDER)
+    docs, next_cursor = paging.page(stores.case_docs, query, args.get("after"), args["limit"], CASE_ORDER)
     return {"items": [public(d) for d in docs], "next_cursor": next_cursor}
 
 
-def _save_case(db: Database, case_id: str, version: int | None, step) -> dict:
+def _save_case(stores: Stores, case_id: str, version: int | None, step) -> dict:
     """Commit `step(current case)` -> (new case, domain events) through the repository; on a
     lost race the step runs again on the case as it is now (the caller's version, if sent, must
     still be current)."""
@@ -305,11 +262,11 @@ def _save_case(db: Database, case_id: str, version: int | None, step) -> dict:
         if not changes and not events:
             return None
         return {"$set": changes}, _envelopes(case_id, current["version"] + 1, events)
-    return repo(db, CASES).command(case_id, decide, expected_version=version)
+    return stores.cases.command(case_id, decide, expected_version=version)
 
 
-def _approver(db: Database, caller: Caller, case: dict) -> domain.Approver:
-    unit = _unit(db, caller.unit_id)
+def _approver(stores: Stores, caller: Caller, case: dict) -> domain.Approver:
+    unit = _unit(stores, caller.unit_id)
     level = unit.level if unit and unit.level is not None else None
     if level is None and caller.unit_id in case["ancestors"]:
         level = case["ancestors"].index(caller.unit_id) + 1  # root is level 1 (central)
@@ -317,24 +274,24 @@ def _approver(db: Database, caller: Caller, case: dict) -> domain.Approver:
                            kind=unit.kind if unit else None)
 
 
-def _load_case_in_scope(db: Database, case_id: str, write: bool = True) -> tuple[dict, Caller]:
-    case = _load(db, CASES, case_id, "case")
-    ancestors = _current_ancestors(db, case)
-    caller = require_in_scope(case["unit_id"], ancestors, write=write)
-    return {**case, "ancestors": ancestors}, caller
+def _load_case_in_scope(stores: Stores, caller: Caller, case_id: str, write: bool = True) -> dict:
+    case = _load(stores, CASES, case_id, "case")
+    ancestors = _current_ancestors(stores, case)
+    check_scope(caller, case["unit_id"], ancestors, write=write)
+    return {**case, "ancestors": ancestors}
 
 
-def _reserved(db: Database, programme_id: str) -> tuple[int, int]:
+def _reserved(stores: Stores, programme_id: str) -> tuple[int, int]:
     """(sequence number, reserved total) at the tail of a programme's budget ledger."""
-    tail = db[LEDGER].find_one({"programme_id": programme_id}, sort=[("seq", DESCENDING)])
+    tail = stores.ledger.find_one({"programme_id": programme_id}, sort=[("seq", DESCENDING)])
     return (tail["seq"], tail["reserved"]) if tail else (0, 0)
 
 
-def _programme_now(db: Database, programme: dict) -> dict:
-    return domain.with_budget_position(programme, _reserved(db, programme["_id"])[1])
+def _programme_now(stores: Stores, programme: dict) -> dict:
+    return domain.with_budget_position(programme, _reserved(stores, programme["_id"])[1])
 
 
-def reserve_disbursement(db: Database, case: dict) -> None:
+def reserve_disbursement(case: dict, stores: Stores) -> None:
     """Take the case's amount out of its programme's budget, at most once per case.
 
     Why a ledger and not `update_one({remaining: {$gte: amount}}, {$inc: ...})`: FerretDB 1.24
@@ -344,108 +301,103 @@ def reserve_disbursement(db: Database, case: dict) -> None:
     total; two appends after the same tail collide on `_id` and the loser reads the tail again.
     `entry_key` makes a re-run after a crash find its reservation instead of taking it twice."""
     key = f"reserve:{case['_id']}"
-    programme = db[PROGRAMMES].find_one({"_id": case["programme_id"]})
+    programme = stores.programme_docs.find_one({"_id": case["programme_id"]})
     if programme is None:
         raise RuleViolated(f"programme {case['programme_id']} not found", field="programme_id")
     for _ in range(200):
-        if db[LEDGER].find_one({"entry_key": key}, {"_id": 1}):
+        if stores.ledger.find_one({"entry_key": key}, {"_id": 1}):
             return  # reserved by an earlier attempt that did not finish: just finish now
-        seq, reserved = _reserved(db, programme["_id"])
+        seq, reserved = _reserved(stores, programme["_id"])
         domain.check_budget(domain.with_budget_position(programme, reserved), case["amount"])
-        try:
-            db[LEDGER].insert_one({
+        if stores.insert_new(stores.ledger, {
                 "_id": f"{programme['_id']}#{seq + 1:010d}", "programme_id": programme["_id"], "seq": seq + 1,
                 "entry_key": key, "case_id": case["_id"], "delta": case["amount"],
                 "reserved": reserved + case["amount"], "budget": programme["budget"],
-                "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds")})
+                "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}):
             return
-        except DuplicateKeyError:
-            continue  # another reservation landed after the tail we read: read it again
+        # another reservation landed after the tail we read: read it again
     raise Conflict("the programme's budget is busy; retry", field="programme_id")
 
 
-def _claim(db: Database, claim_id: str, facts: dict[str, Any]) -> tuple[dict, bool]:
+def _claim(stores: Stores, claim_id: str, facts: dict[str, Any]) -> tuple[dict, bool]:
     """Take the one-time right to do a step on a case (decide it, pay it, record repayment n).
     Same reason as the ledger: a unique insert is the only write FerretDB applies atomically, so two
     racing commands cannot both decide the case and both go on to reserve or pay.
     Returns (claim, taken_now). A claim older than the lease belongs to a request that died after
     claiming: its re-run (same facts) may finish the step."""
     claim = {"_id": claim_id, **facts, "owner": uuid4().hex, "at": time.time()}
-    try:
-        db[CLAIMS].insert_one(claim)
+    if stores.insert_new(stores.claims, claim):
         return claim, True
-    except DuplicateKeyError:
-        return db[CLAIMS].find_one({"_id": claim_id}) or claim, False
+    return stores.claims.find_one({"_id": claim_id}) or claim, False
 
 
 def _stale(claim: dict) -> bool:
     return time.time() - claim["at"] > CLAIM_LEASE_SECONDS
 
 
-def _decide(db: Database, case: dict, decision: str, caller: Caller) -> tuple[dict, bool]:
-    claim, taken = _claim(db, f"decision:{case['_id']}", {"decision": decision, "unit_id": caller.unit_id})
+def _decide(stores: Stores, case: dict, decision: str, caller: Caller) -> tuple[dict, bool]:
+    claim, taken = _claim(stores, f"decision:{case['_id']}", {"decision": decision, "unit_id": caller.unit_id})
     if not taken and not (claim["decision"] == decision and _stale(claim)):
         raise Conflict(f"case {case['_id']} is already being {claim['decision']}", field="status")
     return claim, taken
 
 
-def approve_case(case_id: str, body: dict[str, Any]) -> dict:
-    db = database()
-    case, caller = _load_case_in_scope(db, case_id)
-    _check_pin(case, body.get("version"))
-    new, events = domain.approve_case(case, _approver(db, caller, case), body.get("approved_on") or today())
-    claim, taken = _decide(db, case, "approved", caller)
+def approve_case(command: c.ApproveCase, caller: Caller, stores: Stores) -> dict:
+    case = _load_case_in_scope(stores, caller, command.case_id)
+    _check_pin(case, command.version)
+    on = command.approved_on or today()
+    domain.approve_case(case, _approver(stores, caller, case), on)  # refused here: nothing claimed
+    claim, taken = _decide(stores, case, "approved", caller)
     try:
-        reserve_disbursement(db, case)
+        reserve_disbursement(case, stores)
     except (RuleViolated, Conflict):
         if taken:  # give the decision back: the budget refused it, nothing is written
-            db[CLAIMS].delete_one({"_id": claim["_id"], "owner": claim["owner"]})
+            stores.claims.delete_one({"_id": claim["_id"], "owner": claim["owner"]})
         raise
-    approver, on = _approver(db, caller, case), body.get("approved_on") or today()
-    saved = _save_case(db, case_id, body.get("version"), lambda c: domain.approve_case(c, approver, on))
+    approver = _approver(stores, caller, case)
+    saved = _save_case(stores, command.case_id, command.version, lambda d: domain.approve_case(d, approver, on))
     return public(saved)
 
 
-def reject_case(case_id: str, body: dict[str, Any]) -> dict:
-    db = database()
-    case, caller = _load_case_in_scope(db, case_id)
-    _check_pin(case, body.get("version"))
-    new, events = domain.reject_case(case, _approver(db, caller, case), body["reason"],
-                                     body.get("rejected_on") or today())
-    _decide(db, case, "rejected", caller)
-    approver, on = _approver(db, caller, case), body.get("rejected_on") or today()
-    saved = _save_case(db, case_id, body.get("version"),
-                       lambda c: domain.reject_case(c, approver, body["reason"], on))
+def reject_case(command: c.RejectCase, caller: Caller, stores: Stores) -> dict:
+    case = _load_case_in_scope(stores, caller, command.case_id)
+    _check_pin(case, command.version)
+    on = command.rejected_on or today()
+    domain.reject_case(case, _approver(stores, caller, case), command.reason, on)  # refused: nothing claimed
+    _decide(stores, case, "rejected", caller)
+    approver = _approver(stores, caller, case)
+    saved = _save_case(stores, command.case_id, command.version,
+                       lambda d: domain.reject_case(d, approver, command.reason, on))
     return public(saved)
 
 
-def disburse_case(case_id: str, body: dict[str, Any], idempotency_key: str | None) -> tuple[dict, bool]:
+def disburse_case(command: c.DisburseCase, caller: Caller, stores: Stores) -> tuple[dict, bool]:
     """Returns (case, paid_now). A retry with the same key returns the disbursed case (False)."""
-    db = database()
-    case, caller = _load_case_in_scope(db, case_id)
-    key = _scoped_key(caller, idempotency_key)
+    case_id = command.case_id
+    case = _load_case_in_scope(stores, caller, case_id)
+    key = _scoped_key(caller, command.idempotency_key)
     if key and case["status"] == "disbursed" and case.get("disbursement_key") == key:
         return public(case), False
-    _check_pin(case, body.get("version"))
-    new, events = domain.disburse_case(case, body.get("disbursed_on") or today(), caller.unit_id, key)
-    claim, taken = _claim(db, f"disbursement:{case_id}", {"key": key})
+    _check_pin(case, command.version)
+    on = command.disbursed_on or today()
+    domain.disburse_case(case, on, caller.unit_id, key)  # refused here: nothing claimed
+    claim, taken = _claim(stores, f"disbursement:{case_id}", {"key": key})
     if not taken and not (claim.get("key") == key and _stale(claim)):
         raise Conflict(f"case {case_id} is already being disbursed", field="status")
-    if key and db[CASES].find_one({"disbursement_key": key, "_id": {"$ne": case_id}}, {"_id": 1}):
+    if key and stores.case_docs.find_one({"disbursement_key": key, "_id": {"$ne": case_id}}, {"_id": 1}):
         # checked before committing: the copy's unique index would refuse the paid case
         raise Conflict("this Idempotency-Key already paid another case", field="Idempotency-Key")
-    on = body.get("disbursed_on") or today()
-    saved = _save_case(db, case_id, body.get("version"), lambda c: domain.disburse_case(c, on, caller.unit_id, key))
+    saved = _save_case(stores, case_id, command.version, lambda d: domain.disburse_case(d, on, caller.unit_id, key))
     return public(saved), True
 
 
 # ---------------------------------------------------------------- loans
 
-def _loan_case(db: Database, case_id: str, write: bool) -> tuple[dict, Caller]:
-    case, caller = _load_case_in_scope(db, case_id, write=write)
+def _loan_case(stores: Stores, caller: Caller, case_id: str, write: bool) -> dict:
+    case = _load_case_in_scope(stores, caller, case_id, write=write)
     if not case.get("loan"):
         raise Missing(f"case {case_id} is not a micro-loan")
-    return case, caller
+    return case
 
 
 def loan_view(case: dict, as_of: date) -> dict:
@@ -462,21 +414,19 @@ def loan_view(case: dict, as_of: date) -> dict:
     return {**base, **pos.__dict__, "disbursed_on": case["loan"]["disbursed_on"], "repayments": repayments}
 
 
-def get_loan(case_id: str, as_of: date | None) -> dict:
-    db = database()
-    case, _ = _loan_case(db, case_id, write=False)
+def get_loan(case_id: str, as_of: date | None, caller: Caller, stores: Stores) -> dict:
+    case = _loan_case(stores, caller, case_id, write=False)
     return loan_view(case, as_of or today())
 
 
-def list_loans(args: dict[str, Any]) -> dict:
-    caller = current_caller()
+def list_loans(args: dict[str, Any], caller: Caller, stores: Stores) -> dict:
     query: dict[str, Any] = {**_subtree(caller), "programme_kind": "micro_loan", "status": "disbursed"}
     for key in ("programme_id", "member_id", "unit_id"):
         if args.get(key) is not None:
             query[key] = args[key]
     as_of = args.get("as_of") or today()
-    docs, next_cursor = paging.page(database()[CASES], query, args.get("after"), args["limit"])
-    items = [loan_view(c, as_of) for c in docs]
+    docs, next_cursor = paging.page(stores.case_docs, query, args.get("after"), args["limit"])
+    items = [loan_view(d, as_of) for d in docs]
     if args.get("status"):
         # computed as of a date, so filtered after reading the page (the page may come back shorter)
         items = [i for i in items if i["status"] == args["status"]]
@@ -485,58 +435,55 @@ def list_loans(args: dict[str, Any]) -> dict:
     return {"items": items, "next_cursor": next_cursor}
 
 
-def record_repayment(case_id: str, body: dict[str, Any], idempotency_key: str | None) -> tuple[dict, bool]:
+def record_repayment(command: c.RecordRepayment, caller: Caller, stores: Stores) -> tuple[dict, bool]:
     """Repayment n of a loan is claimed before it is written, so two racing repayments cannot both
     become number n (the second reads the loan again and becomes n + 1)."""
-    db = database()
-    paid_on = body.get("paid_on") or today()
+    case_id, amount = command.case_id, command.amount
+    paid_on = command.paid_on or today()
+    key = _scoped_key(caller, command.idempotency_key)
     for _ in range(100):
-        case, caller = _loan_case(db, case_id, write=True)
-        key = _scoped_key(caller, idempotency_key)
+        case = _loan_case(stores, caller, case_id, write=True)
         repayments = (case["loan"].get("repayments") or []) if case["status"] == "disbursed" else []
         if key:
             for r in repayments:
                 if r.get("key") == key:
-                    if (r["amount"], r["paid_on"]) != (body["amount"], paid_on.isoformat()):
+                    if (r["amount"], r["paid_on"]) != (amount, paid_on.isoformat()):
                         raise Conflict("this Idempotency-Key was used for a different repayment",
                                        field="Idempotency-Key")
                     return loan_view(case, paid_on), False
-        _check_pin(case, body.get("version"))
-        new, events = domain.repay_loan(case, body["amount"], paid_on, key)
+        _check_pin(case, command.version)
+        domain.repay_loan(case, amount, paid_on, key)  # refused here: nothing claimed
         seq = len(repayments) + 1
-        claim, taken = _claim(db, f"repayment:{case_id}:{seq}", {"amount": body["amount"], "key": key,
-                                                                   "paid_on": paid_on.isoformat()})
+        claim, taken = _claim(stores, f"repayment:{case_id}:{seq}", {"amount": amount, "key": key,
+                                                                     "paid_on": paid_on.isoformat()})
         if not taken:
             if _stale(claim):  # its request died after claiming: record that repayment, then ours
-                _save_case(db, case_id, None, lambda c: domain.repay_loan(
-                    c, claim["amount"], date.fromisoformat(claim["paid_on"]), claim["key"])
-                    if len(c["loan"].get("repayments") or []) < seq else (c, []))
+                _save_case(stores, case_id, None, lambda d: domain.repay_loan(
+                    d, claim["amount"], date.fromisoformat(claim["paid_on"]), claim["key"])
+                    if len(d["loan"].get("repayments") or []) < seq else (d, []))
             else:
                 time.sleep(0.02)  # repayment `seq` is being written by someone else
             continue
-        saved = _save_case(db, case_id, body.get("version"),
-                           lambda c: domain.repay_loan(c, body["amount"], paid_on, key))
+        saved = _save_case(stores, case_id, command.version, lambda d: domain.repay_loan(d, amount, paid_on, key))
         return loan_view(saved, paid_on), True
     raise Conflict("the loan is busy; retry", field="loan")
 
 
 # ---------------------------------------------------------------- consumer side
 
-def refresh_ancestors_after_move(db: Database, moved_unit_id: str) -> None:
+def follow_unit_move(command: c.FollowUnitMove, stores: Stores) -> None:
     """After `membership.unit.moved`, programmes and cases of the moved unit and of every unit
     below it take the units' new ancestors from the view (already rewritten), so subtree lists and
     scope follow the new tree. Derived from the view: idempotent under redelivery. Each rewrite is
-    a repository change that keeps `version` (upkeep: it makes no caller's version stale)."""
-    units = [moved_unit_id] + [d["_id"] for d in db[membership_view.UNITS].find({"ancestors": moved_unit_id},
-                                                                                 {"_id": 1})]
+    a repository change that keeps `version` (upkeep: it makes no caller's version stale). No
+    caller: the membership consumer runs it."""
+    units = [command.unit_id] + [d["_id"] for d in stores.units.find({"ancestors": command.unit_id}, {"_id": 1})]
     for unit_id in units:
-        ancestors = membership_view.unit_ancestors(db, unit_id)
+        ancestors = membership_view.unit_ancestors(stores.db, unit_id)
         if ancestors is None:
             continue
-        for coll in (PROGRAMMES, CASES):
-            store = repo(db, coll)
-            for doc in list(db[coll].find({"unit_id": unit_id}, {"_id": 1, "ancestors": 1})):
+        for docs, store in ((stores.programme_docs, stores.programmes), (stores.case_docs, stores.cases)):
+            for doc in list(docs.find({"unit_id": unit_id}, {"_id": 1, "ancestors": 1})):
                 if doc.get("ancestors") != ancestors:
                     store.command(doc["_id"], lambda d, a=ancestors: None if d.get("ancestors") == a
                                   else ({"$set": {"ancestors": a}}, []), bump=False)
-

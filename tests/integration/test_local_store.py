@@ -18,7 +18,7 @@ from platformkit import mongo, store_prep
 from services.membership import stores as membership
 from services.reporting.store import Generation
 from services.training import stores as training
-from services.welfare import service as welfare
+from services.welfare import stores as welfare
 
 pytestmark = pytest.mark.integration
 

@@ -169,10 +169,10 @@ def seed_training(s):
 
 
 def seed_welfare(s):
-    from services.welfare import service
     from services.welfare.description import membership_view_handler as make_handler
+    from services.welfare.stores import stores
     app = make_app("welfare")
-    assert make_handler(service.database())(membership_records()) == {}
+    assert make_handler(stores().db)(membership_records()) == {}
     w = Seeder(app.test_client(), bearer(s.pa))
 
     def programme(name, kind):

@@ -11,7 +11,7 @@ from platformkit import membership_view
 from platformkit.auth import mint
 from platformkit.consumer import Record
 from platformkit.envelope import new_event
-from services.welfare import service
+from services.welfare.stores import CASES, PROGRAMMES, stores
 from services.welfare.app import create_app
 from tests.support.aggregates import WithOutboxes
 
@@ -72,7 +72,7 @@ def token(unit, roles=("officer",), sub=None):
 
 @pytest.fixture
 def db(isolated):
-    return service.database()
+    return stores().db
 
 
 @pytest.fixture
@@ -89,4 +89,4 @@ def client(app):
 def tree(db):
     """The database (programmes and cases with their pending events as `outbox`)."""
     apply(db, tree_events())
-    return WithOutboxes(db, (service.PROGRAMMES, service.CASES))
+    return WithOutboxes(db, (PROGRAMMES, CASES))

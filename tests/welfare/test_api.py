@@ -8,6 +8,7 @@ import time
 import pytest
 
 from services.welfare import service
+from services.welfare.stores import Stores
 from tests.welfare.conftest import token
 
 pytestmark = pytest.mark.integration
@@ -244,7 +245,7 @@ def test_a_crash_after_the_reservation_is_finished_by_rerunning_approve(client, 
     # the first approval claimed the decision and reserved, then died before it marked the case
     tree.claims.insert_one({"_id": f"decision:{case['id']}", "decision": "approved", "unit_id": "commune",
                             "owner": "dead", "at": time.time() - service.CLAIM_LEASE_SECONDS - 1})
-    service.reserve_disbursement(tree, tree.cases.find_one({"_id": case["id"]}))
+    service.reserve_disbursement(tree.cases.find_one({"_id": case["id"]}), Stores(tree))
     assert remaining(client, prog["id"]) == 8_000_000
     assert tree.cases.find_one({"_id": case["id"]})["status"] == "requested"
     r = client.post(f"/api/v1/cases/{case['id']}/reject", headers=COMMUNE, json={"reason": "x"})

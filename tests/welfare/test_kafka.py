@@ -5,7 +5,7 @@ import pytest
 from platformkit import config
 from platformkit.envelope import decode
 from platformkit.kafka_io import EventPublisher, ensure_topics
-from services.welfare import service
+from services.welfare.stores import stores
 from tests.support.infra import read_topic, wait_until
 from tests.welfare.conftest import member_event, token, tree_events
 from tests.welfare.test_api import case_body, create_programme
@@ -92,4 +92,4 @@ def test_a_unit_move_carries_cases_into_the_new_subtree(client, db, procs):
                message="case ancestors follow the move")
     assert [c["id"] for c in client.get("/api/v1/cases", headers=token("prov2")).json["items"]] == [case["id"]]
     assert client.get(f"/api/v1/cases/{case['id']}", headers=token("prov")).status_code == 403
-    assert service.database().name == db.name
+    assert stores().db.name == db.name

@@ -8,7 +8,9 @@ from flask.views import MethodView
 from platformkit.auth import current_caller
 from platformkit.web import Blueprint, error_responses, requires
 
+from .. import commands as c
 from ..api import _download
+from ..stores import stores
 from . import exports, service
 from .schemas import (Completeness, DecisionIn, EnteredView, EnteredViewQuery, ReportIn, ReportOut, SettingsIn,
                       SettingsOut, StatusTree, StepOut)
@@ -43,7 +45,7 @@ class Report(MethodView):
     @documented(WRITE)
     def put(self, body, unit_id, period):
         """Save the unit's own entered figures as a draft (the unit itself; a draft or returned report)"""
-        return service.save(current_caller(), unit_id, period, body)
+        return service.save(c.SaveReport(unit_id=unit_id, period=period, **body), current_caller(), stores())
 
 
 @periodic.route("/<unit_id>/<period>/report/submit")
@@ -54,7 +56,7 @@ class ReportSubmit(MethodView):
     @documented(WRITE)
     def post(self, body, unit_id, period):
         """Submit the unit's own report (once every child report it expects is approved; else 422 naming them)"""
-        return service.save(current_caller(), unit_id, period, body, submit=True)
+        return service.save(c.SubmitReport(unit_id=unit_id, period=period, **body), current_caller(), stores())
 
 
 @periodic.route("/<unit_id>/<period>/report/approve")
@@ -65,7 +67,7 @@ class ReportApprove(MethodView):
     @documented(WRITE)
     def post(self, body, unit_id, period):
         """Approve a submitted report (a unit above the reporting unit): its figures are frozen"""
-        return service.decide(current_caller(), unit_id, period, "approve", body.get("reason"))
+        return service.decide(c.ApproveReport(unit_id, period, body.get("reason")), current_caller(), stores())
 
 
 @periodic.route("/<unit_id>/<period>/report/return")
@@ -76,7 +78,7 @@ class ReportReturn(MethodView):
     @documented(WRITE)
     def post(self, body, unit_id, period):
         """Return a submitted report with a reason (a unit above): the unit corrects and resubmits it"""
-        return service.decide(current_caller(), unit_id, period, "return", body.get("reason"))
+        return service.decide(c.ReturnReport(unit_id, period, body.get("reason")), current_caller(), stores())
 
 
 @periodic.route("/<unit_id>/<period>/report/reopen")
@@ -87,7 +89,7 @@ class ReportReopen(MethodView):
     @documented(WRITE)
     def post(self, body, unit_id, period):
         """Reopen an approved report with a reason (a unit above only): it goes back to the unit as returned"""
-        return service.decide(current_caller(), unit_id, period, "reopen", body.get("reason"))
+        return service.decide(c.ReopenReport(unit_id, period, body.get("reason")), current_caller(), stores())
 
 
 @periodic.route("/<unit_id>/<period>/report/history")
@@ -171,4 +173,4 @@ class UnitSettings(MethodView):
     @documented(WRITE)
     def put(self, body, unit_id):
         """Set the report deadlines of a unit's subtree (a province sets its own): days after the cut-off per level"""
-        return service.put_settings(current_caller(), unit_id, body)
+        return service.set_deadlines(c.SetDeadlines(unit_id=unit_id, **body), current_caller(), stores())

@@ -6,6 +6,10 @@ Computed figures are read at the moment of a submission and frozen with it (the 
 them); the live figure keeps moving when events dated before the cut-off arrive late, and the
 difference shows as the adjustment (live minus frozen) until the report is reopened and submitted
 again.
+
+The commands (save, submit, approve, return, reopen, deadlines) are handlers taking
+`(command, caller, stores)` (reporting's commands.py and stores.py); the reads keep their
+`(caller, unit_id, ...)` arguments and use this process's stores.
 """
 from __future__ import annotations
 
@@ -19,10 +23,12 @@ from platformkit.envelope import utc_now_iso
 from platformkit.errors import InvalidInput, RuleViolated
 from platformkit.errors import NotFound as Missing
 
+from .. import commands
 from .. import service as reporting
 from .. import views
 from ..periods import Period
 from ..store import Generation
+from ..stores import Stores, stores
 from . import forms, store
 from .forms import FormError, ReportPeriod
 from .workflow import Actor, StepRefused, check_step
@@ -35,12 +41,8 @@ def today() -> date:
     return clock.today()
 
 
-def db():
-    return reporting.db()
-
-
 def setup() -> None:
-    store.setup(db())
+    store.setup(stores().db)
 
 
 def _period(code: str) -> ReportPeriod:
@@ -96,36 +98,40 @@ def expected_children(gen: Generation, unit_id: str, rp: ReportPeriod) -> list[d
 
 # ------------------------------------------------------------------------ deadlines
 
-def due_days_for(unit: dict) -> dict[str, dict[int, int]]:
+def due_days_for(st: Stores, unit: dict) -> dict[str, dict[int, int]]:
     """The deadlines that apply to a unit: the nearest settings document on its path (its province
     sets them; a commune or the central level may too), else the defaults (forms.DEFAULT_DUE_DAYS)."""
     for uid in [unit["_id"], *reversed(unit.get("ancestors") or [])]:
-        doc = db()[store.SETTINGS].find_one({"_id": uid})
+        doc = st.db[store.SETTINGS].find_one({"_id": uid})
         if doc:
             return {k: {int(lv): n for lv, n in v.items()} for k, v in doc["due_days"].items()}
     return forms.DEFAULT_DUE_DAYS
 
 
-def due_of(unit: dict, rp: ReportPeriod, due_days: dict | None = None) -> date:
-    return forms.due_date(rp, forms.level_of(unit), due_days or due_days_for(unit))
+def due_of(unit: dict, rp: ReportPeriod, due_days: dict) -> date:
+    return forms.due_date(rp, forms.level_of(unit), due_days)
 
 
 def get_settings(caller: Caller, unit_id: str) -> dict:
-    unit = reporting.scoped_unit(caller, unit_id)
-    doc = db()[store.SETTINGS].find_one({"_id": unit_id})
-    return {"unit_id": unit_id, "own": bool(doc), "due_days": _days_out(due_days_for(unit))}
+    return _settings_out(stores(), caller, unit_id)
 
 
-def put_settings(caller: Caller, unit_id: str, body: dict) -> dict:
-    unit = _unit(reporting.live(), unit_id)
+def _settings_out(st: Stores, caller: Caller, unit_id: str) -> dict:
+    unit = reporting.scoped_unit(caller, unit_id, st.live())
+    doc = st.db[store.SETTINGS].find_one({"_id": unit_id})
+    return {"unit_id": unit_id, "own": bool(doc), "due_days": _days_out(due_days_for(st, unit))}
+
+
+def set_deadlines(command: commands.SetDeadlines, caller: Caller, stores: Stores) -> dict:
+    unit = _unit(stores.live(), command.unit_id)
     check_scope(caller, unit["_id"], unit.get("ancestors", []), write=True)
     try:
-        days = forms.check_due_days(body["due_days"])
+        days = forms.check_due_days(command.due_days)
     except FormError as exc:
         raise InvalidInput(str(exc), field=exc.field) from None
     doc = {"due_days": _days_out(days), "set_by": caller.subject, "set_at": utc_now_iso()}
-    db()[store.SETTINGS].replace_one({"_id": unit_id}, doc, upsert=True)
-    return get_settings(caller, unit_id)
+    stores.db[store.SETTINGS].replace_one({"_id": command.unit_id}, doc, upsert=True)
+    return _settings_out(stores, caller, command.unit_id)
 
 
 def _days_out(days: dict) -> dict:
@@ -134,12 +140,12 @@ def _days_out(days: dict) -> dict:
 
 # ------------------------------------------------------------------------ figures
 
-def computed_figures(gen: Generation, unit_id: str, rp: ReportPeriod) -> dict[str, int]:
+def computed_figures(st: Stores, gen: Generation, unit_id: str, rp: ReportPeriod) -> dict[str, int]:
     """The computed figures of a unit's form, from the live views at the cut-off."""
     sums = views.period_sums(gen, [unit_id], rp.period)[unit_id]
     if rp.kind != "quarter":
         return {f.code: int(sums.get(f.indicator, 0)) for f in forms.COMPUTED_HALF_YEAR}
-    prev = store.load(db(), store.report_id(rp.previous_quarter, unit_id))
+    prev = store.load(st.db, store.report_id(rp.previous_quarter, unit_id))
     if prev and prev.get("status") == "approved":
         opening = prev["computed"]["closing_balance"]  # the next quarter opens where the approved one closed
     else:
@@ -168,29 +174,30 @@ def _blank(unit: dict, rp: ReportPeriod) -> dict:
             "returned_reason": None}
 
 
-def _load_or_blank(unit: dict, rp: ReportPeriod) -> dict:
-    return store.load(db(), store.report_id(rp.code, unit["_id"])) or _blank(unit, rp)
+def _load_or_blank(st: Stores, unit: dict, rp: ReportPeriod) -> dict:
+    return store.load(st.db, store.report_id(rp.code, unit["_id"])) or _blank(unit, rp)
 
 
-def _child_reports(unit_id: str, rp: ReportPeriod) -> dict[str, dict]:
-    return {r["unit"]: r for r in store.find(db(), {"parent_id": unit_id, "period": rp.code})}
+def _child_reports(st: Stores, unit_id: str, rp: ReportPeriod) -> dict[str, dict]:
+    return {r["unit"]: r for r in store.find(st.db, {"parent_id": unit_id, "period": rp.code})}
 
 
 def report_view(caller: Caller, unit_id: str, code: str) -> dict:
     rp = _period(code)
-    gen = reporting.live()
+    st = stores()
+    gen = st.live()
     unit = reporting.scoped_unit(caller, unit_id, gen)
-    return _report_out(gen, unit, rp, _load_or_blank(unit, rp))
+    return _report_out(st, gen, unit, rp, _load_or_blank(st, unit, rp))
 
 
-def _report_out(gen: Generation, unit: dict, rp: ReportPeriod, doc: dict) -> dict:
-    live = computed_figures(gen, unit["_id"], rp)
+def _report_out(st: Stores, gen: Generation, unit: dict, rp: ReportPeriod, doc: dict) -> dict:
+    live = computed_figures(st, gen, unit["_id"], rp)
     frozen = doc.get("computed")
-    kids = _child_reports(unit["_id"], rp)
+    kids = _child_reports(st, unit["_id"], rp)
     from_children = _children_totals(list(kids.values()), [f.code for f in rp.entered])
     own = doc.get("entered") or {}
     totals = doc.get("totals") or {c: own.get(c, 0) + from_children[c] for c in own}
-    due = due_of(unit, rp)
+    due = due_of(unit, rp, due_days_for(st, unit))
     rows = []
     for f in rp.fields():
         if f.source == "computed":
@@ -219,28 +226,31 @@ def _actor(caller: Caller) -> Actor:
     return Actor(caller.unit_id)
 
 
-def save(caller: Caller, unit_id: str, code: str, body: dict, submit: bool = False) -> dict:
-    rp = _period(code)
-    gen = reporting.live()
+def save(command: commands.SaveReport | commands.SubmitReport, caller: Caller, stores: Stores) -> dict:
+    """Save the unit's own figures; a SubmitReport also submits (the computed figures are frozen)."""
+    unit_id, submit = command.unit_id, isinstance(command, commands.SubmitReport)
+    rp = _period(command.period)
+    gen = stores.live()
     unit = _unit(gen, unit_id)
     check_scope(caller, unit["_id"], unit.get("ancestors", []), write=True)
-    doc = _load_or_blank(unit, rp)
+    doc = _load_or_blank(stores, unit, rp)
     step = "submit" if submit else "save"
     try:
         status = check_step(step, doc["status"], unit_id, unit.get("ancestors") or [], _actor(caller))
     except StepRefused as exc:
         _refuse(exc)
-    if body.get("step_no") is not None and body["step_no"] != doc.get("step_no", 0):
-        raise RuleViolated(f"the report is at step {doc.get('step_no', 0)}, not {body['step_no']}; reload it",
+    if command.step_no is not None and command.step_no != doc.get("step_no", 0):
+        raise RuleViolated(f"the report is at step {doc.get('step_no', 0)}, not {command.step_no}; reload it",
                            field="step_no")
     _reporting_unit(gen, unit_id, rp)
     try:
-        own = forms.check_entered(body.get("entered", doc.get("entered") or {}), rp)
+        own = forms.check_entered(dict(command.entered) if command.entered is not None
+                                  else doc.get("entered") or {}, rp)
     except FormError as exc:
         raise InvalidInput(str(exc), field=exc.field) from None
-    kids = _child_reports(unit_id, rp)
+    kids = _child_reports(stores, unit_id, rp)
     from_children = _children_totals(list(kids.values()), list(own))
-    totals = {c: own[c] + from_children[c] for c in own}
+    totals = {code: own[code] + from_children[code] for code in own}
     try:
         forms.check_totals(totals)
     except FormError as exc:
@@ -255,20 +265,23 @@ def save(caller: Caller, unit_id: str, code: str, body: dict, submit: bool = Fal
             raise RuleViolated("children's reports are not all approved: " + ", ".join(
                 f"{k['_id']} ({kids.get(k['_id'], {}).get('status', 'missing')})" for k in waiting),
                 field="children")
-        new.update(totals=totals, computed=computed_figures(gen, unit_id, rp), submitted_at=at,
+        new.update(totals=totals, computed=computed_figures(stores, gen, unit_id, rp), submitted_at=at,
                    first_submitted_on=doc.get("first_submitted_on") or today().isoformat(), returned_reason=None)
     if doc.get("step_no", 0) == 0:
-        store.placeholder(db(), {k: v for k, v in _blank(unit, rp).items()})
-    saved = store.commit(db(), doc, new, step, _event_data(caller, unit, rp, new, at, None), at)
-    return _report_out(gen, unit, rp, saved)
+        store.placeholder(stores.db, {k: v for k, v in _blank(unit, rp).items()})
+    saved = store.commit(stores.db, doc, new, step, _event_data(caller, unit, rp, new, at, None), at)
+    return _report_out(stores, gen, unit, rp, saved)
 
 
-def decide(caller: Caller, unit_id: str, code: str, step: str, reason: str | None) -> dict:
-    rp = _period(code)
-    gen = reporting.live()
+def decide(command: commands.ApproveReport | commands.ReturnReport | commands.ReopenReport, caller: Caller,
+           stores: Stores) -> dict:
+    """Approve, return or reopen a child's report (by a unit above it)."""
+    unit_id, reason, step = command.unit_id, command.reason, commands.DECISIONS[type(command)]
+    rp = _period(command.period)
+    gen = stores.live()
     unit = _unit(gen, unit_id)
     check_scope(caller, unit["_id"], unit.get("ancestors", []), write=True)
-    doc = store.load(db(), store.report_id(rp.code, unit_id))
+    doc = store.load(stores.db, store.report_id(rp.code, unit_id))
     if doc is None:
         raise RuleViolated(f"unit {unit_id} has not submitted its {rp.code} report", field="status")
     try:
@@ -281,8 +294,8 @@ def decide(caller: Caller, unit_id: str, code: str, step: str, reason: str | Non
         new.update(approved_at=at, approved_by=caller.unit_id)
     else:
         new.update(returned_reason=reason.strip(), approved_at=None, approved_by=None)
-    saved = store.commit(db(), doc, new, step, _event_data(caller, unit, rp, new, at, reason), at)
-    return _report_out(gen, unit, rp, saved)
+    saved = store.commit(stores.db, doc, new, step, _event_data(caller, unit, rp, new, at, reason), at)
+    return _report_out(stores, gen, unit, rp, saved)
 
 
 def _event_data(caller: Caller, unit: dict, rp: ReportPeriod, new: dict, at: str, reason: str | None) -> dict:
@@ -295,8 +308,9 @@ def _event_data(caller: Caller, unit: dict, rp: ReportPeriod, new: dict, at: str
 
 def history(caller: Caller, unit_id: str, code: str) -> list[dict]:
     rp = _period(code)
-    reporting.scoped_unit(caller, unit_id)
-    steps = db()[store.STEPS].find({"report": store.report_id(rp.code, unit_id)}, {"step_no": 1, "step": 1, "who": 1})
+    st = stores()
+    reporting.scoped_unit(caller, unit_id, st.live())
+    steps = st.db[store.STEPS].find({"report": store.report_id(rp.code, unit_id)}, {"step_no": 1, "step": 1, "who": 1})
     return [{"step_no": s["step_no"], "step": s["step"], **(s.get("who") or {})}
             for s in sorted(steps, key=lambda s: s["step_no"])]
 
@@ -323,15 +337,15 @@ def _rates(counts: dict[str, int]) -> dict:
 COUNTS = ("expected", "submitted", "on_time", "late", "missing", "approved", "returned")
 
 
-def _subtree(gen: Generation, unit: dict, rp: ReportPeriod) -> tuple[list[dict], dict[str, dict], dict[str, dict]]:
+def _subtree(st: Stores, gen: Generation, unit: dict, rp: ReportPeriod) -> tuple[list[dict], dict[str, dict], dict[str, dict]]:
     """Every unit below `unit` expected to report (its parent expects it), the reports of the
     subtree by unit, and the entry of every expected unit."""
     below = list(gen.units.find({"ancestors": unit["_id"]}, views.UNIT_FIELDS | {"level": 1, "parent_id": 1}))
     active = {u["_id"]: u for u in active_at_cutoff(gen, below, rp)}
     # expected: active at the cut-off and its parent active too (a closed parent expects nothing)
     expected = [u for u in active.values() if u["parent_id"] == unit["_id"] or u["parent_id"] in active]
-    reports = {r["unit"]: r for r in store.find(db(), {"ancestors": unit["_id"], "period": rp.code})}
-    now, days = today(), due_days_for(unit)
+    reports = {r["unit"]: r for r in store.find(st.db, {"ancestors": unit["_id"], "period": rp.code})}
+    now, days = today(), due_days_for(st, unit)
     entries = {u["_id"]: _entry(u, rp, reports.get(u["_id"]), now, days) for u in expected}
     return expected, reports, entries
 
@@ -360,12 +374,13 @@ def status_tree(caller: Caller, unit_id: str, code: str) -> dict:
     missing) and the rates summed over the whole subtree, per child too (drill-down: ask again
     for a child)."""
     rp = _period(code)
-    gen = reporting.live()
+    st = stores()
+    gen = st.live()
     unit = reporting.scoped_unit(caller, unit_id, gen)
-    expected, reports, entries = _subtree(gen, unit, rp)
+    expected, reports, entries = _subtree(st, gen, unit, rp)
     sums = _summed(unit_id, expected, entries)
-    days = due_days_for(unit)
-    own = _entry(unit, rp, store.load(db(), store.report_id(rp.code, unit_id)), today(), days)
+    days = due_days_for(st, unit)
+    own = _entry(unit, rp, store.load(st.db, store.report_id(rp.code, unit_id)), today(), days)
     kids = sorted([u for u in expected if u["parent_id"] == unit_id], key=lambda u: (u.get("name") or "", u["_id"]))
     return {"unit": views.unit_out(unit, views.path_of(gen, unit)), "period": rp.code, "kind": rp.kind,
             "cutoff": rp.cutoff.isoformat(), "own": own,
@@ -378,16 +393,17 @@ def completeness(caller: Caller, unit_id: str, code: str) -> dict:
     """Expected, submitted, on time, late, missing over the whole subtree, the rates against their
     targets, and the list of late and missing units for follow-up."""
     rp = _period(code)
-    gen = reporting.live()
+    st = stores()
+    gen = st.live()
     unit = reporting.scoped_unit(caller, unit_id, gen)
-    expected, _, entries = _subtree(gen, unit, rp)
+    expected, _, entries = _subtree(st, gen, unit, rp)
     counts = _summed(unit_id, expected, entries)[unit_id]
     sums = {f"reports.{c}": counts[c] for c in COUNTS}
     follow = [{"unit": views.unit_out(u), **entries[u["_id"]]} for u in expected
               if entries[u["_id"]]["late"] or entries[u["_id"]]["missing"]]
     follow.sort(key=lambda x: (x["unit"]["ancestors"], x["unit"]["id"]))
     return {"unit": views.unit_out(unit, views.path_of(gen, unit)), "period": rp.code,
-            "rates": _rates(counts), "rows": _rows(gen, unit, rp, sums, RATE_CODES),
+            "rates": _rates(counts), "rows": _rows(st, gen, unit, rp, sums, RATE_CODES),
             "late": [f for f in follow if f["late"] and not f["missing"]],
             "missing": [f for f in follow if f["missing"]]}
 
@@ -397,10 +413,10 @@ RATE_CODES = ["reports.expected", "reports.submitted", "reports.on_time", "repor
 ENTERED_CODES = [f"entered.{c}" for c in forms.ENTERED_CODES] + ["entered.unionisation_pct"]
 
 
-def _rows(gen: Generation, unit: dict, rp: ReportPeriod, sums: dict, codes: list[str]) -> list[dict]:
+def _rows(st: Stores, gen: Generation, unit: dict, rp: ReportPeriod, sums: dict, codes: list[str]) -> list[dict]:
     # the unit's own targets, else its children's of that year (closed ones too), and those it
     # carries from closed predecessors: the same book the views use
-    book = views.TargetBook(reporting.db().targets, rp.period.year, gen)
+    book = views.TargetBook(st.target_docs, rp.period.year, gen)
     targets, carried_from = book.of(unit, views.children_of_year(gen, unit["_id"], rp.period.year))
     return views.rows_for(sums, targets, codes, rp.period, carried_from, book.carried_to(unit))
 
@@ -413,10 +429,11 @@ def entered_view(caller: Caller, unit_id: str, code: str, basis: str) -> dict:
     rp = _period(code)
     if rp.kind == "quarter":
         raise InvalidInput("the quarterly member changes have no entered figures", field="period")
-    gen = reporting.live()
+    st = stores()
+    gen = st.live()
     unit = reporting.scoped_unit(caller, unit_id, gen)
-    reports = store.find(db(), {"ancestors": unit_id, "period": rp.code})
-    own = store.load(db(), store.report_id(rp.code, unit_id))
+    reports = store.find(st.db, {"ancestors": unit_id, "period": rp.code})
+    own = store.load(st.db, store.report_id(rp.code, unit_id))
     sums: dict[str, int] = defaultdict(int)
     counted = 0
     for r in reports + ([own] if own else []):
@@ -426,7 +443,7 @@ def entered_view(caller: Caller, unit_id: str, code: str, basis: str) -> dict:
         for c, v in (r.get("entered") or {}).items():
             sums[f"entered.{c}"] += int(v)
     return {"unit": views.unit_out(unit, views.path_of(gen, unit)), "period": rp.code, "basis": basis,
-            "reports_counted": counted, "rows": _rows(gen, unit, rp, sums, ENTERED_CODES)}
+            "reports_counted": counted, "rows": _rows(st, gen, unit, rp, sums, ENTERED_CODES)}
 
 
 def export_form(caller: Caller, unit_id: str, code: str) -> dict[str, Any]:

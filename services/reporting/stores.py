@@ -1,0 +1,47 @@
+"""Where reporting's command handlers read and write, built from one pymongo-like database
+(`Stores(db)`: reporting's Mongo database, or platformkit.memory_store's MemoryDatabase in handler
+tests): the targets (through the repository), the live generation of the views (read: the
+hierarchy, the computed figures) and the database the periodic report store (periodic/store.py)
+keeps its reports, steps and settings in."""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from platformkit import config, mongo
+from platformkit.repository import Repository
+
+from .store import Generation, active_generation
+
+SERVICE = "reporting"
+TARGETS = "targets"
+
+TARGET_INDEXES: dict[str, list[tuple]] = {
+    TARGETS: [([("unit", 1), ("year", 1)], {"name": "unit_year"})], "meta": [], **Repository.indexes(TARGETS)}
+
+
+class Stores:
+    def __init__(self, db: Any):
+        self.db = db  # periodic/store.py's functions take the database
+        # targets raise no events (nothing consumes them): the relay has nothing to publish
+        self.targets = Repository(db, TARGETS, "target", relayed=False)
+        self.target_docs = db[TARGETS]
+
+    def live(self) -> Generation:
+        """The generation of the views the projector keeps current (a rebuild flips it)."""
+        return Generation(self.db, active_generation(self.db))
+
+
+_lock = threading.Lock()
+_cache: dict[tuple[int, str], Stores] = {}
+
+
+def stores() -> Stores:
+    """This process's stores (one per database name: tests switch databases with DB_PREFIX; one per
+    pid: a pymongo client must not cross a fork)."""
+    key = (os.getpid(), config.db_name(SERVICE))
+    with _lock:
+        if key not in _cache:
+            _cache[key] = Stores(mongo.database(SERVICE))
+        return _cache[key]

@@ -1,0 +1,88 @@
+"""Where welfare's handlers read and write: the programme and case repositories, the insert-only
+budget ledger, the one-time step claims and the local membership view, built from one pymongo-like
+database (`Stores(db)`: the service's Mongo database, or platformkit.memory_store's MemoryDatabase
+in handler tests). Also the index declaration the runner prepares the store with."""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+
+from platformkit import config, membership_view, mongo
+from platformkit.repository import Repository
+
+SERVICE = "welfare"
+PROGRAMMES = "programmes"
+CASES = "cases"
+LEDGER = "budget_ledger"
+CLAIMS = "claims"
+
+INDEXES: dict[str, list[tuple]] = {
+    PROGRAMMES: [("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
+                 ([("year", ASCENDING), ("kind", ASCENDING)], {"name": "year_kind"}),
+                 # Idempotency-Key of the POST that created it (sparse unique: see CASES)
+                 ("idempotency_key", {"name": "idempotency_key", "unique": True, "sparse": True})],
+    CASES: [("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
+            ("programme_id", {"name": "programme"}), ("member_id", {"name": "member"}),
+            ("status", {"name": "status"}),
+            # Idempotency-Key of the POST that created the case / paid it: a retry finds the first
+            # result, and two racing retries cannot both insert. Sparse: most documents have none
+            # (a unique non-sparse index would treat every missing key as the same null on MongoDB).
+            ("idempotency_key", {"name": "idempotency_key", "unique": True, "sparse": True}),
+            ("disbursement_key", {"name": "disbursement_key", "unique": True, "sparse": True})],
+    # The budget ledger: one entry per reservation, `_id` = programme id + sequence number, so two
+    # appends after the same tail cannot both land (service.reserve_disbursement); `entry_key`
+    # reserves a case once.
+    LEDGER: [([("programme_id", ASCENDING), ("seq", DESCENDING)], {"name": "tail"}),
+             ("entry_key", {"name": "entry_key", "unique": True, "sparse": True})],
+    **membership_view.INDEXES,
+    # the change documents (and outboxes) of programmes and cases: platformkit/repository.py
+    **Repository.indexes(PROGRAMMES), **Repository.indexes(CASES),
+}
+# The relay publishes the change documents (the only documents that carry events): description.py
+OUTBOX_COLLECTIONS = (f"{PROGRAMMES}_events", f"{CASES}_events")
+
+
+class Stores:
+    def __init__(self, db: Any):
+        self.db = db  # membership_view's helpers take the database itself
+        self.programmes = Repository(db, PROGRAMMES, "programme")
+        self.cases = Repository(db, CASES, "case")
+        # the materialised copies, for queries other than by id (lists, look-ups by key)
+        self.programme_docs = db[PROGRAMMES]
+        self.case_docs = db[CASES]
+        self.ledger = db[LEDGER]
+        self.claims = db[CLAIMS]
+        self.units = db[membership_view.UNITS]
+        self.members = db[membership_view.MEMBERS]
+
+    def repository(self, collection: str) -> Repository:
+        return {PROGRAMMES: self.programmes, CASES: self.cases}[collection]
+
+    @staticmethod
+    def insert_new(collection: Any, doc: dict[str, Any]) -> bool:
+        """Insert `doc`; False when a unique index (its `_id`) already holds one: the only write
+        FerretDB applies atomically, used by the ledger and the claims as a compare-and-set."""
+        try:
+            collection.insert_one(doc)
+            return True
+        except Exception as exc:  # pymongo's DuplicateKeyError, or FerretDB's spelling of it
+            if mongo.is_duplicate_key(exc):
+                return False
+            raise
+
+
+_lock = threading.Lock()
+_cache: dict[tuple[int, str], Stores] = {}
+
+
+def stores() -> Stores:
+    """This process's stores (one per database name: tests switch databases with DB_PREFIX; one per
+    pid: a pymongo client must not cross a fork)."""
+    key = (os.getpid(), config.db_name(SERVICE))
+    with _lock:
+        if key not in _cache:
+            _cache[key] = Stores(mongo.database(SERVICE))
+        return _cache[key]
