@@ -86,7 +86,10 @@ def ratings_view(caller: Caller, unit_id: str, year: int) -> dict:
 def me(caller: Caller) -> dict:
     gen = live()
     if caller.unit_id == PLATFORM_SCOPE:
-        root = gen.units.find_one({"parent_id": None, "provisional": {"$ne": True}}) or gen.units.find_one({"parent_id": None})
+        roots = list(gen.units.find({"is_root": True}).limit(50)) or \
+            list(gen.units.find({"parent_id": None}).limit(50))  # a generation built before is_root: one scan
+        # a real root before a provisional one (a unit heard of only as an ancestor)
+        root = next((r for r in roots if not r.get("provisional")), roots[0] if roots else None)
         unit = views.unit_out(root, views.path_of(gen, root)) if root else None
     else:
         doc = gen.units.find_one({"_id": caller.unit_id})
@@ -138,6 +141,6 @@ def list_targets(unit_id: str, q: dict, caller: Caller, stores: Stores) -> dict:
     year = q["year"]
     by_id = {unit_id: unit, **{k["_id"]: k for k in views.children_of_year(gen, unit_id, year)}}
     page, next_cursor = paging.page_of_list(sorted(by_id), lambda u: [u], q.get("after"), q["limit"])
-    own = stores.target_docs.find({"unit": {"$in": page}, "year": year}).sort([("unit", 1), ("_id", 1)])
+    own = [t for u in page for t in views.targets_of(stores.target_docs, u, year)]
     carried = views.carried_targets(gen, stores.target_docs, [by_id[u] for u in page], year)
-    return {"items": [_target_out(t) for t in list(own) + carried], "next_cursor": next_cursor}
+    return {"items": [_target_out(t) for t in own + carried], "next_cursor": next_cursor}

@@ -146,8 +146,9 @@ class TargetBook:
         if missing:
             for u in missing:
                 self._assigned[u] = {}
-            for t in self.coll.find({"unit": {"$in": missing}, "year": self.year}, {"unit": 1, "indicator": 1, "value": 1}):
-                self._assigned[t["unit"]][t["indicator"]] = t["value"]
+            for u in missing:
+                for t in targets_of(self.coll, u, self.year, {"unit": 1, "indicator": 1, "value": 1}):
+                    self._assigned[t["unit"]][t["indicator"]] = t["value"]
         return {u: self._assigned[u] for u in unit_ids}
 
     def predecessors(self, unit: dict, depth: int = 0) -> list[dict]:
@@ -215,6 +216,18 @@ class TargetBook:
         return list(unit.get("successors") or [])
 
 
+# A unit has at most one target per indicator and year: bounded by the catalogue.
+MAX_TARGETS_PER_UNIT_YEAR = 500
+
+
+def targets_of(targets_coll, unit_id: str, year: int, projection: dict | None = None) -> list[dict]:
+    """The targets set for one unit and year, by `_id`: one equality query per unit (the compound
+    `unit_year` declaration), which FerretDB serves from its index; the `unit $in [...]` it
+    replaced was a scan of every target of the province."""
+    return list(targets_coll.find({"unit": unit_id, "year": year}, projection).sort("_id", 1)
+                .limit(MAX_TARGETS_PER_UNIT_YEAR))
+
+
 def carried_targets(gen: Generation, targets_coll, units: list[dict], year: int) -> list[dict]:
     """The targets of `year` these units carry from their predecessors, as target entries with
     `carried_from` (the predecessor they were set for)."""
@@ -224,7 +237,7 @@ def carried_targets(gen: Generation, targets_coll, units: list[dict], year: int)
         preds = book.predecessors(unit)
         if not preds:
             continue
-        for t in targets_coll.find({"unit": {"$in": [p["_id"] for p in preds]}, "year": year}).sort("unit", 1):
+        for t in [t for p in sorted(preds, key=lambda p: p["_id"]) for t in targets_of(targets_coll, p["_id"], year)]:
             out.append({**t, "_id": f"{unit['_id']}|{t['indicator']}|{year}|from|{t['unit']}", "unit": unit["_id"],
                         "carried_from": t["unit"]})
     return out

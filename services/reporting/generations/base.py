@@ -124,7 +124,7 @@ class BaseGeneration:
         for uid in chain[known_upto + 1:]:
             parent = path[-1] if path else None
             doc = {"_id": uid, "parent_id": parent, "ancestors": list(path), "status": "active",
-                   "provisional": True, "v": 0, "parents": [{"parent": parent, "from": ""}]}
+                   "is_root": parent is None, "provisional": True, "v": 0, "parents": [{"parent": parent, "from": ""}]}
             ops.append({"k": "unit", "id": uid, "set": doc})
             self.known_units[uid] = doc
             path = path + [uid]
@@ -195,7 +195,9 @@ class BaseGeneration:
         if fields.get("status") in CLOSED and current is not None:
             ops += self._succession_ops(change.unit_id, current, fields, change.context)
         doc = {**(current or {}), **fields, "_id": change.unit_id, "ancestors": new_ancestors,
-               "parent_id": new_ancestors[-1] if new_ancestors else None, "v": version, "provisional": False}
+               "parent_id": new_ancestors[-1] if new_ancestors else None, "v": version, "provisional": False,
+               # the root is found by this equality (FerretDB pushes no `parent_id: null` down)
+               "is_root": not new_ancestors}
         doc["parents"] = self._parents(current, doc["parent_id"], change.context)
         for o in ops:  # the successors this change already gave the unit
             if o["k"] == "unit" and o["id"] == change.unit_id and "successors" in o["set"]:

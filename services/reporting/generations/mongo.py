@@ -57,7 +57,8 @@ class MongoGeneration(BaseGeneration):
         return self.db[f"g{self.number}_state_{bucket(key, STATE_BUCKETS)}"]
 
     def indexes(self) -> dict[str, list[tuple]]:
-        return {self.units.name: [("parent_id", {"name": "parent"}), ("ancestors", {"name": "ancestors"})]}
+        return {self.units.name: [("parent_id", {"name": "parent"}), ("ancestors", {"name": "ancestors"}),
+                                  ("is_root", {"name": "is_root"})]}
 
     def hot_fields(self) -> dict[str, list[str]]:
         """What the generation's queries filter on besides `_id` (every bucket is created up front
@@ -83,10 +84,8 @@ class MongoGeneration(BaseGeneration):
         checked on the unit's few documents."""
         out = []
         for u in dict.fromkeys(unit_ids):
-            query: dict[str, Any] = {"unit": u}
-            if last_month:
-                query["month"] = {"$lte": last_month}
-            out.extend(self.agg_for(u).find(query, {"unit": 1, "month": 1, "v": 1}))
+            docs = self.agg_for(u).find({"unit": u}, {"unit": 1, "month": 1, "v": 1})
+            out.extend(d for d in docs if not last_month or d["month"] <= last_month)
         return out
 
     # ------------------------------------------------------------ hierarchy
