@@ -35,7 +35,7 @@ class UnitFigures(MethodView):
     @documented(views)
     def get(self, q, unit_id):
         """A unit's own figures for a period: actual, target, % of plan per indicator"""
-        return service.unit_view(current_caller(), unit_id, q)
+        return service.unit_view(unit_id, q, current_caller(), stores())
 
 
 @views.route("/<unit_id>/children")
@@ -47,7 +47,7 @@ class UnitChildren(MethodView):
     def get(self, q, unit_id):
         """Drill-down: the unit's total and its children side by side, each with its status and path, a page
         of children at a time (by name)"""
-        return service.children_view(current_caller(), unit_id, q)
+        return service.children_view(unit_id, q, current_caller(), stores())
 
 
 @views.route("/<unit_id>/series")
@@ -58,7 +58,7 @@ class UnitSeries(MethodView):
     @documented(views, (400, 401, 403, 404, 422))
     def get(self, q, unit_id):
         """Month by month values of one indicator"""
-        return service.series_view(current_caller(), unit_id, q)
+        return service.series_view(unit_id, q, current_caller(), stores())
 
 
 @views.route("/<unit_id>/ratings")
@@ -70,7 +70,7 @@ class UnitRatings(MethodView):
     def get(self, q, unit_id):
         """CĐCS quality ratings at the year's 30 November cut-off: the share of the ELIGIBLE CĐCS (operating
         12 months by then) at each confirmed grade and good or better, overall and by sector, against targets"""
-        return service.ratings_view(current_caller(), unit_id, q["year"])
+        return service.ratings_view(unit_id, q["year"], current_caller(), stores())
 
 
 def _download(body: bytes, mimetype: str, name: str) -> Response:
@@ -87,7 +87,7 @@ class UnitExportCsv(MethodView):
     @documented(views)
     def get(self, q, unit_id):
         """Export the drill-down view as CSV"""
-        view = service.children_view(current_caller(), unit_id, q)
+        view = service.children_view(unit_id, q, current_caller(), stores())
         return _download(exports.to_csv(view), "text/csv; charset=utf-8", f"chi-tieu-{view['unit']['code'] or unit_id}-{q['period']}.csv")
 
 
@@ -100,7 +100,7 @@ class UnitExportXlsx(MethodView):
     @documented(views)
     def get(self, q, unit_id):
         """Export the drill-down view as an Excel workbook"""
-        view = service.children_view(current_caller(), unit_id, q)
+        view = service.children_view(unit_id, q, current_caller(), stores())
         return _download(exports.to_xlsx(view), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                          f"chi-tieu-{view['unit']['code'] or unit_id}-{q['period']}.xlsx")
 
@@ -142,4 +142,4 @@ class Caller(MethodView):
     @documented(catalogue, (401,))
     def get(self):
         """Who the token names, and the unit the dashboard should open"""
-        return service.me(current_caller())
+        return service.me(current_caller(), stores())

@@ -4,6 +4,7 @@ import sys
 from platformkit import contract
 from platformkit.run import Consumer, ServiceDescription
 
+from .stores import stores
 from . import service
 from .api import catalogue, targets, views
 from .dashboard import add_dashboard
@@ -28,8 +29,8 @@ DESCRIPTION = ServiceDescription(
     summary="Attainment views rolled up the org hierarchy, built from every service's events.",
     blueprints=(views, targets, catalogue, periodic),
     # the targets' index and the active generation's collections; the periodic reports' indexes
-    setup=(lambda db: service.setup(), lambda db: periodic_service.setup()),
-    path_scope=service.path_scope,
+    setup=(service.setup, periodic_service.setup),
+    path_scope=lambda view_args: service.path_scope(view_args, stores()),
     extend_app=add_dashboard,
     # The projector switches generations itself (a rebuilt one becoming active): its own loop.
     consumers=(Consumer("projector", main=_projector),),

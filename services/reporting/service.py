@@ -1,7 +1,8 @@
 """Reporting service layer: which generation is live, scope checks against reporting's own
 hierarchy (built from membership events), targets. The targets' handlers take
 `(command, caller, stores)` (commands.py, stores.py; the list: its arguments, then caller and
-stores); the views' functions still reach the database through `db()`/`live()`."""
+stores), the views' read handlers `(arguments..., caller, stores)`: the database only through
+stores.py (the projector and the rebuild are entrypoints with their own)."""
 from __future__ import annotations
 
 from platformkit import mongo, paging
@@ -18,30 +19,24 @@ from .stores import TARGET_INDEXES, Stores
 SERVICE = "reporting"
 
 
-def db():
-    return mongo.database(SERVICE)
+def setup(db) -> None:
+    """The targets' indexes and the active generation's collections (a setup step of the runner,
+    given the service's database)."""
+    mongo.ensure_indexes(db, TARGET_INDEXES)
+    Stores(db).live().setup()
 
 
-def live() -> Generation:
-    return Generation(db(), active_generation(db()))
-
-
-def setup() -> None:
-    mongo.ensure_indexes(db(), TARGET_INDEXES)
-    live().setup()
-
-
-def scoped_unit(caller: Caller, unit_id: str, gen: Generation | None = None) -> dict:
-    unit = views.unit_info(gen or live(), unit_id)
+def scoped_unit(caller: Caller, unit_id: str, gen: Generation) -> dict:
+    unit = views.unit_info(gen, unit_id)
     check_scope(caller, unit["_id"], unit.get("ancestors", []))
     return unit
 
 
-def path_scope(view_args: dict) -> tuple[str, list[str]] | None:
+def path_scope(view_args: dict, stores: Stores) -> tuple[str, list[str]] | None:
     """The unit a request path names, for the scope check before input is parsed (None: unknown
     here, the endpoint answers 404)."""
     unit_id = view_args.get("unit_id")
-    unit = live().units.find_one({"_id": unit_id}, {"ancestors": 1}) if unit_id else None
+    unit = stores.live().units.find_one({"_id": unit_id}, {"ancestors": 1}) if unit_id else None
     return (unit["_id"], unit.get("ancestors", [])) if unit else None
 
 
@@ -50,41 +45,41 @@ def codes_from(q: dict) -> list[str] | None:
     return [c for c in raw.split(",") if c] if raw else None
 
 
-def unit_view(caller: Caller, unit_id: str, q: dict) -> dict:
-    gen = live()
+def unit_view(unit_id: str, q: dict, caller: Caller, stores: Stores) -> dict:
+    gen = stores.live()
     scoped_unit(caller, unit_id, gen)  # scope: the caller's subtree on the CURRENT hierarchy, as_of or not
     if q.get("as_of"):
-        return views.unit_view_as_of(gen, db().targets, unit_id, parse(q["period"]), q["as_of"].isoformat(),
+        return views.unit_view_as_of(gen, stores.target_docs, unit_id, parse(q["period"]), q["as_of"].isoformat(),
                                      codes_from(q))
-    return views.unit_view(gen, db().targets, unit_id, parse(q["period"]), codes_from(q))
+    return views.unit_view(gen, stores.target_docs, unit_id, parse(q["period"]), codes_from(q))
 
 
-def children_view(caller: Caller, unit_id: str, q: dict) -> dict:
-    gen = live()
+def children_view(unit_id: str, q: dict, caller: Caller, stores: Stores) -> dict:
+    gen = stores.live()
     scoped_unit(caller, unit_id, gen)  # scope: the caller's subtree on the CURRENT hierarchy, as_of or not
     if q.get("as_of"):
-        return views.children_view_as_of(gen, db().targets, unit_id, parse(q["period"]), q["as_of"].isoformat(),
+        return views.children_view_as_of(gen, stores.target_docs, unit_id, parse(q["period"]), q["as_of"].isoformat(),
                                          codes_from(q), q.get("include_closed"), q.get("after"), q.get("limit"))
-    return views.children_view(gen, db().targets, unit_id, parse(q["period"]), codes_from(q),
+    return views.children_view(gen, stores.target_docs, unit_id, parse(q["period"]), codes_from(q),
                                q.get("include_closed"), q.get("after"), q.get("limit"))
 
 
-def series_view(caller: Caller, unit_id: str, q: dict) -> dict:
-    gen = live()
+def series_view(unit_id: str, q: dict, caller: Caller, stores: Stores) -> dict:
+    gen = stores.live()
     scoped_unit(caller, unit_id, gen)
     if q["first"] > q["last"]:
         raise RuleViolated("first month is after the last", field="first")
     return views.series_view(gen, unit_id, q["indicator"], q["first"], q["last"])
 
 
-def ratings_view(caller: Caller, unit_id: str, year: int) -> dict:
-    gen = live()
+def ratings_view(unit_id: str, year: int, caller: Caller, stores: Stores) -> dict:
+    gen = stores.live()
     scoped_unit(caller, unit_id, gen)
-    return views.ratings_view(gen, db().targets, unit_id, year)
+    return views.ratings_view(gen, stores.target_docs, unit_id, year)
 
 
-def me(caller: Caller) -> dict:
-    gen = live()
+def me(caller: Caller, stores: Stores) -> dict:
+    gen = stores.live()
     if caller.unit_id == PLATFORM_SCOPE:
         roots = list(gen.units.find({"is_root": True}).limit(50)) or \
             list(gen.units.find({"parent_id": None}).limit(50))  # a generation built before is_root: one scan

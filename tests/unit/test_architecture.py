@@ -24,7 +24,7 @@ REPORTING_RULES = {"projection", "projection_training", "projection_welfare", "p
 # Clients of the APIs (not services): they may reuse a service's pure rules, nothing else of it.
 CLIENTS = {"demo"}
 # Services in the one handler shape (handlers `(command, caller, stores)`, commands.py, stores.py).
-SHAPED = {"membership", "training", "welfare"}
+SHAPED = {"membership", "training", "welfare", "reporting"}
 
 
 def imports(path: Path, text: str | None = None) -> list[tuple[int, str]]:

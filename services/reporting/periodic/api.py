@@ -37,7 +37,7 @@ class Report(MethodView):
     def get(self, unit_id, period):
         """A unit's report for a period: computed figures (frozen once submitted, with the live figure and
         the adjustment), entered figures (own, from approved children, total), status and due date"""
-        return service.report_view(current_caller(), unit_id, period)
+        return service.report_view(unit_id, period, current_caller(), stores())
 
     @requires("report.submit")
     @periodic.arguments(ReportIn)
@@ -99,7 +99,7 @@ class ReportHistory(MethodView):
     @documented(READ)
     def get(self, unit_id, period):
         """Every step of the report: which step, by which unit and person, when, with what reason"""
-        return service.history(current_caller(), unit_id, period)
+        return service.history(unit_id, period, current_caller(), stores())
 
 
 @periodic.route("/<unit_id>/<period>/report/export.csv")
@@ -109,7 +109,7 @@ class ReportExportCsv(MethodView):
     @documented(READ)
     def get(self, unit_id, period):
         """The report as CSV, laid out as reported upward"""
-        view = service.report_view(current_caller(), unit_id, period)
+        view = service.report_view(unit_id, period, current_caller(), stores())
         return _download(exports.to_csv(view), "text/csv; charset=utf-8", f"bao-cao-{unit_id}-{period}.csv")
 
 
@@ -120,7 +120,7 @@ class ReportExportXlsx(MethodView):
     @documented(READ)
     def get(self, unit_id, period):
         """The report as an Excel workbook, laid out as reported upward"""
-        view = service.report_view(current_caller(), unit_id, period)
+        view = service.report_view(unit_id, period, current_caller(), stores())
         return _download(exports.to_xlsx(view), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                          f"bao-cao-{unit_id}-{period}.xlsx")
 
@@ -133,7 +133,7 @@ class ReportStatus(MethodView):
     def get(self, unit_id, period):
         """The status tree of a period: the unit's own report and its children's (submitted, approved,
         returned, late, missing), with the rates summed over each child's subtree (drill-down)"""
-        return service.status_tree(current_caller(), unit_id, period)
+        return service.status_tree(unit_id, period, current_caller(), stores())
 
 
 @periodic.route("/<unit_id>/<period>/completeness")
@@ -143,7 +143,7 @@ class PeriodCompleteness(MethodView):
     @documented(READ)
     def get(self, unit_id, period):
         """Completeness and on-time rates over the subtree, against their targets, and the late and missing units"""
-        return service.completeness(current_caller(), unit_id, period)
+        return service.completeness(unit_id, period, current_caller(), stores())
 
 
 @periodic.route("/<unit_id>/entered")
@@ -155,7 +155,7 @@ class UnitEntered(MethodView):
     def get(self, q, unit_id):
         """The entered indicators of the subtree (initiatives, workforce, unionisation rate, ...) rolled
         up as sums, live or as approved, against their targets"""
-        return service.entered_view(current_caller(), unit_id, q["period"], q["basis"])
+        return service.entered_view(unit_id, q["period"], q["basis"], current_caller(), stores())
 
 
 @periodic.route("/settings/<unit_id>")
@@ -165,7 +165,7 @@ class UnitSettings(MethodView):
     @documented(READ)
     def get(self, unit_id):
         """The report deadlines that apply to a unit (its own, inherited from its province, or the defaults)"""
-        return service.get_settings(current_caller(), unit_id)
+        return service.get_settings(unit_id, current_caller(), stores())
 
     @requires("report.settings")
     @periodic.arguments(SettingsIn)

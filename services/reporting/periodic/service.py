@@ -41,8 +41,8 @@ def today() -> date:
     return clock.today()
 
 
-def setup() -> None:
-    store.setup(stores().db)
+def setup(db) -> None:
+    store.setup(db)
 
 
 def _period(code: str) -> ReportPeriod:
@@ -112,8 +112,8 @@ def due_of(unit: dict, rp: ReportPeriod, due_days: dict) -> date:
     return forms.due_date(rp, forms.level_of(unit), due_days)
 
 
-def get_settings(caller: Caller, unit_id: str) -> dict:
-    return _settings_out(stores(), caller, unit_id)
+def get_settings(unit_id: str, caller: Caller, stores: Stores) -> dict:
+    return _settings_out(stores, caller, unit_id)
 
 
 def _settings_out(st: Stores, caller: Caller, unit_id: str) -> dict:
@@ -182,9 +182,9 @@ def _child_reports(st: Stores, unit_id: str, rp: ReportPeriod) -> dict[str, dict
     return {r["unit"]: r for r in store.find(st.db, {"parent_id": unit_id, "period": rp.code})}
 
 
-def report_view(caller: Caller, unit_id: str, code: str) -> dict:
+def report_view(unit_id: str, code: str, caller: Caller, stores: Stores) -> dict:
     rp = _period(code)
-    st = stores()
+    st = stores
     gen = st.live()
     unit = reporting.scoped_unit(caller, unit_id, gen)
     return _report_out(st, gen, unit, rp, _load_or_blank(st, unit, rp))
@@ -306,9 +306,9 @@ def _event_data(caller: Caller, unit: dict, rp: ReportPeriod, new: dict, at: str
             "computed": new.get("computed"), "first_submitted_on": new.get("first_submitted_on")}
 
 
-def history(caller: Caller, unit_id: str, code: str) -> list[dict]:
+def history(unit_id: str, code: str, caller: Caller, stores: Stores) -> list[dict]:
     rp = _period(code)
-    st = stores()
+    st = stores
     reporting.scoped_unit(caller, unit_id, st.live())
     steps = st.db[store.STEPS].find({"report": store.report_id(rp.code, unit_id)}, {"step_no": 1, "step": 1, "who": 1})
     return [{"step_no": s["step_no"], "step": s["step"], **(s.get("who") or {})}
@@ -369,12 +369,12 @@ def _summed(unit_id: str, expected: list[dict], entries: dict[str, dict]) -> dic
     return sums
 
 
-def status_tree(caller: Caller, unit_id: str, code: str) -> dict:
+def status_tree(unit_id: str, code: str, caller: Caller, stores: Stores) -> dict:
     """The unit's own report, its children's (each with its status, due date, on time / late /
     missing) and the rates summed over the whole subtree, per child too (drill-down: ask again
     for a child)."""
     rp = _period(code)
-    st = stores()
+    st = stores
     gen = st.live()
     unit = reporting.scoped_unit(caller, unit_id, gen)
     expected, reports, entries = _subtree(st, gen, unit, rp)
@@ -389,11 +389,11 @@ def status_tree(caller: Caller, unit_id: str, code: str) -> dict:
                           "rates": _rates(sums[k["_id"]]) if k["_id"] in sums else None} for k in kids]}
 
 
-def completeness(caller: Caller, unit_id: str, code: str) -> dict:
+def completeness(unit_id: str, code: str, caller: Caller, stores: Stores) -> dict:
     """Expected, submitted, on time, late, missing over the whole subtree, the rates against their
     targets, and the list of late and missing units for follow-up."""
     rp = _period(code)
-    st = stores()
+    st = stores
     gen = st.live()
     unit = reporting.scoped_unit(caller, unit_id, gen)
     expected, _, entries = _subtree(st, gen, unit, rp)
@@ -421,7 +421,7 @@ def _rows(st: Stores, gen: Generation, unit: dict, rp: ReportPeriod, sums: dict,
     return views.rows_for(sums, targets, codes, rp.period, carried_from, book.carried_to(unit))
 
 
-def entered_view(caller: Caller, unit_id: str, code: str, basis: str) -> dict:
+def entered_view(unit_id: str, code: str, basis: str, caller: Caller, stores: Stores) -> dict:
     """The entered indicators of a unit's subtree for a report period, rolled up as sums (the
     unionisation rate: members among the workforce over the workforce, both summed first), against
     their targets. `basis`: `approved` sums the approved reports (what was frozen), `live` the
@@ -429,7 +429,7 @@ def entered_view(caller: Caller, unit_id: str, code: str, basis: str) -> dict:
     rp = _period(code)
     if rp.kind == "quarter":
         raise InvalidInput("the quarterly member changes have no entered figures", field="period")
-    st = stores()
+    st = stores
     gen = st.live()
     unit = reporting.scoped_unit(caller, unit_id, gen)
     reports = store.find(st.db, {"ancestors": unit_id, "period": rp.code})
@@ -446,5 +446,5 @@ def entered_view(caller: Caller, unit_id: str, code: str, basis: str) -> dict:
             "reports_counted": counted, "rows": _rows(st, gen, unit, rp, sums, ENTERED_CODES)}
 
 
-def export_form(caller: Caller, unit_id: str, code: str) -> dict[str, Any]:
-    return report_view(caller, unit_id, code)
+def export_form(unit_id: str, code: str, caller: Caller, stores: Stores) -> dict[str, Any]:
+    return report_view(unit_id, code, caller, stores)
