@@ -294,8 +294,8 @@ def _repath_subtree(stores: Stores, unit: dict) -> None:
 
 def _repath_members(stores: Stores, unit_id: str, path: list[str]) -> None:
     for store in (stores.members, stores.dues):
-        # the unit's members, their paths compared here: an inequality in the query would stop
-        # FerretDB's push-down of the equality (conventions.md: hot queries are equalities)
+        # the unit's members, their paths compared here: FerretDB pushes no `$ne` down
+        # (conventions.md: hot queries are equalities)
         stale = [d["_id"] for d in store.coll.find({"unit_id": unit_id}, {"_id": 1, "unit_path": 1})
                  if d.get("unit_path") != path]
         for member_id in stale:
