@@ -181,6 +181,7 @@ def _save(coll: Repository, _id: str, owner: str, fields: dict[str, Any]) -> Non
 def prune(days: float, batches: Repository) -> int:
     """Delete finished batches older than `days` (an operator's daily job; not on a request path)."""
     cutoff = _now() - timedelta(days=days)
+    # a range, so a scan of the batches on FerretDB: fine for a daily job (tests/unit/test_hot_queries.py)
     done = [d["_id"] for d in batches.coll.find({"state": "done", "finished_at": {"$lt": cutoff}}, {"_id": 1})]
     for _id in done:  # its changes first, so that no change outlives its batch document
         batches.changes.delete_many({"aggregate_id": _id})

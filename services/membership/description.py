@@ -36,8 +36,9 @@ DESCRIPTION = ServiceDescription(
     summary="Org hierarchy, CĐCS founding, members' lifecycle and dues.",
     blueprints=(units, members),
     indexes=INDEXES,
-    # members' and units' stored paths follow a move that was interrupted half-way (idempotent)
-    setup=(lambda db: service.repair_paths(Stores(db)),),
+    # members' and units' stored paths follow a move that was interrupted half-way (idempotent);
+    # members stored before their name terms existed get them, once (the name search asks them)
+    setup=(lambda db: service.repair_paths(Stores(db)), lambda db: service.backfill_name_terms(Stores(db))),
     path_scope=lambda view_args: service.path_scope(view_args, stores()),
     jobs={"apply-due": _apply_due},
     relay_routes={coll: contract.MEMBERSHIP_EVENTS for coll in OUTBOX_COLLECTIONS},

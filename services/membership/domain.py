@@ -67,6 +67,22 @@ def search_key(text: str) -> str:
     return " ".join(unidecode(unicodedata.normalize("NFC", text)).lower().split())
 
 
+# A name's terms are its runs of up to this many consecutive words: a Vietnamese full name has 2 to
+# 7 words (Công Tằng Tôn Nữ Thị Thu Hà), and the cap bounds a 200-character name's terms
+# (n words give at most n * NAME_TERM_WORDS of them, not n * (n + 1) / 2).
+NAME_TERM_WORDS = 8
+
+
+def name_terms(search: str) -> list[str]:
+    """'nguyen thi ha' -> its runs of consecutive words, each once: 'nguyen', 'nguyen thi',
+    'nguyen thi ha', 'thi', 'thi ha', 'ha'. Stored with a member, so that a name search ("whole
+    words in order") is ONE equality on this array field, which FerretDB pushes down to an index,
+    instead of a regular expression over every member of the subtree. `search` is a search_key."""
+    words = search.split()
+    runs = (" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(i + NAME_TERM_WORDS, len(words)) + 1))
+    return list(dict.fromkeys(runs))
+
+
 def check_citizen_id(value: str) -> str:
     if not isinstance(value, str) or not CITIZEN_ID.match(value):
         raise InvalidInput("citizen ID (CCCD) must be exactly 12 digits", field="citizen_id")
@@ -351,6 +367,9 @@ def _rating_event(unit: dict, year: int, entry: dict) -> Envelope:
 
 
 # ---------------------------------------------------------------- members
+SEARCH_FIELDS = ("name_search", "name_terms")  # derived from full_name: not a change of their own
+
+
 def member_facts(member: dict, unit: dict) -> dict[str, Any]:
     """The common fields of every member event (docs/events.md)."""
     return {"member_id": member["_id"], "unit_id": unit["_id"], "ancestors": unit["ancestors"],
@@ -374,6 +393,7 @@ def admit(member_id: str, cmd: dict, unit: dict, today: date) -> tuple[dict, lis
         raise InvalidInput("full name is required", field="full_name")
     member = {
         "_id": member_id, "full_name": full_name, "name_search": search_key(full_name),
+        "name_terms": name_terms(search_key(full_name)),
         "citizen_id": cmd["citizen_id"], "active_citizen_id": cmd["citizen_id"],
         "date_of_birth": cmd["date_of_birth"].isoformat(), "gender": cmd["gender"],
         "phone": cmd.get("phone"), "employer": cmd.get("employer"),
@@ -558,6 +578,7 @@ def update_profile(member: dict, unit: dict, changes_in: dict, on: date, today: 
                 if not value:
                     raise InvalidInput("full name is required", field="full_name")
                 changes["name_search"] = search_key(value)
+                changes["name_terms"] = name_terms(changes["name_search"])
             if key == "date_of_birth":
                 value = value.isoformat()
             if member.get(key) != value:
@@ -566,7 +587,7 @@ def update_profile(member: dict, unit: dict, changes_in: dict, on: date, today: 
         return {}, []
     after = {**member, **changes}
     ev = event("membership.member.profile_updated.v1", member["_id"], {
-        **member_facts(after, unit), "changed": sorted(k for k in changes if k != "name_search"),
+        **member_facts(after, unit), "changed": sorted(k for k in changes if k not in SEARCH_FIELDS),
         "effective_date": on.isoformat()}, member["version"] + 1)
     return changes, [ev]
 

@@ -16,7 +16,7 @@ import uuid
 from datetime import date
 from typing import TYPE_CHECKING, Any, Callable
 
-from platformkit import clock, idempotency, paging, permissions
+from platformkit import clock, idempotency, mongo, paging, permissions
 from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
 from platformkit.errors import AlreadyExists, Conflict, RuleViolated, StaleVersion
 from platformkit.errors import NotFound as Missing
@@ -294,8 +294,12 @@ def _repath_subtree(stores: Stores, unit: dict) -> None:
 
 def _repath_members(stores: Stores, unit_id: str, path: list[str]) -> None:
     for store in (stores.members, stores.dues):
-        for doc in list(store.coll.find({"unit_id": unit_id, "unit_path": {"$ne": path}}, {"_id": 1})):
-            _command(store, doc["_id"], None,
+        # the unit's members, their paths compared here: FerretDB pushes no `$ne` down
+        # (conventions.md: hot queries are equalities)
+        stale = [d["_id"] for d in store.coll.find({"unit_id": unit_id}, {"_id": 1, "unit_path": 1})
+                 if d.get("unit_path") != path]
+        for member_id in stale:
+            _command(store, member_id, None,
                      lambda x: None if x["unit_path"] == path or x["unit_id"] != unit_id
                      else ({"$set": {"unit_path": path}}, []), bump=False)
 
@@ -306,6 +310,37 @@ def repair_paths(stores: Stores) -> int:
     for unit in list(stores.units.coll.find({"paths_dirty": True}, {"_id": 1})):
         _repath_subtree(stores, unit)
         n += 1
+    return n
+
+
+UPKEEP = "upkeep"  # one document per one-off repair that has finished (its name as _id)
+
+
+def backfill_name_terms(stores: Stores) -> int:
+    """Give members stored before `name_terms` existed their terms (domain.name_terms), once: a
+    repository change each that keeps `version` (upkeep), then a mark in `upkeep`, so that later
+    starts skip the scan (new and changed members get their terms from the domain at every write).
+    Runs at start (description.py) before the service answers a search. Idempotent: processes
+    starting together may both run it."""
+    if stores.db[UPKEEP].find_one({"_id": "name_terms"}) is not None:
+        return 0
+    n = 0
+    for doc in list(stores.members.coll.find({}, {"_id": 1, "full_name": 1, "name_terms": 1})):
+        if doc.get("full_name") is None or doc.get("name_terms") is not None:
+            continue
+
+        def set_terms(current: dict):
+            if current.get("name_terms") is not None:
+                return None
+            key = domain.search_key(current["full_name"])
+            return {"$set": {"name_search": key, "name_terms": domain.name_terms(key)}}, []
+        _command(stores.members, doc["_id"], None, set_terms, bump=False)
+        n += 1
+    try:
+        stores.db[UPKEEP].insert_one({"_id": "name_terms", "members": n})
+    except Exception as exc:  # marked by a process that finished at the same time
+        if not mongo.is_duplicate_key(exc):
+            raise
     return n
 
 
@@ -401,6 +436,24 @@ def _page(coll, query: dict, after: list | None, limit: int) -> dict:
     return {"items": items, "next_cursor": next_cursor}
 
 
+def _page_where(coll, query: dict, after: list | None, limit: int, keep: Callable[[dict], bool]) -> dict:
+    """A page (by _id) of the documents of `query` that `keep` accepts: pages of the query read
+    until `limit` are kept, the cursor at the last document read (a condition the store cannot
+    push down is tested here, on what an equality found)."""
+    items: list[dict] = []
+    while True:
+        docs, nxt = paging.page(coll, query, after, limit, projection={"outbox": 0})
+        for i, doc in enumerate(docs):
+            if keep(doc):
+                items.append(doc)
+                if len(items) == limit:
+                    more = i < len(docs) - 1 or nxt is not None
+                    return {"items": items, "next_cursor": paging.encode([doc["_id"]]) if more else None}
+        if nxt is None:
+            return {"items": items, "next_cursor": None}
+        after = paging.decode(nxt)
+
+
 def children(unit_id: str, q: dict, caller: Caller, stores: Stores) -> dict:
     read_unit(unit_id, caller, stores)
     query: dict[str, Any] = {"parent_id": unit_id}
@@ -421,7 +474,7 @@ def ancestors(unit_id: str, caller: Caller, stores: Stores) -> list[dict]:
     unit = read_unit(unit_id, caller, stores)
     # The caller sees the chain up to its own unit, not above it.
     visible = [a for a in unit["ancestors"] if caller.covers(a, unit["ancestors"][:unit["ancestors"].index(a)])]
-    by_id = {u["_id"]: u for u in stores.units.coll.find({"_id": {"$in": visible}}, {"outbox": 0})}
+    by_id = mongo.find_by_ids(stores.units.coll, visible, {"outbox": 0})
     return [by_id[a] for a in visible if a in by_id]
 
 
@@ -431,7 +484,7 @@ def committee(command: commands.ConsolidateCommittee, caller: Caller, stores: St
     _check_version(unit, command.version)
     positions = [dict(p) for p in command.positions]
     ids = [p["member_id"] for p in positions]
-    members = {m["_id"]: m for m in stores.members.coll.find({"_id": {"$in": ids}}, {"outbox": 0})}
+    members = mongo.find_by_ids(stores.members.coll, ids, {"outbox": 0})  # at most 60 positions (schemas)
 
     def decide(current: dict):
         record, events = domain.consolidate_committee(current, command.term, command.date, positions, members)
@@ -547,8 +600,9 @@ def _member_write(stores: Stores, member: dict, unit: dict, version: int | None,
         if not events:
             return None
         cid = changes.get("active_citizen_id")
-        if cid and stores.members.coll.find_one({"active_citizen_id": cid, "_id": {"$ne": current["_id"]}},
-                                                {"_id": 1}):
+        # another member holding it (compared here, not by `$ne` in the query: hot queries are equalities)
+        if cid and any(d["_id"] != current["_id"] for d in stores.members.coll.find({"active_citizen_id": cid},
+                                                                                   {"_id": 1})):
             # the copy's unique index would refuse it: refuse the command before committing
             raise Conflict("a member with this citizen ID is already active", field="citizen_id")
         return _update(changes, extra_ops), events
@@ -716,8 +770,15 @@ def list_members(unit_id: str, q: dict, caller: Caller, stores: Stores) -> dict:
         query["status"] = q["status"]
     if q.get("q"):
         key = domain.search_key(q["q"])
-        # whole words in order: "nguyen thi ha" finds "Nguyễn Thị Hà", not "Nguyễn Thị Hải"
-        query["name_search"] = {"$regex": f"(^| ){re.escape(key)}( |$)"}
+        # whole words in order: "nguyen thi ha" finds "Nguyễn Thị Hà", not "Nguyễn Thị Hải". One
+        # equality on the stored runs of words (domain.name_terms); a search longer than the
+        # longest stored run asks for its first run and keeps the names that hold all of it.
+        words = key.split()
+        query["name_terms"] = " ".join(words[:domain.NAME_TERM_WORDS])
+        if len(words) > domain.NAME_TERM_WORDS:
+            whole = re.compile(f"(^| ){re.escape(key)}( |$)")
+            return _page_where(stores.members.coll, query, q.get("after"), q["limit"],
+                               lambda m: bool(whole.search(m.get("name_search") or "")))
     return _page(stores.members.coll, query, q.get("after"), q["limit"])
 
 

@@ -24,7 +24,7 @@ INDEXES = {
                 ("member_number", {"unique": True, "sparse": True, "name": "member_number"}),
                 ("citizen_id", {"name": "citizen_id"}),  # the lookup of a person's former records
                 ("unit_path", {"name": "unit_path"}), ("unit_id", {"name": "unit"}),
-                ("name_search", {"name": "name_search"}), IDEMPOTENCY_INDEX,
+                ("name_terms", {"name": "name_terms"}), IDEMPOTENCY_INDEX,
                 ("pending_transfer_path", {"name": "pending_transfer_path"})],  # incoming transfer requests
     "dues": [("member_id", {"name": "member"})],
     # the change documents (and outboxes) of each: platformkit/repository.py

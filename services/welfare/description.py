@@ -29,6 +29,8 @@ DESCRIPTION = ServiceDescription(
             "micro-loans with repayments. Money is whole đồng; dates are ISO 8601.",
     blueprints=BLUEPRINTS,
     indexes=INDEXES,
+    # programmes and cases stored before their scope existed get it, once (the lists ask for it)
+    setup=(lambda db: service.backfill_scope(Stores(db)),),
     path_scope=lambda view_args: service.path_scope(view_args, stores()),
     # Kafka key = aggregate id, so one case's events stay in order
     relay_routes={coll: contract.WELFARE_EVENTS for coll in OUTBOX_COLLECTIONS},

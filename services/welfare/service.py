@@ -18,7 +18,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 from uuid import uuid4
 
-from platformkit import clock, idempotency, membership_view, paging
+from platformkit import clock, idempotency, membership_view, mongo, paging
 from platformkit.auth import Caller, check_scope
 from platformkit.envelope import new_event
 from platformkit.errors import AlreadyExists, Conflict, Forbidden, RuleViolated, StaleVersion
@@ -27,12 +27,12 @@ from platformkit.outbox import OUTBOX, PENDING
 
 from . import commands as c
 from . import domain
-from .stores import CASES, PROGRAMMES, Stores
+from .stores import CASES, PROGRAMMES, Stores, scope_of
 
 # A claim older than this is taken to belong to a request that died half-way; a re-run finishes it.
 CLAIM_LEASE_SECONDS = 30
 # Internal fields never shown to callers.
-HIDDEN = {OUTBOX, PENDING, "seq", "idempotency_key", "request_fingerprint", "disbursement_key"}
+HIDDEN = {OUTBOX, PENDING, "seq", "idempotency_key", "request_fingerprint", "disbursement_key", "scope"}
 ASCENDING, DESCENDING = 1, -1  # pymongo's sort directions, without the driver
 
 
@@ -71,7 +71,8 @@ def _current_ancestors(stores: Stores, doc: dict) -> list[str]:
 
 
 def _subtree(caller: Caller) -> dict[str, Any]:
-    return {"$or": [{"unit_id": caller.unit_id}, {"ancestors": caller.unit_id}]}
+    """The caller's subtree: one equality on the stored scope (stores.scope_of)."""
+    return {"scope": caller.unit_id}
 
 
 def _fingerprint(request: dict[str, Any]) -> str:
@@ -384,7 +385,8 @@ def disburse_case(command: c.DisburseCase, caller: Caller, stores: Stores) -> tu
     claim, taken = _claim(stores, f"disbursement:{case_id}", {"key": key})
     if not taken and not (claim.get("key") == key and _stale(claim)):
         raise Conflict(f"case {case_id} is already being disbursed", field="status")
-    if key and stores.case_docs.find_one({"disbursement_key": key, "_id": {"$ne": case_id}}, {"_id": 1}):
+    # another case paid with it (compared here, not by `$ne` in the query: hot queries are equalities)
+    if key and any(d["_id"] != case_id for d in stores.case_docs.find({"disbursement_key": key}, {"_id": 1})):
         # checked before committing: the copy's unique index would refuse the paid case
         raise Conflict("this Idempotency-Key already paid another case", field="Idempotency-Key")
     saved = _save_case(stores, case_id, command.version, lambda d: domain.disburse_case(d, on, caller.unit_id, key))
@@ -470,6 +472,33 @@ def record_repayment(command: c.RecordRepayment, caller: Caller, stores: Stores)
 
 
 # ---------------------------------------------------------------- consumer side
+
+UPKEEP = "upkeep"  # one document per one-off repair that has finished (its name as _id)
+
+
+def backfill_scope(stores: Stores) -> int:
+    """Give programmes and cases stored before `scope` existed their scope (stores.scope_of), once:
+    a repository change each that keeps `version` (upkeep), then a mark in `upkeep`, so that later
+    starts skip the scan (new documents get it at creation, moved ones with their new ancestors:
+    stores.ScopedRepository). Runs at start (description.py), before the lists are served.
+    Idempotent: processes starting together may both run it."""
+    if stores.db[UPKEEP].find_one({"_id": "scope"}) is not None:
+        return 0
+    n = 0
+    for docs, store in ((stores.programme_docs, stores.programmes), (stores.case_docs, stores.cases)):
+        for doc in list(docs.find({}, {"_id": 1, "unit_id": 1, "ancestors": 1, "scope": 1})):
+            if "unit_id" not in doc or doc.get("scope") == scope_of(doc):
+                continue
+            store.command(doc["_id"], lambda d: None if d.get("scope") == scope_of(d)
+                          else ({"$set": {"scope": scope_of(d)}}, []), bump=False)
+            n += 1
+    try:
+        stores.db[UPKEEP].insert_one({"_id": "scope", "documents": n})
+    except Exception as exc:  # marked by a process that finished at the same time
+        if not mongo.is_duplicate_key(exc):
+            raise
+    return n
+
 
 def follow_unit_move(command: c.FollowUnitMove, stores: Stores) -> None:
     """After `membership.unit.moved`, programmes and cases of the moved unit and of every unit

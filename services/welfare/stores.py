@@ -11,7 +11,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 
 from platformkit import config, membership_view, mongo
-from platformkit.repository import Repository
+from platformkit.repository import Repository, apply_ops, op, ops_of
 
 SERVICE = "welfare"
 PROGRAMMES = "programmes"
@@ -20,11 +20,11 @@ LEDGER = "budget_ledger"
 CLAIMS = "claims"
 
 INDEXES: dict[str, list[tuple]] = {
-    PROGRAMMES: [("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
+    PROGRAMMES: [("unit_id", {"name": "unit"}), ("scope", {"name": "scope"}),
                  ([("year", ASCENDING), ("kind", ASCENDING)], {"name": "year_kind"}),
                  # Idempotency-Key of the POST that created it (sparse unique: see CASES)
                  ("idempotency_key", {"name": "idempotency_key", "unique": True, "sparse": True})],
-    CASES: [("unit_id", {"name": "unit"}), ("ancestors", {"name": "ancestors"}),
+    CASES: [("unit_id", {"name": "unit"}), ("scope", {"name": "scope"}),
             ("programme_id", {"name": "programme"}), ("member_id", {"name": "member"}),
             ("status", {"name": "status"}),
             # Idempotency-Key of the POST that created the case / paid it: a retry finds the first
@@ -45,11 +45,42 @@ INDEXES: dict[str, list[tuple]] = {
 OUTBOX_COLLECTIONS = (f"{PROGRAMMES}_events", f"{CASES}_events")
 
 
+def scope_of(doc: dict[str, Any]) -> list[str]:
+    """The units whose subtree holds a programme or case: its unit's ancestors and the unit itself.
+    Stored with each (`scope`), so that "in the subtree of U" is ONE equality on an array field
+    (`{scope: U}`), which FerretDB pushes down to an index, instead of
+    `$or: [{unit_id: U}, {ancestors: U}]`, which it answers by reading the whole collection."""
+    return [*(doc.get("ancestors") or []), doc["unit_id"]]
+
+
+class ScopedRepository(Repository):
+    """A Repository whose documents carry `scope` (scope_of), derived at every write: set at the
+    creation, and added to any change that moves the document (follow_unit_move rewrites
+    `ancestors`) or that finds it missing. Not business state: never in events, hidden from
+    answers (service.HIDDEN). Documents stored before it existed: service.backfill_scope."""
+
+    def create(self, state: dict, *args: Any, **kwargs: Any) -> dict:
+        return super().create({**state, "scope": scope_of(state)}, *args, **kwargs)
+
+    def command(self, aggregate_id: str, decide, **kwargs: Any) -> dict:
+        def decide_with_scope(doc: dict):
+            decision = decide(doc)
+            if decision is None:
+                return None
+            ops, events = decision
+            ops = ops_of(ops) if isinstance(ops, dict) else list(ops)
+            want = scope_of(apply_ops(doc, ops))
+            if doc.get("scope") != want:
+                ops.append(op("set", "scope", want))
+            return ops, events
+        return super().command(aggregate_id, decide_with_scope, **kwargs)
+
+
 class Stores:
     def __init__(self, db: Any):
         self.db = db  # membership_view's helpers take the database itself
-        self.programmes = Repository(db, PROGRAMMES, "programme")
-        self.cases = Repository(db, CASES, "case")
+        self.programmes = ScopedRepository(db, PROGRAMMES, "programme")
+        self.cases = ScopedRepository(db, CASES, "case")
         # the materialised copies, for queries other than by id (lists, look-ups by key)
         self.programme_docs = db[PROGRAMMES]
         self.case_docs = db[CASES]

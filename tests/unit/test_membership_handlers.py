@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from platformkit import paging
 from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden
 from platformkit.errors import Conflict, InvalidInput, RuleViolated, StaleVersion
 from platformkit.errors import NotFound as Missing
@@ -429,3 +430,59 @@ def test_record_ratings_item_by_item(st, tree):
     before = snapshot(st)
     assert service.record_ratings(cmd, officer(tree["c1"], ("officer", "admin")), st, parse_item=dict) == (answer, True)
     assert snapshot(st) == before
+
+
+# ---------------------------------------------------------------- name search (stored terms)
+def search(st, tree, q, limit=10, after=None) -> tuple[list[str], str | None]:
+    page = service.list_members(tree["hcm"], {"limit": limit, "q": q, **({"after": after} if after else {})}, ADMIN, st)
+    return [m["full_name"] for m in page["items"]], page["next_cursor"]
+
+
+def test_name_search_finds_whole_words_in_order(st, tree):
+    long_name = "Công Tằng Tôn Nữ Thị Thu Hà An Bình Minh"  # 10 words: longer than the longest stored run
+    for i, name in enumerate(["Nguyễn Thị Hà", "Nguyễn Thị Hải", "Trần Thị Hà", "Hà Thị Nguyễn", long_name]):
+        admitted(st, tree, cid=f"07919000010{i}", name=name)
+    assert sorted(search(st, tree, "nguyen thi ha")[0]) == ["Nguyễn Thị Hà"]
+    assert sorted(search(st, tree, "THỊ HÀ")[0]) == ["Nguyễn Thị Hà", "Trần Thị Hà"]  # not "Thị Thu Hà"
+    assert search(st, tree, "thu ha an")[0] == [long_name]
+    assert search(st, tree, "ha thi")[0] == ["Hà Thị Nguyễn"]  # the words in order, not any order
+    assert search(st, tree, "thi h")[0] == []  # whole words only
+    # a search longer than the stored runs: its first run asked, the rest checked on what it found
+    assert search(st, tree, "tang ton nu thi thu ha an binh minh")[0] == [long_name]
+    assert search(st, tree, "tang ton nu thi thu ha an binh")[0] == [long_name]
+    assert search(st, tree, "tang ton nu thi thu ha an binh nguyen")[0] == []
+    # a renamed member is found by the new name only
+    m = st.members.coll.find_one({"full_name": "Trần Thị Hà"})
+    service.update_profile(c.UpdateProfile(member_id=m["_id"], changes={"full_name": "Trần Văn Long"}),
+                           officer(tree["s1"]), st)
+    assert search(st, tree, "tran thi ha")[0] == [] and search(st, tree, "van long")[0] == ["Trần Văn Long"]
+    renamed = st.members.changes.find_one({"aggregate_id": m["_id"], "seq": 2})["outbox"][0]["data"]
+    assert renamed["changed"] == ["full_name"]  # the derived search fields are no change of their own
+
+
+def test_a_long_name_search_pages_by_cursor(st, tree):
+    words = "an binh chau dung giang hoa khanh lam minh"  # 9 words
+    names = [f"{words} {suffix}" for suffix in ("nam", "oanh", "phuc", "quang", "son")]
+    for i, name in enumerate(names):
+        admitted(st, tree, cid=f"07919000020{i}", name=name)
+    admitted(st, tree, cid="079190000299", name="an binh chau dung giang hoa khanh lam nam")  # first 8 words only
+    seen, cursor = [], None
+    while True:
+        page, cursor = search(st, tree, words, limit=2, after=paging.decode(cursor) if cursor else None)
+        seen += page
+        if cursor is None:
+            break
+    assert seen == sorted(seen, key=lambda n: st.members.coll.find_one({"full_name": n})["_id"])  # by _id
+    assert sorted(seen) == sorted(names)
+
+
+def test_backfill_gives_members_stored_before_name_terms_their_terms_once(st, tree):
+    m = active(st, tree)
+    st.members.coll.update_one({"_id": m["_id"]}, {"$unset": {"name_terms": ""}})  # as stored before
+    assert search(st, tree, "nguyen thi ha")[0] == []
+    assert service.backfill_name_terms(st) == 1
+    assert search(st, tree, "nguyen thi ha")[0] == ["Nguyễn Thị Hà"]
+    assert st.members.get(m["_id"])["version"] == m["version"]  # upkeep: no caller's version goes stale
+    assert events(st, m["_id"]) == ["member.admitted", "member.approved"]  # and no event
+    st.members.coll.update_one({"_id": m["_id"]}, {"$unset": {"name_terms": ""}})
+    assert service.backfill_name_terms(st) == 0  # done once: later starts skip the scan

@@ -299,3 +299,35 @@ def test_follow_unit_move_rewrites_ancestors_and_keeps_versions(stores):
     before = snapshot(stores)
     service.follow_unit_move(c.FollowUnitMove("commune"), stores)  # redelivered: nothing changes
     assert snapshot(stores) == before
+
+
+def test_lists_ask_the_stored_scope_which_follows_a_move(stores):
+    prog = create_programme(stores, unit_id="commune", caller=COMMUNE)
+    case = request_case(stores, prog["id"])
+    assert stores.case_docs.find_one({"_id": case["id"]})["scope"] == ["central", "prov", "commune", "cdcs"]
+    assert "scope" not in case and "scope" not in service.get_case(case["id"], PROV, stores)  # not shown
+    assert [i["id"] for i in service.list_cases({"limit": 10}, PROV, stores)["items"]] == [case["id"]]
+    assert [i["id"] for i in service.list_programmes({"limit": 10}, COMMUNE, stores)["items"]] == [prog["id"]]
+    assert service.list_programmes({"limit": 10}, CDCS, stores)["items"] == []  # the owner is above it
+    apply(stores.db, [new_event("membership", "membership.unit.moved.v1", "commune", {
+        "unit_id": "commune", "old_parent_id": "prov", "parent_id": "prov2", "old_ancestors": ["central", "prov"],
+        "ancestors": ["central", "prov2"], "effective_date": "2025-07-01"}, 2)])
+    service.follow_unit_move(c.FollowUnitMove("commune"), stores)
+    assert stores.programme_docs.find_one({"_id": prog["id"]})["scope"] == ["central", "prov2", "commune"]
+    assert service.list_cases({"limit": 10}, PROV, stores)["items"] == []
+    assert [i["id"] for i in service.list_programmes({"limit": 10}, PROV2, stores)["items"]] == [prog["id"]]
+
+
+def test_backfill_gives_documents_stored_before_scope_their_scope_once(stores):
+    prog = create_programme(stores)
+    case = request_case(stores, prog["id"])
+    for docs, _id in ((stores.programme_docs, prog["id"]), (stores.case_docs, case["id"])):
+        docs.update_one({"_id": _id}, {"$unset": {"scope": ""}})  # as stored before
+    assert service.list_cases({"limit": 10}, PROV, stores)["items"] == []
+    assert service.backfill_scope(stores) == 2
+    assert [i["id"] for i in service.list_cases({"limit": 10}, PROV, stores)["items"]] == [case["id"]]
+    assert [i["id"] for i in service.list_programmes({"limit": 10}, PROV, stores)["items"]] == [prog["id"]]
+    assert stores.cases.get(case["id"])["version"] == 1  # upkeep: no caller's version goes stale
+    assert events(stores, "cases", case["id"]) == ["welfare.case.requested.v1"]  # and no event
+    stores.case_docs.update_one({"_id": case["id"]}, {"$unset": {"scope": ""}})
+    assert service.backfill_scope(stores) == 0  # done once: later starts skip the scan
