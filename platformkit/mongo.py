@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import logging
 import threading
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from pymongo import ASCENDING, MongoClient
 from pymongo.collection import Collection
@@ -14,6 +14,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from pymongo.results import BulkWriteResult
 
 from . import config, settings, store_prep
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -38,6 +40,44 @@ def client() -> MongoClient:
 
 def database(service: str) -> Database:
     return client()[config.db_name(service)]
+
+
+_adapters_lock = threading.Lock()
+_adapters: dict[tuple, Any] = {}
+
+
+def adapter(service: str, make: Callable[[Database], T]) -> T:
+    """This process's adapter of a service's database (a service's `Stores`): made once per process,
+    client and database name, so that a client never crosses a fork (gunicorn's workers) and tests
+    that switch databases (DB_PREFIX) get theirs. Bounded: tests make a database per test."""
+    db = database(service)
+    key = (os.getpid(), id(db.client), db.name, make)
+    with _adapters_lock:
+        found = _adapters.get(key)
+        if found is None:
+            if len(_adapters) > 64:
+                _adapters.clear()
+            found = _adapters[key] = make(db)
+        return found
+
+
+UPKEEP = "upkeep"  # one document per one-off repair that has finished (its name as _id)
+
+
+def run_once(db: Any, name: str, work: Callable[[], int]) -> int:
+    """A one-off repair (a field every document must get once), skipped once it has finished:
+    `work()` (idempotent: processes starting together may both run it) returns how many documents it
+    changed, then a mark `<name>` in `upkeep` is inserted (a duplicate: another process finished it
+    too). Returns `work()`'s count, 0 when skipped."""
+    if db[UPKEEP].find_one({"_id": name}) is not None:
+        return 0
+    n = work()
+    try:
+        db[UPKEEP].insert_one({"_id": name, "documents": n})
+    except Exception as exc:
+        if not is_duplicate_key(exc):
+            raise
+    return n
 
 
 def ensure_indexes(db: Database, spec: dict[str, list[tuple]],

@@ -313,35 +313,26 @@ def repair_paths(stores: Stores) -> int:
     return n
 
 
-UPKEEP = "upkeep"  # one document per one-off repair that has finished (its name as _id)
-
-
 def backfill_name_terms(stores: Stores) -> int:
-    """Give members stored before `name_terms` existed their terms (domain.name_terms), once: a
-    repository change each that keeps `version` (upkeep), then a mark in `upkeep`, so that later
-    starts skip the scan (new and changed members get their terms from the domain at every write).
-    Runs at start (description.py) before the service answers a search. Idempotent: processes
-    starting together may both run it."""
-    if stores.db[UPKEEP].find_one({"_id": "name_terms"}) is not None:
-        return 0
-    n = 0
-    for doc in list(stores.members.coll.find({}, {"_id": 1, "full_name": 1, "name_terms": 1})):
-        if doc.get("full_name") is None or doc.get("name_terms") is not None:
-            continue
+    """Give members stored before `name_terms` existed their terms (domain.name_terms), once
+    (mongo.run_once): a repository change each that keeps `version` (upkeep). New and changed
+    members get their terms from the domain at every write. Runs at start (description.py) before
+    the service answers a search."""
+    def work() -> int:
+        n = 0
+        for doc in list(stores.members.coll.find({}, {"_id": 1, "full_name": 1, "name_terms": 1})):
+            if doc.get("full_name") is None or doc.get("name_terms") is not None:
+                continue
 
-        def set_terms(current: dict):
-            if current.get("name_terms") is not None:
-                return None
-            key = domain.search_key(current["full_name"])
-            return {"$set": {"name_search": key, "name_terms": domain.name_terms(key)}}, []
-        _command(stores.members, doc["_id"], None, set_terms, bump=False)
-        n += 1
-    try:
-        stores.db[UPKEEP].insert_one({"_id": "name_terms", "members": n})
-    except Exception as exc:  # marked by a process that finished at the same time
-        if not mongo.is_duplicate_key(exc):
-            raise
-    return n
+            def set_terms(current: dict):
+                if current.get("name_terms") is not None:
+                    return None
+                key = domain.search_key(current["full_name"])
+                return {"$set": {"name_search": key, "name_terms": domain.name_terms(key)}}, []
+            _command(stores.members, doc["_id"], None, set_terms, bump=False)
+            n += 1
+        return n
+    return mongo.run_once(stores.db, "name_terms", work)
 
 
 def merge_unit(command: commands.MergeUnit, caller: Caller, stores: Stores, scheduled: str | None = None) -> dict:

@@ -4,10 +4,9 @@ query, over any pymongo-like Database (the service's real one, or platformkit.me
 handler tests). `stores()` is the process's own, what api.py, the jobs and the runner pass."""
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from platformkit import config, mongo
+from platformkit import mongo
 from platformkit.repository import Repository, next_number
 
 SERVICE = "membership"
@@ -54,15 +53,8 @@ class Stores:
         return next_number(self.db, name)
 
 
-_cache: dict[tuple[int, int, str], Stores] = {}
 
 
 def stores() -> Stores:
-    """The process's stores: one per database name (the tests' isolated prefixes) and per client
-    (a client never crosses a fork: platformkit.mongo)."""
-    client = mongo.client()
-    key = (os.getpid(), id(client), config.db_name(SERVICE))
-    found = _cache.get(key)
-    if found is None:
-        found = _cache[key] = Stores(client[key[2]])
-    return found
+    """This process's stores (platformkit.mongo.adapter: per process, client and database)."""
+    return mongo.adapter(SERVICE, Stores)

@@ -13,7 +13,7 @@ from . import commands as c
 from . import views
 from .indicators import CATALOGUE
 from .periods import parse
-from .store import Generation, active_generation
+from .store import Generation
 from .stores import TARGET_INDEXES, Stores
 
 SERVICE = "reporting"

@@ -5,11 +5,9 @@ hierarchy, the computed figures) and the database the periodic report store (per
 keeps its reports, steps and settings in."""
 from __future__ import annotations
 
-import os
-import threading
 from typing import Any
 
-from platformkit import config, mongo
+from platformkit import mongo
 from platformkit.repository import Repository
 
 from .store import Generation, active_generation
@@ -33,15 +31,8 @@ class Stores:
         return Generation(self.db, active_generation(self.db))
 
 
-_lock = threading.Lock()
-_cache: dict[tuple[int, str], Stores] = {}
 
 
 def stores() -> Stores:
-    """This process's stores (one per database name: tests switch databases with DB_PREFIX; one per
-    pid: a pymongo client must not cross a fork)."""
-    key = (os.getpid(), config.db_name(SERVICE))
-    with _lock:
-        if key not in _cache:
-            _cache[key] = Stores(mongo.database(SERVICE))
-        return _cache[key]
+    """This process's stores (platformkit.mongo.adapter: per process, client and database)."""
+    return mongo.adapter(SERVICE, Stores)

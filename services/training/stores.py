@@ -11,7 +11,6 @@ top-level fields, and `<list>@` = the changed entries by position) and `to_ops` 
 repository's operators."""
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable
 
 from platformkit import idempotency, mongo
@@ -156,18 +155,8 @@ class Stores:
         return member, ancestors
 
 
-_lock = threading.Lock()
-_cache: dict[str, Stores] = {}
 
 
 def stores() -> Stores:
-    """This process's Stores, on `mongo.database(SERVICE)`. Made anew when the client changed (a
-    new one after a fork) or the database name did (tests switch DB_PREFIX between tests)."""
-    db = mongo.database(SERVICE)
-    with _lock:
-        found = _cache.get(db.name)
-        if found is None or found.db.client is not db.client:
-            if len(_cache) > 16:  # tests make a database per test: keep the cache small
-                _cache.clear()
-            found = _cache[db.name] = Stores(db)
-        return found
+    """This process's stores (platformkit.mongo.adapter: per process, client and database)."""
+    return mongo.adapter(SERVICE, Stores)

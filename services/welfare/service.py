@@ -473,31 +473,22 @@ def record_repayment(command: c.RecordRepayment, caller: Caller, stores: Stores)
 
 # ---------------------------------------------------------------- consumer side
 
-UPKEEP = "upkeep"  # one document per one-off repair that has finished (its name as _id)
-
-
 def backfill_scope(stores: Stores) -> int:
-    """Give programmes and cases stored before `scope` existed their scope (stores.scope_of), once:
-    a repository change each that keeps `version` (upkeep), then a mark in `upkeep`, so that later
-    starts skip the scan (new documents get it at creation, moved ones with their new ancestors:
-    stores.ScopedRepository). Runs at start (description.py), before the lists are served.
-    Idempotent: processes starting together may both run it."""
-    if stores.db[UPKEEP].find_one({"_id": "scope"}) is not None:
-        return 0
-    n = 0
-    for docs, store in ((stores.programme_docs, stores.programmes), (stores.case_docs, stores.cases)):
-        for doc in list(docs.find({}, {"_id": 1, "unit_id": 1, "ancestors": 1, "scope": 1})):
-            if "unit_id" not in doc or doc.get("scope") == scope_of(doc):
-                continue
-            store.command(doc["_id"], lambda d: None if d.get("scope") == scope_of(d)
-                          else ({"$set": {"scope": scope_of(d)}}, []), bump=False)
-            n += 1
-    try:
-        stores.db[UPKEEP].insert_one({"_id": "scope", "documents": n})
-    except Exception as exc:  # marked by a process that finished at the same time
-        if not mongo.is_duplicate_key(exc):
-            raise
-    return n
+    """Give programmes and cases stored before `scope` existed their scope (stores.scope_of), once
+    (mongo.run_once): a repository change each that keeps `version` (upkeep). New documents get it
+    at creation, moved ones with their new ancestors (stores.ScopedRepository). Runs at start
+    (description.py), before the lists are served."""
+    def work() -> int:
+        n = 0
+        for docs, store in ((stores.programme_docs, stores.programmes), (stores.case_docs, stores.cases)):
+            for doc in list(docs.find({}, {"_id": 1, "unit_id": 1, "ancestors": 1, "scope": 1})):
+                if "unit_id" not in doc or doc.get("scope") == scope_of(doc):
+                    continue
+                store.command(doc["_id"], lambda d: None if d.get("scope") == scope_of(d)
+                              else ({"$set": {"scope": scope_of(d)}}, []), bump=False)
+                n += 1
+        return n
+    return mongo.run_once(stores.db, "scope", work)
 
 
 def follow_unit_move(command: c.FollowUnitMove, stores: Stores) -> None:

@@ -4,13 +4,11 @@ database (`Stores(db)`: the service's Mongo database, or platformkit.memory_stor
 in handler tests). Also the index declaration the runner prepares the store with."""
 from __future__ import annotations
 
-import os
-import threading
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 
-from platformkit import config, membership_view, mongo
+from platformkit import membership_view, mongo
 from platformkit.repository import Repository, apply_ops, op, ops_of
 
 SERVICE = "welfare"
@@ -105,15 +103,8 @@ class Stores:
             raise
 
 
-_lock = threading.Lock()
-_cache: dict[tuple[int, str], Stores] = {}
 
 
 def stores() -> Stores:
-    """This process's stores (one per database name: tests switch databases with DB_PREFIX; one per
-    pid: a pymongo client must not cross a fork)."""
-    key = (os.getpid(), config.db_name(SERVICE))
-    with _lock:
-        if key not in _cache:
-            _cache[key] = Stores(mongo.database(SERVICE))
-        return _cache[key]
+    """This process's stores (platformkit.mongo.adapter: per process, client and database)."""
+    return mongo.adapter(SERVICE, Stores)
