@@ -22,7 +22,7 @@
 
   const $ = id => document.getElementById(id);
 
-  // An element with a class and children; strings and numbers become text nodes.
+  // An element with a class and children; strings and numbers become text nodes (never markup).
   function el(tag, className, ...children) {
     const node = document.createElement(tag);
     if (className) node.className = className;
@@ -32,6 +32,9 @@
     }
     return node;
   }
+  // Shared with periodic.js (loaded after this one: both `defer`, run in document order), so that
+  // the one function that puts values into the page exists once. Holds no state, no token.
+  window.congdoanDom = Object.freeze({ el });
 
   function fmt(v, unit) {
     if (v === null || v === undefined) return el('span', 'muted', '—');

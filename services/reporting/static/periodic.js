@@ -19,15 +19,7 @@
   const $ = id => document.getElementById(id);
   const enc = encodeURIComponent;
 
-  function el(tag, className, ...children) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    for (const child of children) {
-      if (child === null || child === undefined) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+  const { el } = window.congdoanDom;  // dashboard.js's: values go into the page as text only
   function num(v) { return v === null || v === undefined ? el('span', 'muted', '—') : nf.format(v); }
   function pct(v) { return v === null || v === undefined ? el('span', 'muted', '—') : pf.format(v) + ' %'; }
   function vnDate(d) { return d ? String(d).slice(8, 10) + '/' + String(d).slice(5, 7) + '/' + String(d).slice(0, 4) : '—'; }
