@@ -38,6 +38,8 @@ PG_DATA="$PG_HOME/pg"
 PG_RUN="$PG_HOME/pg-run"
 PG_LOG="$PG_HOME/log/postgresql.log"
 PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB"
+FERRETDB_POOL="${FERRETDB_POOL:-300}"           # FerretDB's PostgreSQL connections (see db_up)
+PG_MAX_CONNECTIONS=$((FERRETDB_POOL + 50))      # the pool, plus psql (store_prep) and spare
 KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
 FERRETDB_BIN="$CACHE/ferretdb-$FERRETDB_VERSION/ferretdb"
 
@@ -168,7 +170,7 @@ pg_up() {
   # per database, for a PostgreSQL this script did not start).
   # pg_ctl detaches the server into its own session (a Ctrl-C of `make up` does not reach it).
   as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start \
-    -o "-p $PG_PORT -k $PG_RUN -c listen_addresses=127.0.0.1 -c plan_cache_mode=force_custom_plan" >/dev/null 9>&-
+    -o "-p $PG_PORT -k $PG_RUN -c listen_addresses=127.0.0.1 -c plan_cache_mode=force_custom_plan -c max_connections=$PG_MAX_CONNECTIONS" >/dev/null 9>&-
   if ! as_pg "$bin/psql" -h "$PG_RUN" -p "$PG_PORT" -U postgres -d postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
     as_pg "$bin/psql" -h "$PG_RUN" -p "$PG_PORT" -U postgres -d postgres -qc "CREATE DATABASE $PG_DB" >/dev/null
@@ -201,9 +203,14 @@ db_up() {
   else
     ensure_ferretdb
     log "starting FerretDB $FERRETDB_VERSION (PostgreSQL) on $DB_HOST:$DB_PORT"
-    # pool_max_conns: FerretDB holds one connection per statement of a bulk command; the platform
-    # sends at most 40 (platformkit.mongo.bounded_bulk_write), the rest is for concurrent requests.
-    setsid nohup "$FERRETDB_BIN" --handler=postgresql --postgresql-url="$PG_URL?pool_max_conns=60" \
+    # pool_max_conns: FerretDB holds one connection per statement of a bulk command until the command
+    # ends, and waits for the pool without a timeout: commands that together need more connections
+    # than the pool deadlock it for good (ping hangs too). The platform sends at most 40 statements
+    # per command (platformkit.mongo.bounded_bulk_write), but several processes send at once (the
+    # projector, a rebuild, the relays, the tests' own): with 60, a bulk-loading benchmark and the
+    # projector test hung it (2 x 40 > 60). 300 leaves room for 7 concurrent full bulks; PostgreSQL
+    # gets max_connections above it (pg_up).
+    setsid nohup "$FERRETDB_BIN" --handler=postgresql --postgresql-url="$PG_URL?pool_max_conns=$FERRETDB_POOL" \
       --listen-addr="$DB_HOST:$DB_PORT" --state-dir="$VAR/db" --debug-addr=- --telemetry=disable --log-level=warn \
       >>"$VAR/log/db.log" 2>&1 9>&- &
   fi

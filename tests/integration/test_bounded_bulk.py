@@ -131,3 +131,40 @@ def test_chunks_mean_one_bulk(isolated):
         bounded_bulk_write(coll, ops, ordered=True)
     assert [e["index"] for e in err.value.details["writeErrors"]] == [45]
     assert coll.count_documents({"_id": {"$gte": 2000}}) == 45
+
+
+def test_several_processes_sending_full_bulks_at_once_keep_the_store_answering(isolated):
+    """The bound is per command; FerretDB's pool is shared by every client. Four writers (the
+    projector, a rebuild, relays, a benchmark's loader: each its own client) sending full 40-statement
+    bulks at the same time need 160 connections at once: with the pool at 60 this hung FerretDB for
+    good (seen with a province benchmark and this suite); deploy/local/infra.sh sizes the pool for it."""
+    coll_name = "bulk_many"
+    seed = MongoClient(config.mongo_url(), serverSelectionTimeoutMS=5000)[config.db_name("reporting")][coll_name]
+    seed.insert_many([{"_id": i, "n": 0} for i in range(400)])
+    errors: list[Exception] = []
+
+    def writer(w: int) -> None:
+        client = MongoClient(config.mongo_url(), serverSelectionTimeoutMS=5000, socketTimeoutMS=60000)
+        try:
+            coll = client[config.db_name("reporting")][coll_name]
+            for _ in range(5):
+                bounded_bulk_write(coll, [UpdateOne({"_id": w * 100 + i}, {"$inc": {"n": 1}}) for i in range(100)],
+                                   ordered=False)
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+        finally:
+            client.close()
+
+    pinger = Pinger()
+    pinger.start()
+    threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    pinger.stop.set()
+    pinger.join(15)
+    assert not any(t.is_alive() for t in threads), "a writer is stuck: the store hung"
+    assert not errors, errors
+    assert pinger.error is None and pinger.count > 0, (pinger.error, pinger.count)
+    assert all(d["n"] == 5 for d in seed.find({}, {"n": 1})), "every increment arrived, once"
