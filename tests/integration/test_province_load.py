@@ -91,6 +91,31 @@ def test_a_loaded_province_is_what_the_write_paths_make_and_a_rerun_adds_nothing
         assert w.keys() == ld.keys() and w["ops"] == ld["ops"] and w["version"] == ld["version"]
         assert [e["type"] for e in w["outbox"]] == [e.type for e in events if e.subject == loaded["_id"]][n - 1:n]
 
+    # welfare's write path (its API): the same request, approval and disbursement as a loaded case
+    from platformkit.auth import mint
+    from services.welfare.app import create_app
+    case = wdb.cases.find_one({"status": "disbursed", "loan": None})
+    unit = mdb.units.find_one({"_id": case["unit_id"]})
+    client = create_app().test_client()
+
+    def as_(unit_id):
+        return {"Authorization": "Bearer " + mint(f"officer@{unit_id}", unit_id, ["officer"])}
+    made = client.post("/api/v1/cases", headers=as_(unit["_id"]), json={
+        "programme_id": case["programme_id"], "member_id": case["member_id"], "hardship_type": case["hardship_type"],
+        "amount": case["amount"], "form": case["form"], "funding": case["funding"],
+        "requested_on": case["requested_on"]})
+    assert made.status_code == 201, made.get_json()
+    cid = made.get_json()["id"]
+    for step, on in (("approve", {"approved_on": case["approved_on"]}), ("disburse", {"disbursed_on": case["disbursed_on"]})):
+        r = client.post(f"/api/v1/cases/{cid}/{step}", headers=as_(unit["parent_id"]), json=on)
+        assert r.status_code == 200, r.get_json()
+    subjects = ("_id", "requested_by", "approved_by", "request_fingerprint")
+    assert strip(wdb.cases.find_one({"_id": cid}), *subjects) == strip(case, *subjects)
+    for n in (1, 2, 3):
+        w = wdb.cases_events.find_one({"_id": f"{cid}@{n:09d}"})
+        ld = wdb.cases_events.find_one({"_id": f"{case['_id']}@{n:09d}"})
+        assert w.keys() == ld.keys() and [o["path"] for o in w["ops"]] == [o["path"] for o in ld["ops"]]
+
     # a finished load: a rerun does nothing
     counts = {c: mdb[c].count_documents({}) for c in ("members", "members_events", "dues", "units")}
     loader.load(PLAN, log_every=0)
