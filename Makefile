@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test unit bench venv infra topics logs prereqs tools
+.PHONY: up down status test unit bench bench-parts venv infra topics logs prereqs tools
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -52,10 +52,18 @@ test: tools infra
 unit: venv
 	$(PY) -m pytest -q tests/unit
 
-## Benchmarks with ratios against baselines measured in the same run (results in docs/benchmarks.md):
-## the projector; HTTP rps/latency per service against its /healthz (vegeta, built once into
-## ~/.cache/congdoan); end-to-end freshness of the reporting views against the write and relay latency.
+## The live platform at two province sizes on the same store, side by side (bench/province_bench.py,
+## results appended to docs/benchmarks.md): each size is loaded once by synthetic/load.py under its own
+## DB_PREFIX/TOPIC_PREFIX (pv<members>s<seed>) and reused by later runs. BENCH_SIZES=2000,50000 for a quick run.
+BENCH_SIZES ?= 2000,2500000
 bench: infra
+	eval "$$(deploy/local/infra.sh env)" && $(PY) -m bench.province_bench --sizes $(BENCH_SIZES) $(PROVINCE_BENCH_ARGS)
+
+## The component benchmarks with ratios against baselines measured in the same run: the projector;
+## HTTP rps/latency per service against its /healthz (vegeta, built once into ~/.cache/congdoan);
+## end-to-end freshness of the reporting views against the write and relay latency; rebuild, heavy
+## reads, batches.
+bench-parts: infra
 	$(PY) -m bench.projector_bench $(BENCH_ARGS)
 	$(PY) -m bench.http_bench $(HTTP_BENCH_ARGS)
 	$(PY) -m bench.freshness_bench $(FRESHNESS_BENCH_ARGS)
