@@ -108,8 +108,13 @@ class Sim:
     """platformkit.repository.Repository's create/command, writing to lists instead of the store.
     `docs[collection]` (aggregate copies, by id) and `changes[collection + "_events"]`."""
 
-    def __init__(self, out: "Out", service: str, collection: str, on: Callable[[], date]):
+    def __init__(self, out: "Out", service: str, collection: str, on: Callable[[], date],
+                 derive: Callable[[dict], dict] | None = None):
         self.out, self.service, self.name, self.on = out, service, collection, on
+        # the fields a service's stores derive from the state for its equality queries (training's
+        # scope, enrolled members and certificate numbers; welfare's scope): set at creation as
+        # the service's stores.py does
+        self.derive = derive or (lambda state: {})
 
     def _envelopes(self, events: Iterable[Envelope], version_hint: int) -> list[Envelope]:
         """Deterministic ids and times for the envelopes the domain made (uuid4, now)."""
@@ -131,6 +136,7 @@ class Sim:
                stamp: dict | None = None, version: int = 1) -> dict:
         """Repository.create + finish_create: the copy at change 0, change 1 with the events, the
         copy materialised at change 1. Returns the whole document (as `load(whole=True)`)."""
+        state = {**state, **self.derive(state)}
         doc = {**{k: v for k, v in state.items() if k not in NOT_STATE}, "_id": state["_id"],
                **(stamp or {}), "version": 0, SEQ: 0}
         self._commit(state["_id"], 1, version, [], events(version) if callable(events) else events)
@@ -282,7 +288,8 @@ class Loader:
             "code": "ATVSLD", "name": "An toàn, vệ sinh lao động", "topic": "osh",
             "audience": "part_time_officials", "format": "in_person", "duration_days": 1,
             "min_attendance_percent": 80, "owner_unit_id": prov}, self.units[prov]["ancestors"])
-        courses = Sim(out, "training", "courses", self.on)
+        from services.training.stores import course_index_fields
+        courses = Sim(out, "training", "courses", self.on, course_index_fields)
         whole = courses.create(course, lambda v: self._t_env(course["_id"], v, raised))
         courses.save(whole)
         self.course = public_state(whole)
@@ -313,9 +320,11 @@ class Loader:
         out = Out()
         members = Sim(out, "membership", "members", self.on)
         dues = Sim(out, "membership", "dues", self.on)
-        cases = Sim(out, "welfare", "cases", self.on)
-        programmes = Sim(out, "welfare", "programmes", self.on)
-        classes = Sim(out, "training", "classes", self.on)
+        from services.training.stores import class_index_fields
+        from services.welfare.stores import scope_of
+        cases = Sim(out, "welfare", "cases", self.on, lambda state: {"scope": scope_of(state)})
+        programmes = Sim(out, "welfare", "programmes", self.on, lambda state: {"scope": scope_of(state)})
+        classes = Sim(out, "training", "classes", self.on, class_index_fields)
         prov = self.units[self.province]
         officials: list[tuple[dict, dict]] = []
         progs: dict[str, dict] = {}
@@ -442,10 +451,11 @@ class Loader:
 
         def do(fn):
             nonlocal whole
-            from services.training.store import diff, to_ops
+            from services.training.stores import class_index_fields, diff, to_ops
 
             def decide(cur):
                 new, evs = fn(cur)
+                new = {**new, **class_index_fields(new)}  # as AggregateStore.command derives them
                 return to_ops(diff(cur, new, "enrolments"), "enrolments"), self._t_env(class_id, cur["version"] + 1, evs)
             whole = classes.command(whole, decide)
         do(t.open_class)

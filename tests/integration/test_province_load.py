@@ -73,15 +73,18 @@ def test_a_loaded_province_is_what_the_write_paths_make_and_a_rerun_adds_nothing
 
     # the write path: the same admission and approval through services.membership.service
     from platformkit.auth import Caller
-    from services.membership import service
+    from services.membership import commands, service
+    from services.membership.stores import stores
     loaded = mdb.members.find_one({"status": "active", "seq": 2})
     unit = mdb.units.find_one({"_id": loaded["unit_id"]})
     admitted_on = date.fromisoformat(loaded["admitted_on"])
     cmd = {"full_name": loaded["full_name"], "citizen_id": "999999999999",
            "date_of_birth": date.fromisoformat(loaded["date_of_birth"]), "gender": loaded["gender"],
            "phone": None, "employer": None, "is_official": loaded["is_official"], "admitted_on": admitted_on}
-    made = service.admit(Caller("t", ("officer",), unit["_id"]), unit["_id"], cmd)
-    service.approve(Caller("t", ("officer",), unit["parent_id"]), made["_id"], {"on": admitted_on})
+    made = service.admit(commands.AdmitMember(unit_id=unit["_id"], **cmd), Caller("t", ("officer",), unit["_id"]),
+                         stores())
+    service.approve(commands.ApproveMember(member_id=made["_id"], on=admitted_on),
+                    Caller("t", ("officer",), unit["parent_id"]), stores())
     written = mdb.members.find_one({"_id": made["_id"]})
     ids = ("_id", "citizen_id", "active_citizen_id")
     assert strip(written, *ids) == strip(loaded, *ids)
