@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import random
 import time
 from typing import Any, Callable, Iterable
@@ -211,9 +210,14 @@ class Repository:
     """One aggregate collection and its change collection `<collection>_events`."""
 
     def __init__(self, db: Database, collection: str, what: str, *, list_field: str | None = None,
-                 missing: Callable[[str], Exception] | None = None, relayed: bool = True):
+                 missing: Callable[[str], Exception] | None = None, relayed: bool = True,
+                 derived: Callable[[dict], dict] | None = None):
         self.db = db
         self.name = collection
+        # derived: fields computed from the state for the collection's equality queries (a scope
+        # array instead of `$or` on unit and ancestors; FerretDB pushes only equalities down). Not
+        # business state: set at creation and re-derived at every change, here and nowhere else.
+        self.derived = derived
         self.coll = db[collection]
         self.changes = db[collection + CHANGES]
         self.what = what
@@ -232,6 +236,10 @@ class Repository:
                                          (KEY, {"name": KEY, "unique": True, "sparse": True})]}
 
     # ------------------------------------------------------------ reading
+    def with_derived(self, state: dict) -> dict:
+        """The state with its derived fields (what a creation stores, and answers)."""
+        return {**state, **self.derived(state)} if self.derived else state
+
     def created_with(self, key: str) -> dict | None:
         """The aggregate document (whole, stamp included, at any version) a creation with this
         key inserted."""
@@ -313,6 +321,7 @@ class Repository:
         AlreadyExists), then commit change 1 with the creation's events. `stamp`: fields kept in
         the aggregate document only (an Idempotency-Key and fingerprint, the first answer).
         `version`: the version a creation starts at (a unit created with two events: 2)."""
+        state = self.with_derived(state)
         doc = {**{k: v for k, v in state.items() if k not in NOT_STATE}, "_id": state["_id"],
                **(stamp or {}), "version": 0, SEQ: 0}
         try:
@@ -366,7 +375,12 @@ class Repository:
             ops, events = decision
             ops = ops_of(ops) if isinstance(ops, dict) else list(ops)
             seq, version = whole[SEQ] + 1, doc["version"] + (1 if bump else 0)
-            new = {**apply_ops(whole, ops), "version": version, SEQ: seq}
+            new = apply_ops(whole, ops)
+            if self.derived:
+                moved = {k: v for k, v in self.derived(new).items() if new.get(k) != v}
+                ops += [op("set", k, v) for k, v in moved.items()]
+                new.update(moved)
+            new = {**new, "version": version, SEQ: seq}
             fields = stamp(public_state(new)) if stamp else {}
             try:
                 self._commit(aggregate_id, seq, ops, events, fields, version)

@@ -455,7 +455,7 @@ class Loader:
 
             def decide(cur):
                 new, evs = fn(cur)
-                new = {**new, **class_index_fields(new)}  # as AggregateStore.command derives them
+                new = {**new, **class_index_fields(new)}  # as the Repository derives them (`derived`)
                 return to_ops(diff(cur, new, "enrolments"), "enrolments"), self._t_env(class_id, cur["version"] + 1, evs)
             whole = classes.command(whole, decide)
         do(t.open_class)

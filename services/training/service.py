@@ -56,7 +56,7 @@ def _envelopes(subject: str, version: int, raised: list[domain.Event]):
 
 def _create(store: AggregateStore, state: dict, raised: list[domain.Event], req: Request) -> dict:
     """Create; with a key the version-0 document carries it and the answer (`FIRST_ANSWER`)."""
-    state = {**state, **store.index_fields(state)}  # so that the first answer is the stored state
+    state = store.with_derived(state)  # so that the first answer is the stored state
     stamp = {**req.stamp(), FIRST_ANSWER: {**state, "version": 1}} if req.key else None
     return store.create(state, lambda v: _envelopes(state["_id"], v, raised), stamp)
 
@@ -283,9 +283,9 @@ def member_enrolments(member_id: str, caller: Caller, stores: Stores) -> list[di
     """A member's training history: enrolments in classes the caller may see, or of a member in
     the caller's subtree (a commune union sees its members' places in a province class)."""
     out = []
-    found = stores.classes.coll.find({"enrolled_member_ids": member_id}, HIDDEN).sort("start_date", 1).limit(
-        MAX_CLASSES_PER_MEMBER)
-    for cls in _committed(list(found)):
+    # (enrolments come by commands after a class's creation: every class found is committed)
+    for cls in stores.classes.coll.find({"enrolled_member_ids": member_id}, HIDDEN).sort("start_date", 1).limit(
+            MAX_CLASSES_PER_MEMBER):
         entry = domain.find_enrolment(cls, member_id)
         if caller.covers(cls["organising_unit_id"], cls["organising_ancestors"]) or \
                 caller.covers(entry["unit_id"], entry["ancestors"]):
@@ -326,8 +326,8 @@ def _certificate(cls: dict, e: dict) -> dict:
 
 
 def get_certificate(number: str, caller: Caller, stores: Stores) -> dict:
-    cls = next(iter(_committed([d for d in [stores.classes.coll.find_one({"certificate_nos": number}, HIDDEN)] if d])),
-               None)
+    # (a class holds certificate numbers only after commands that followed its creation: committed)
+    cls = stores.classes.coll.find_one({"certificate_nos": number}, HIDDEN)
     entry = cls and next((e for e in cls["enrolments"] if e.get("certificate_no") == number), None)
     if not entry:
         raise Missing(f"certificate {number} not found")

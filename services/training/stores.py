@@ -86,13 +86,9 @@ def session_index_fields(session: dict) -> dict:
 
 class AggregateStore(Repository):
     def __init__(self, db, collection: str, what: str, list_field: str | None = None,
-                 index_fields: Callable[[dict], dict] | None = None):
+                 derived: Callable[[dict], dict] | None = None):
         super().__init__(db, collection, what, list_field=list_field,
-                         missing=lambda _id: Missing(f"{what} {_id} not found"))
-        self.index_fields = index_fields or (lambda state: {})
-
-    def create(self, state: dict, *args: Any, **kwargs: Any) -> dict:
-        return super().create({**state, **self.index_fields(state)}, *args, **kwargs)
+                         missing=lambda _id: Missing(f"{what} {_id} not found"), derived=derived)
 
     def _commit(self, aggregate_id: str, seq: int, ops: Ops | dict, *args: Any, **kwargs: Any) -> None:
         if isinstance(ops, dict):  # a change written by `diff`
@@ -104,7 +100,6 @@ class AggregateStore(Repository):
                 stamp: Callable[[dict], dict] | None = None, expected_version: int | None = None) -> dict:
         def decide_ops(doc: dict):
             new, raised = decide(doc)
-            new = {**new, **self.index_fields(new)}
             return to_ops(diff(doc, new, self.list_field), self.list_field), events_for(doc["version"] + 1, raised)
         return Repository.command(self, aggregate_id, decide_ops, check=check, stamp=stamp,
                                   expected_version=expected_version)
@@ -131,8 +126,8 @@ class Stores:
 
     def __init__(self, db: Any):
         self.db = db
-        self.courses = AggregateStore(db, COURSES, "course", index_fields=course_index_fields)
-        self.classes = AggregateStore(db, CLASSES, "class", list_field="enrolments", index_fields=class_index_fields)
+        self.courses = AggregateStore(db, COURSES, "course", derived=course_index_fields)
+        self.classes = AggregateStore(db, CLASSES, "class", list_field="enrolments", derived=class_index_fields)
         self.sessions = db[SESSIONS]  # only ever inserted (insert_with_events), never changed
         # the local membership view (view.py keeps it from membership.events)
         self.units = db[UNITS]

@@ -476,7 +476,7 @@ def record_repayment(command: c.RecordRepayment, caller: Caller, stores: Stores)
 def backfill_scope(stores: Stores) -> int:
     """Give programmes and cases stored before `scope` existed their scope (stores.scope_of), once
     (mongo.run_once): a repository change each that keeps `version` (upkeep). New documents get it
-    at creation, moved ones with their new ancestors (stores.ScopedRepository). Runs at start
+    at creation, moved ones with their new ancestors (the repository's `derived`, stores.py). Runs at start
     (description.py), before the lists are served."""
     def work() -> int:
         n = 0

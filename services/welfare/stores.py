@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 
 from platformkit import membership_view, mongo
-from platformkit.repository import Repository, apply_ops, op, ops_of
+from platformkit.repository import Repository
 
 SERVICE = "welfare"
 PROGRAMMES = "programmes"
@@ -51,34 +51,13 @@ def scope_of(doc: dict[str, Any]) -> list[str]:
     return [*(doc.get("ancestors") or []), doc["unit_id"]]
 
 
-class ScopedRepository(Repository):
-    """A Repository whose documents carry `scope` (scope_of), derived at every write: set at the
-    creation, and added to any change that moves the document (follow_unit_move rewrites
-    `ancestors`) or that finds it missing. Not business state: never in events, hidden from
-    answers (service.HIDDEN). Documents stored before it existed: service.backfill_scope."""
-
-    def create(self, state: dict, *args: Any, **kwargs: Any) -> dict:
-        return super().create({**state, "scope": scope_of(state)}, *args, **kwargs)
-
-    def command(self, aggregate_id: str, decide, **kwargs: Any) -> dict:
-        def decide_with_scope(doc: dict):
-            decision = decide(doc)
-            if decision is None:
-                return None
-            ops, events = decision
-            ops = ops_of(ops) if isinstance(ops, dict) else list(ops)
-            want = scope_of(apply_ops(doc, ops))
-            if doc.get("scope") != want:
-                ops.append(op("set", "scope", want))
-            return ops, events
-        return super().command(aggregate_id, decide_with_scope, **kwargs)
-
-
 class Stores:
     def __init__(self, db: Any):
         self.db = db  # membership_view's helpers take the database itself
-        self.programmes = ScopedRepository(db, PROGRAMMES, "programme")
-        self.cases = ScopedRepository(db, CASES, "case")
+        # `scope` (scope_of) is derived at every write (Repository's `derived`): not business state,
+        # never in events, hidden from answers (service.HIDDEN); older documents: service.backfill_scope
+        self.programmes = Repository(db, PROGRAMMES, "programme", derived=lambda s: {"scope": scope_of(s)})
+        self.cases = Repository(db, CASES, "case", derived=lambda s: {"scope": scope_of(s)})
         # the materialised copies, for queries other than by id (lists, look-ups by key)
         self.programme_docs = db[PROGRAMMES]
         self.case_docs = db[CASES]
