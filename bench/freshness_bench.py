@@ -23,14 +23,13 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
 import requests
 
 from bench.support import (Api, BenchError, Tree, admission, append_results, delete_topics, drop_databases, isolate,
-                           machine_line, now_utc, pct)
+                           machine_line, now_utc, open_loop_posts, pct)
 
 
 def main() -> int:
@@ -108,31 +107,10 @@ def main() -> int:
 
         # the open-loop write load
         token = tree.token("BENCH-C1-001")
-        local = threading.local()
-        writes: list[tuple[float, float, int, str | None]] = []  # (sent, answered, status, member id)
-        lock = threading.Lock()
-
-        def admit(i: int, at: float):
-            time.sleep(max(0.0, at - time.monotonic()))
-            if not hasattr(local, "s"):
-                local.s = requests.Session()
-                local.s.headers["Authorization"] = f"Bearer {token}"
-            sent = time.monotonic()
-            try:
-                res = local.s.post(f"{plat.url('membership')}/api/v1/units/{cdcs}/members", json=admission(i),
-                                   timeout=30)
-                status, mid = res.status_code, (res.json().get("id") if res.status_code == 201 else None)
-            except requests.RequestException:
-                status, mid = 0, None
-            with lock:
-                writes.append((sent, time.monotonic(), status, mid))
-
         n = int(args.rate * args.seconds)
         print(f"[bench] {n} admissions at {args.rate:g}/s for {args.seconds:g}s", flush=True)
-        t0 = time.monotonic() + 0.2
-        with ThreadPoolExecutor(64) as pool:
-            for i in range(n):
-                pool.submit(admit, i, t0 + i / args.rate)
+        t0, writes = open_loop_posts(f"{plat.url('membership')}/api/v1/units/{cdcs}/members", token, admission,
+                                     args.rate, n)  # writes: (sent, answered, status, member id)
         load_s = max(w[1] for w in writes) - t0
         acked = sorted((w for w in writes if w[2] == 201), key=lambda w: w[1])
         bad = len(writes) - len(acked)

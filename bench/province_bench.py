@@ -36,14 +36,13 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
 import requests
 
 from bench.http_bench import summarise
-from bench.support import VEGETA_VERSION, ROOT, attack, append_results, now_utc, pct, target, vegeta
+from bench.support import VEGETA_VERSION, ROOT, attack, append_results, now_utc, open_loop_posts, pct, target, vegeta
 
 TARGETS = {"admission writes/s": 150, "member page reads/s": 300, "member page p99 ms": 250,
            "projector events/s": 1000, "freshness p99 ms": 2000, "province view p99 ms": 50,
@@ -337,28 +336,8 @@ class Run:
         while not polls and time.monotonic() < deadline:
             time.sleep(0.1)
         base = polls[-1][2] if polls else 0
-        local = threading.local()
-        writes: list[tuple[float, float, int, str | None]] = []
-        lock = threading.Lock()
-
-        def admit(i: int, at: float):
-            time.sleep(max(0.0, at - time.monotonic()))
-            if not hasattr(local, "s"):
-                local.s = requests.Session()
-                local.s.headers["Authorization"] = f"Bearer {token}"
-            sent = time.monotonic()
-            try:
-                res = local.s.post(url, json=self._admission(500_000 + i), timeout=30)
-                status, mid = res.status_code, (res.json().get("id") if res.status_code == 201 else None)
-            except requests.RequestException:
-                status, mid = 0, None
-            with lock:
-                writes.append((sent, time.monotonic(), status, mid))
         n = int(a.rate * a.fresh_seconds)
-        t0 = time.monotonic() + 0.2
-        with ThreadPoolExecutor(64) as pool:
-            for i in range(n):
-                pool.submit(admit, i, t0 + i / a.rate)
+        t0, writes = open_loop_posts(url, token, lambda i: self._admission(500_000 + i), a.rate, n)
         acked = sorted((w for w in writes if w[2] == 201), key=lambda w: w[1])
         achieved = len(acked) / max(max(w[1] for w in writes) - t0, 1e-6)
         deadline = time.monotonic() + 180

@@ -9,8 +9,10 @@ import os
 import platform as pyplatform
 import shutil
 import subprocess
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -228,3 +230,33 @@ def wait_quiet(pids: list[int], idle: float, timeout: float = 120.0) -> float:
 
 def now_utc() -> str:
     return f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}"
+
+
+def open_loop_posts(url: str, token: str, body_of, rate: float, count: int
+                    ) -> tuple[float, list[tuple[float, float, int, str | None]]]:
+    """POST `body_of(i)` to `url` for i in range(count) at `rate` per second, open loop (each at its
+    own time, whatever the answers take: the load a queueing API sees), one session per thread.
+    Returns (the start time, [(sent, answered, status, created id or None)])."""
+    local = threading.local()
+    writes: list[tuple[float, float, int, str | None]] = []
+    lock = threading.Lock()
+
+    def post(i: int, at: float) -> None:
+        time.sleep(max(0.0, at - time.monotonic()))
+        if not hasattr(local, "s"):
+            local.s = requests.Session()
+            local.s.headers["Authorization"] = f"Bearer {token}"
+        sent = time.monotonic()
+        try:
+            res = local.s.post(url, json=body_of(i), timeout=30)
+            status, created = res.status_code, (res.json().get("id") if res.status_code == 201 else None)
+        except requests.RequestException:
+            status, created = 0, None
+        with lock:
+            writes.append((sent, time.monotonic(), status, created))
+
+    t0 = time.monotonic() + 0.2
+    with ThreadPoolExecutor(64) as pool:
+        for i in range(count):
+            pool.submit(post, i, t0 + i / rate)
+    return t0, writes
