@@ -104,6 +104,24 @@ def page_union(coll: Any, queries: list[dict], after: list | None, limit: int,
     return items, (encode(_key(items[-1], BY_ID)) if more and items else None)
 
 
+def page_where(coll: Any, query: dict, after: list | None, limit: int, keep: Callable[[dict], bool]) -> dict:
+    """A page (by _id) of the documents of `query` that `keep` accepts: pages of the query read
+    until `limit` are kept, the cursor at the last document read (a condition the store cannot
+    push down is tested here, on what an equality found). Answers {items, next_cursor}."""
+    items: list[dict] = []
+    while True:
+        docs, nxt = page(coll, query, after, limit, projection={"outbox": 0})
+        for i, doc in enumerate(docs):
+            if keep(doc):
+                items.append(doc)
+                if len(items) == limit:
+                    more = i < len(docs) - 1 or nxt is not None
+                    return {"items": items, "next_cursor": encode([doc["_id"]]) if more else None}
+        if nxt is None:
+            return {"items": items, "next_cursor": None}
+        after = decode(nxt)
+
+
 def page_of_list(items: list, key: Callable[[Any], list], after: list | None, limit: int | None
                  ) -> tuple[list, str | None]:
     """The same pages over a list already in memory, sorted by `key` (a list of strings ending with

@@ -427,24 +427,6 @@ def _page(coll, query: dict, after: list | None, limit: int) -> dict:
     return {"items": items, "next_cursor": next_cursor}
 
 
-def _page_where(coll, query: dict, after: list | None, limit: int, keep: Callable[[dict], bool]) -> dict:
-    """A page (by _id) of the documents of `query` that `keep` accepts: pages of the query read
-    until `limit` are kept, the cursor at the last document read (a condition the store cannot
-    push down is tested here, on what an equality found)."""
-    items: list[dict] = []
-    while True:
-        docs, nxt = paging.page(coll, query, after, limit, projection={"outbox": 0})
-        for i, doc in enumerate(docs):
-            if keep(doc):
-                items.append(doc)
-                if len(items) == limit:
-                    more = i < len(docs) - 1 or nxt is not None
-                    return {"items": items, "next_cursor": paging.encode([doc["_id"]]) if more else None}
-        if nxt is None:
-            return {"items": items, "next_cursor": None}
-        after = paging.decode(nxt)
-
-
 def children(unit_id: str, q: dict, caller: Caller, stores: Stores) -> dict:
     read_unit(unit_id, caller, stores)
     query: dict[str, Any] = {"parent_id": unit_id}
@@ -768,7 +750,7 @@ def list_members(unit_id: str, q: dict, caller: Caller, stores: Stores) -> dict:
         query["name_terms"] = " ".join(words[:domain.NAME_TERM_WORDS])
         if len(words) > domain.NAME_TERM_WORDS:
             whole = re.compile(f"(^| ){re.escape(key)}( |$)")
-            return _page_where(stores.members.coll, query, q.get("after"), q["limit"],
+            return paging.page_where(stores.members.coll, query, q.get("after"), q["limit"],
                                lambda m: bool(whole.search(m.get("name_search") or "")))
     return _page(stores.members.coll, query, q.get("after"), q["limit"])
 
