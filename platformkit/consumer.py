@@ -208,11 +208,18 @@ def commit_records(consumer: KafkaConsumer, records: list[Record]) -> None:
 
 # ---------------------------------------------------------------------------- the loop
 class _Revocations(ConsumerRebalanceListener):
+    def __init__(self, changed: Callable[[], None] | None = None):
+        self.changed = changed
+
     def on_partitions_revoked(self, revoked):
         log.info("partitions revoked: %s", revoked)
+        if self.changed:
+            self.changed()
 
     def on_partitions_assigned(self, assigned):
         log.info("partitions assigned: %s", assigned)
+        if self.changed:
+            self.changed()
 
 
 class ConsumerLoop:
@@ -221,7 +228,8 @@ class ConsumerLoop:
                  publisher: EventPublisher | None = None, auto_offset_reset: str = "earliest",
                  on_idle: Callable[[], None] | None = None,
                  after_batch: Callable[[], None] | None = None,
-                 dead_letter_limit: DeadLetterLimit | None = None):
+                 dead_letter_limit: DeadLetterLimit | None = None,
+                 on_partitions_changed: Callable[[], None] | None = None):
         # TOPIC_PREFIX (tests, side-by-side demos) also names the group: groups of different runs on
         # one broker must never rebalance against each other.
         self.group_id = contract.group(group_id)
@@ -238,6 +246,9 @@ class ConsumerLoop:
         self.auto_offset_reset = auto_offset_reset
         self.on_idle = on_idle
         self.after_batch = after_batch
+        # a handler that remembers what it wrote forgets it when partitions change hands (called
+        # inside poll, between batches)
+        self.on_partitions_changed = on_partitions_changed
         self._stopping = False
         self._busy = False  # a batch is being processed (written, dead-lettered, committed)
         self.consumer: KafkaConsumer | None = None
@@ -279,7 +290,7 @@ class ConsumerLoop:
             heartbeat_interval_ms=3000,
             max_poll_interval_ms=300000,
         )
-        consumer.subscribe(self.topics, listener=_Revocations())
+        consumer.subscribe(self.topics, listener=_Revocations(self.on_partitions_changed))
         return consumer
 
     def run(self) -> None:

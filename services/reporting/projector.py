@@ -59,16 +59,34 @@ class ProjectorHandler:
         self.gen.replay_journals()
 
     def __call__(self, records: list[Record]) -> dict[int, str]:
+        try:
+            return self._handle(records)
+        except BaseException:
+            # a write may or may not have happened: what this process remembers of the store is void
+            self.forget_store()
+            raise
+
+    def forget_store(self) -> None:
+        """Called when the batch failed and when the consumer's partitions change hands."""
+        self.gen.drop_memory()
+
+    def _handle(self, records: list[Record]) -> dict[int, str]:
         failures: dict[int, str] = {}
         state_keys: dict[int, str | None] = {}
         projectors = [projector_for(r.envelope) for r in records]  # each envelope dispatched once
+        # An event that depends on no memory and changes nothing (a case requested, a class planned)
+        # needs no duplicate check either: its redelivery changes nothing too. Projected here once.
+        stateless: dict[int, Effects] = {}
         for i, r in enumerate(records):
             try:
                 state_keys[i] = projectors[i].state_key(r.envelope)
+                if state_keys[i] is None:
+                    stateless[i] = projectors[i].project(r.envelope, None)
             except (KeyError, TypeError, ValueError) as exc:  # an event lacking its facts: dead letter
                 failures[i] = f"{type(exc).__name__}: {exc}"
+        inert = {i for i, fx in stateless.items() if fx.empty}
         keys = [k for k in state_keys.values() if k]
-        keys += [seen_key(r.envelope) for i, r in enumerate(records) if i not in failures]
+        keys += [seen_key(r.envelope) for i, r in enumerate(records) if i not in failures and i not in inert]
         states = self.gen.load_states(keys)
         changed: dict[str, dict] = {}
         pending_ops: list[dict] = []
@@ -81,7 +99,7 @@ class ProjectorHandler:
             placed.clear()
 
         for i, rec in enumerate(records):
-            if i in failures:
+            if i in failures or i in inert:
                 continue
             env = rec.envelope
             pkey = partition_key(rec.topic, rec.partition)
@@ -91,7 +109,7 @@ class ProjectorHandler:
                 continue  # re-published by a relay after a crash: same envelope, new offset
             key = state_keys[i]
             try:
-                fx: Effects = projectors[i].project(env, states.get(key) if key else None)
+                fx: Effects = stateless[i] if i in stateless else projectors[i].project(env, states.get(key))
             except (KeyError, TypeError, ValueError) as exc:
                 failures[i] = f"{type(exc).__name__}: {exc}"
                 continue  # not remembered as seen: its replay from the dead letters is applied
@@ -129,7 +147,8 @@ def run_generation(number: int) -> bool:
 
     loop = ConsumerLoop(group_id(number), [config.topic(t) for t in SOURCE_TOPICS], handler,
                         max_batch=settings.current().projector_batch,
-                        on_idle=check_generation, after_batch=check_generation)
+                        on_idle=check_generation, after_batch=check_generation,
+                        on_partitions_changed=handler.forget_store)
     loop.install_signal_handlers()
     loop.run()
     return switched["flag"]

@@ -4,7 +4,8 @@ successor's predecessors), leaf deltas turned into guarded increments of every u
 journal) and `MemoryGeneration` (memory.py, dicts: the rebuild's fold and the unit tests' fake).
 
 A subclass answers the primitives: `unit`, `descendants`, `agg_docs`, `applied_offsets`,
-`run_journal`, `load_states`, `save_states`, `setup`, `replay_journals`, `forget_cache`."""
+`run_journal`, `load_states`, `save_states`, `setup`, `replay_journals`, `forget_cache`,
+`drop_memory`."""
 from __future__ import annotations
 
 import zlib
@@ -100,6 +101,10 @@ class BaseGeneration:
 
     def forget_cache(self) -> None:
         pass
+
+    def drop_memory(self) -> None:
+        """Forget everything remembered of the store (a failed batch, partitions changing hands)."""
+        self.forget_cache()
 
     # ------------------------------------------------------------ hierarchy
     def path_of(self, unit_id: str) -> list[str]:

@@ -15,8 +15,18 @@ Collections of one generation `g<N>_...` (a rebuild fills generation N+1, then f
            (idempotently) at start-up, so that a flush is never left half-done
 Outside generations: `meta` (the active generation) and `targets` (entered through the API).
 
-Each agg document is written by the one projector process only; within it writes are sequential,
-so FerretDB's non-atomic updates are not a concern here (see platformkit/repository.py).
+Each agg document is written by the one projector process only (deploy pins it to one instance per
+consumer group, docs/design.md "Known limits"); within it each document's writes are sequential, so
+FerretDB's non-atomic updates are not a concern here (see platformkit/repository.py).
+
+What this process remembers of its own writes (`ProjectorMemory`): being the only writer, it knows
+the applied offsets of the agg documents and the states it read or wrote without asking the store
+again. The memory is bounded, dropped when the consumer's partitions are revoked or assigned (another
+instance may have written meanwhile) and after any failed batch (a write may or may not have
+happened). It saves the store round trips that dominated the projector (docs/benchmarks.md): the
+ancestors' agg documents are touched by every batch, a member's state by each step of its lifecycle.
+Reads it still needs (keys it has not seen) go out in parallel (READ_THREADS); states it knows to be
+absent are inserted in one command per bucket instead of one upsert each.
 
 Why buckets: FerretDB 1.24 (SQLite) executes every update and every non-`_id` query as a scan of
 the whole collection (measured: 4.5 ms per update_one at 2,000 documents, 39 ms at 20,000), while
@@ -27,7 +37,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
 from pymongo import ASCENDING, UpdateOne
@@ -40,6 +51,41 @@ from .base import AGG_BUCKETS, STATE_BUCKETS, BaseGeneration, bucket
 
 log = logging.getLogger(__name__)
 
+# find_one commands in flight per batch: the store answers one in ~1.7 ms, mostly its own CPU and
+# PostgreSQL's; on 2 cores a few in parallel hide the round trips, more only queue.
+READ_THREADS = 6
+# bulk commands in flight: each statement of a bulk holds one of FerretDB's pooled connections until
+# the command ends (MAX_BULK_STATEMENTS x WRITE_THREADS stays far below FERRETDB_POOL).
+WRITE_THREADS = 3
+MEMORY_ENTRIES = 300_000  # per kind (states, agg documents): ~100 MB at most
+_UNKNOWN = object()
+
+
+class ProjectorMemory:
+    """A bounded map key -> document (None: known to be absent), least recently used dropped."""
+
+    def __init__(self, limit: int = MEMORY_ENTRIES):
+        self.limit = limit
+        self.entries: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, key: str) -> Any:
+        value = self.entries.get(key, _UNKNOWN)
+        if value is not _UNKNOWN:
+            self.entries.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        self.entries[key] = value
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.limit:
+            self.entries.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        self.entries.pop(key, None)
+
+    def clear(self) -> None:
+        self.entries.clear()
+
 
 class MongoGeneration(BaseGeneration):
     """Generation N in its collections (the live views, the projector's target)."""
@@ -49,6 +95,21 @@ class MongoGeneration(BaseGeneration):
         self.db = db
         self.units = db[f"g{number}_units"]
         self.journal = db[f"g{number}_journal"]
+        self.known_states = ProjectorMemory()
+        self.known_applied = ProjectorMemory()
+        self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="projector-read")
+        self._writers = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="projector-write")
+
+    def drop_memory(self) -> None:
+        """Forget everything this process knows of the store (see the module's docstring)."""
+        self.known_states.clear()
+        self.known_applied.clear()
+        self.forget_cache()
+
+    def _each(self, pool: ThreadPoolExecutor, fn, items: list) -> list:
+        if len(items) < 2:
+            return [fn(i) for i in items]
+        return list(pool.map(fn, items))
 
     def agg_for(self, unit: str):
         return self.db[f"g{self.number}_agg_{bucket(unit, AGG_BUCKETS)}"]
@@ -117,7 +178,7 @@ class MongoGeneration(BaseGeneration):
             n += 1
         if n:
             log.warning("completed %d interrupted flush(es)", n)
-        self.forget_cache()
+        self.drop_memory()
         return n
 
     def _apply_ops(self, ops: list[dict]) -> None:
@@ -147,17 +208,33 @@ class MongoGeneration(BaseGeneration):
             except BulkWriteError as exc:
                 if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                     raise
-        for b, ws in writes.items():
-            mongo.bounded_bulk_write(self.db[f"g{self.number}_agg_{b}"], ws, ordered=False)
+        self._each(self._writers, lambda item: mongo.bounded_bulk_write(
+            self.db[f"g{self.number}_agg_{item[0]}"], item[1], ordered=False), list(writes.items()))
+        for o in agg_ops:  # what the guarded update left: applied.p = max(before, off)
+            applied = self.known_applied.get(o["id"])
+            if applied is _UNKNOWN:
+                continue
+            applied = dict(applied or {})
+            applied[o["p"]] = max(applied.get(o["p"], -1), o["off"])
+            self.known_applied.put(o["id"], applied)
 
     def applied_offsets(self, docs: list[tuple[str, str]]) -> dict[str, dict]:
         """{doc_id: applied offsets} of the documents that exist; one `_id` look-up each (the one
         query FerretDB answers without a scan)."""
-        out = {}
+        out: dict[str, dict] = {}
+        unknown = []
         for doc_id, unit in docs:
-            doc = self.agg_for(unit).find_one({"_id": doc_id}, {"applied": 1})
-            if doc is not None:
-                out[doc_id] = doc.get("applied") or {}
+            applied = self.known_applied.get(doc_id)
+            if applied is _UNKNOWN:
+                unknown.append((doc_id, unit))
+            elif applied is not None:
+                out[doc_id] = applied
+        found = self._each(self._readers, lambda d: self.agg_for(d[1]).find_one({"_id": d[0]}, {"applied": 1}), unknown)
+        for (doc_id, _), doc in zip(unknown, found):
+            applied = (doc.get("applied") or {}) if doc is not None else None
+            self.known_applied.put(doc_id, applied)
+            if applied is not None:
+                out[doc_id] = applied
         return out
 
     def descendants(self, unit_id: str) -> list[dict]:
@@ -168,19 +245,49 @@ class MongoGeneration(BaseGeneration):
     # ------------------------------------------------------------ projector memory
     def load_states(self, keys: Iterable[str]) -> dict[str, dict]:
         out: dict[str, dict] = {}
+        unknown = []
         for key in set(keys):
-            doc = self.state_for(key).find_one({"_id": key})
+            doc = self.known_states.get(key)
+            if doc is _UNKNOWN:
+                unknown.append(key)
+            elif doc is not None:
+                out[key] = doc
+        for key, doc in zip(unknown, self._each(self._readers, lambda k: self.state_for(k).find_one({"_id": k}), unknown)):
+            self.known_states.put(key, doc)
             if doc is not None:
                 out[key] = doc
         return out
 
     def save_states(self, states: dict[str, dict]) -> None:
-        by_bucket: dict[str, list[UpdateOne]] = defaultdict(list)
+        """States known to be absent are inserted (one command per bucket: FerretDB turns it into one
+        INSERT), the others upserted one statement each; an insert that finds the key taken (the
+        memory was wrong) is upserted after all."""
+        inserts: dict[str, list[dict]] = defaultdict(list)
+        upserts: dict[str, list[UpdateOne]] = defaultdict(list)
+
+        def upsert(k: str, fields: dict) -> UpdateOne:
+            return UpdateOne({"_id": k}, {"$set": fields}, upsert=True)
+
         for k, v in states.items():
-            by_bucket[bucket(k, STATE_BUCKETS)].append(
-                UpdateOne({"_id": k}, {"$set": {kk: vv for kk, vv in v.items() if kk != "_id"}}, upsert=True))
-        for b, writes in by_bucket.items():
-            mongo.bounded_bulk_write(self.db[f"g{self.number}_state_{b}"], writes, ordered=False)
+            fields = {kk: vv for kk, vv in v.items() if kk != "_id"}
+            if self.known_states.get(k) is None:  # known absent (an unknown key is _UNKNOWN)
+                inserts[bucket(k, STATE_BUCKETS)].append({"_id": k, **fields})
+            else:
+                upserts[bucket(k, STATE_BUCKETS)].append(upsert(k, fields))
+        for b, docs in inserts.items():
+            try:
+                self.db[f"g{self.number}_state_{b}"].insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != 11000 for e in errors):
+                    raise
+                taken = {docs[e["index"]]["_id"] for e in errors}
+                upserts[b] += [upsert(d["_id"], {kk: vv for kk, vv in d.items() if kk != "_id"})
+                               for d in docs if d["_id"] in taken]
+        self._each(self._writers, lambda item: mongo.bounded_bulk_write(
+            self.db[f"g{self.number}_state_{item[0]}"], item[1], ordered=False), list(upserts.items()))
+        for k, v in states.items():
+            self.known_states.put(k, {**v, "_id": k})
 
 
 def active_generation(db: Database) -> int:
