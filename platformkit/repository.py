@@ -332,18 +332,19 @@ class Repository:
             if is_duplicate_key(exc):
                 raise AlreadyExists(str(exc.details.get("keyValue") if exc.details else exc)) from exc
             raise
-        # (called without `version` when it is 1: tests replace finish_create with a two-argument one)
-        return self.finish_create(state, events, version) if version != 1 else self.finish_create(state, events)
+        return self.finish_create(state, events, version, inserted=doc)
 
     def finish_create(self, state: dict, events: list[Envelope] | Callable[[int], list[Envelope]],
-                      version: int = 1) -> dict:
+                      version: int = 1, *, inserted: dict | None = None) -> dict:
         """Commit change 1 of an aggregate inserted at change 0. Already committed (by a retry with
-        the same key that found the creation half-done, or by the request it retried): done."""
+        the same key that found the creation half-done, or by the request it retried): done.
+        `inserted`: the copy at change 0 this caller just inserted (not read again; the copy write
+        below re-reads it anyway)."""
         try:
             self._commit(state["_id"], 1, [], events(version) if callable(events) else events, version=version)
         except AlreadyExists:
             return self.load(state["_id"])  # committed by someone else, who may have changed it since
-        copy_ = self.coll.find_one({"_id": state["_id"]})
+        copy_ = inserted if inserted is not None else self.coll.find_one({"_id": state["_id"]})
         if copy_ is None:
             return self.load(state["_id"])
         return public_state(self._materialise({**copy_, "version": version, SEQ: 1}))

@@ -556,13 +556,12 @@ def admit(command: commands.AdmitMember, caller: Caller, stores: Stores, cache: 
     doc, events = domain.admit(member_id, cmd, unit, today())
     stamp = {"idempotency_key": key, "request_fingerprint": fingerprint} if key else None
     try:
-        stores.members.create(doc, events, stamp)
+        return stores.members.create(doc, events, stamp)  # the member as committed, no read back
     except AlreadyExists as exc:
         first = _first_created(stores.members, key, fingerprint, finish)
         if first is not None:
             return first  # a racing retry with the same key created it first
         raise Conflict("a member with this citizen ID is already active", field="citizen_id") from exc
-    return load_member(member_id, stores)
 
 
 def _member_write(stores: Stores, member: dict, unit: dict, version: int | None, fn, *args, extra_ops=None) -> dict:

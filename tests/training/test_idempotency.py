@@ -177,11 +177,11 @@ def test_a_creation_left_half_done_is_finished_by_its_retry(training, monkeypatc
     real = AggregateStore.finish_create
     calls = {"n": 0}
 
-    def dies_once(self, state, events_for):
+    def dies_once(self, state, events_for, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("killed between the two inserts")
-        return real(self, state, events_for)
+        return real(self, state, events_for, *args, **kwargs)
 
     monkeypatch.setattr(AggregateStore, "finish_create", dies_once)
     body = {**COURSE, "code": "HALF"}
