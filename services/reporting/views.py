@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from platformkit import paging
+from platformkit import mongo, paging
 from platformkit.errors import NotFound as Missing
 
 from . import hierarchy_history as history
@@ -146,8 +146,10 @@ class TargetBook:
         if missing:
             for u in missing:
                 self._assigned[u] = {}
-            for u in missing:
-                for t in targets_of(self.coll, u, self.year, {"unit": 1, "indicator": 1, "value": 1}):
+            found = mongo.in_parallel(lambda u: targets_of(self.coll, u, self.year, {"unit": 1, "indicator": 1,
+                                                                                    "value": 1}), missing)
+            for targets in found:
+                for t in targets:
                     self._assigned[t["unit"]][t["indicator"]] = t["value"]
         return {u: self._assigned[u] for u in unit_ids}
 

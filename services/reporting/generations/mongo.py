@@ -25,7 +25,7 @@ again. The memory is bounded, dropped when the consumer's partitions are revoked
 instance may have written meanwhile) and after any failed batch (a write may or may not have
 happened). It saves the store round trips that dominated the projector (docs/benchmarks.md): the
 ancestors' agg documents are touched by every batch, a member's state by each step of its lifecycle.
-Reads it still needs (keys it has not seen) go out in parallel (READ_THREADS); states it knows to be
+Reads it still needs (keys it has not seen) go out in parallel (`mongo.in_parallel`); states it knows to be
 absent are inserted in one command per bucket instead of one upsert each.
 
 Why buckets: FerretDB 1.24 (SQLite) executes every update and every non-`_id` query as a scan of
@@ -51,9 +51,6 @@ from .base import AGG_BUCKETS, STATE_BUCKETS, BaseGeneration, bucket
 
 log = logging.getLogger(__name__)
 
-# find_one commands in flight per batch: the store answers one in ~1.7 ms, mostly its own CPU and
-# PostgreSQL's; on 2 cores a few in parallel hide the round trips, more only queue.
-READ_THREADS = 6
 # bulk commands in flight: each statement of a bulk holds one of FerretDB's pooled connections until
 # the command ends (MAX_BULK_STATEMENTS x WRITE_THREADS stays far below FERRETDB_POOL).
 WRITE_THREADS = 3
@@ -97,7 +94,6 @@ class MongoGeneration(BaseGeneration):
         self.journal = db[f"g{number}_journal"]
         self.known_states = ProjectorMemory()
         self.known_applied = ProjectorMemory()
-        self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="projector-read")
         self._writers = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="projector-write")
 
     def drop_memory(self) -> None:
@@ -106,10 +102,10 @@ class MongoGeneration(BaseGeneration):
         self.known_applied.clear()
         self.forget_cache()
 
-    def _each(self, pool: ThreadPoolExecutor, fn, items: list) -> list:
+    def _each_write(self, fn, items: list) -> list:
         if len(items) < 2:
             return [fn(i) for i in items]
-        return list(pool.map(fn, items))
+        return list(self._writers.map(fn, items))
 
     def agg_for(self, unit: str):
         return self.db[f"g{self.number}_agg_{bucket(unit, AGG_BUCKETS)}"]
@@ -208,7 +204,7 @@ class MongoGeneration(BaseGeneration):
             except BulkWriteError as exc:
                 if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                     raise
-        self._each(self._writers, lambda item: mongo.bounded_bulk_write(
+        self._each_write(lambda item: mongo.bounded_bulk_write(
             self.db[f"g{self.number}_agg_{item[0]}"], item[1], ordered=False), list(writes.items()))
         for o in agg_ops:  # what the guarded update left: applied.p = max(before, off)
             applied = self.known_applied.get(o["id"])
@@ -229,7 +225,7 @@ class MongoGeneration(BaseGeneration):
                 unknown.append((doc_id, unit))
             elif applied is not None:
                 out[doc_id] = applied
-        found = self._each(self._readers, lambda d: self.agg_for(d[1]).find_one({"_id": d[0]}, {"applied": 1}), unknown)
+        found = mongo.in_parallel(lambda d: self.agg_for(d[1]).find_one({"_id": d[0]}, {"applied": 1}), unknown)
         for (doc_id, _), doc in zip(unknown, found):
             applied = (doc.get("applied") or {}) if doc is not None else None
             self.known_applied.put(doc_id, applied)
@@ -252,7 +248,7 @@ class MongoGeneration(BaseGeneration):
                 unknown.append(key)
             elif doc is not None:
                 out[key] = doc
-        for key, doc in zip(unknown, self._each(self._readers, lambda k: self.state_for(k).find_one({"_id": k}), unknown)):
+        for key, doc in zip(unknown, mongo.in_parallel(lambda k: self.state_for(k).find_one({"_id": k}), unknown)):
             self.known_states.put(key, doc)
             if doc is not None:
                 out[key] = doc
@@ -284,7 +280,7 @@ class MongoGeneration(BaseGeneration):
                 taken = {docs[e["index"]]["_id"] for e in errors}
                 upserts[b] += [upsert(d["_id"], {kk: vv for kk, vv in d.items() if kk != "_id"})
                                for d in docs if d["_id"] in taken]
-        self._each(self._writers, lambda item: mongo.bounded_bulk_write(
+        self._each_write(lambda item: mongo.bounded_bulk_write(
             self.db[f"g{self.number}_state_{item[0]}"], item[1], ordered=False), list(upserts.items()))
         for k, v in states.items():
             self.known_states.put(k, {**v, "_id": k})
