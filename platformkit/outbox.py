@@ -31,7 +31,7 @@ from .errors import AlreadyExists, Contended, StaleVersion  # noqa: F401 (import
 from .errors import DocumentNotFound as NotFound
 from .faults import crash_point
 from .kafka_io import EventPublisher
-from .mongo import bounded_bulk_write, is_duplicate_key
+from .mongo import bounded_bulk_write, in_parallel, is_duplicate_key
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,11 @@ def _mark_all_published(coll: Collection, docs: list[dict]) -> None:
 def predecessor(doc_id: Any) -> str | None:
     """The id of the change before this one of the same aggregate ('m-1@000000003' ->
     'm-1@000000002'; a periodic report's step 'p|u@000004' -> 'p|u@000003'), None for a document
-    that is not one of a numbered series (a dissemination session, the first change)."""
+    that is not one of a numbered series (a dissemination session) and for the first of one: both
+    series start at 1 (a repository's change 0 is the aggregate's own insert, never a change
+    document), so looking for change 0 would be a store round trip per creation for nothing."""
     head, sep, number = str(doc_id).rpartition("@")
-    if not sep or not number.isdigit() or int(number) <= 0:
+    if not sep or not number.isdigit() or int(number) <= 1:
         return None
     return f"{head}@{int(number) - 1:0{len(number)}d}"
 
@@ -97,14 +99,15 @@ def in_publication_order(docs: list[dict], pending_by_id) -> list[dict]:
     earlier change still pending is fetched by `_id` (`pending_by_id(id)` -> the document or None)
     and published first, so the first pending change of each aggregate always goes out."""
     by_id = {d["_id"]: d for d in docs}
-    for d in docs:
-        before = predecessor(d["_id"])
-        while before is not None and before not in by_id:
-            earlier = pending_by_id(before)
-            if earlier is None:
-                break
-            by_id[before] = earlier
-            before = predecessor(before)
+    asked: set = set()
+    wanted = [p for p in dict.fromkeys(predecessor(d["_id"]) for d in docs) if p is not None and p not in by_id]
+    while wanted:  # one round of look-ups per step back, each round's in parallel
+        asked.update(wanted)
+        found = [doc for doc in in_parallel(pending_by_id, wanted) if doc is not None]
+        for doc in found:
+            by_id[doc["_id"]] = doc
+        wanted = [p for p in dict.fromkeys(predecessor(doc["_id"]) for doc in found)
+                  if p is not None and p not in by_id and p not in asked]
     return sorted(by_id.values(), key=lambda d: str(d["_id"]))
 
 
@@ -180,10 +183,8 @@ class OutboxRelay:
             return
         base = coll_name[:-len(CHANGES)]
         repo = Repository(self.db, base, base)
-        for aggregate_id in dict.fromkeys(d["aggregate_id"] for d in docs if "aggregate_id" in d):
-            if self._stopping:
-                return
-            repo.get(aggregate_id)
+        in_parallel(lambda aggregate_id: None if self._stopping else repo.get(aggregate_id),
+                    list(dict.fromkeys(d["aggregate_id"] for d in docs if "aggregate_id" in d)))
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)

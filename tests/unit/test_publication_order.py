@@ -10,7 +10,7 @@ def test_predecessor_of_a_numbered_change_and_of_anything_else():
     assert predecessor(change_id("m-1", 3)) == change_id("m-1", 2)
     assert predecessor("2025-H1|u-1@000004") == "2025-H1|u-1@000003"
     assert predecessor("a@b@000010") == "a@b@000009"  # only the last @ numbers the series
-    assert predecessor(change_id("m-1", 0)) is None
+    assert predecessor(change_id("m-1", 1)) is None and predecessor(change_id("m-1", 0)) is None  # series start at 1
     assert predecessor("3f0c9a1e-session") is None and predecessor("x@y") is None
 
 
