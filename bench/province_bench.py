@@ -18,7 +18,9 @@ for 2,500,000 members, at least 6 and 2):
    assigning targets; the province view's answer time also alone (one client, --view-requests);
 5. the live projector: the events the writes of 4 produced wait on the topics (the projector was
    stopped); their raw consume (poll + decode, no writes) from the projector group's committed
-   offsets is the baseline; then the projector process is started and timed until its group has
+   offsets is the baseline; then the projector process is started (PROJECTOR_BATCH
+   --projector-batch, so that the backlog is several batches; the target is checked on the rate
+   after its first commit, without the process start) and timed until its group has
    committed the end of every partition;
 6. freshness: admissions into a CĐCS at --rate/s (open loop) for --fresh-seconds while its
    reporting view (members.admitted, this year) is polled every 50 ms: 201 -> the view shows it.
@@ -47,6 +49,11 @@ from bench.support import VEGETA_VERSION, ROOT, attack, append_results, now_utc,
 TARGETS = {"admission writes/s": 150, "member page reads/s": 300, "member page p99 ms": 250,
            "projector events/s": 1000, "freshness p99 ms": 2000, "province view p99 ms": 50,
            "rebuild of 10M events min": 15}
+
+
+def _first_number(*values: float) -> float:
+    """The projector's rate after its first commit, or its overall rate when that is nan."""
+    return next((v for v in values if v == v), float("nan"))
 
 
 def plan_for(members: int, seed: int):
@@ -200,10 +207,10 @@ class Run:
         os.killpg(p.pid, signal.SIGTERM)
         p.wait(30)
 
-    def _start(self, plat, name: str) -> None:
+    def _start(self, plat, name: str, env: dict | None = None) -> None:
         log = open(plat.logs[name], "ab")
-        plat.procs[name] = subprocess.Popen(["bash", "-c", f"exec {plat.kinds[name]}"], env=plat.env, cwd=ROOT,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        plat.procs[name] = subprocess.Popen(["bash", "-c", f"exec {plat.kinds[name]}"], env={**plat.env, **(env or {})},
+                                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def _scenarios(self, svc, base, tok, prov, cdcs, member_id) -> dict:
         api, n, run = base + "/api/v1", int(1000 * self.args.seconds), self.run_no
@@ -269,7 +276,10 @@ class Run:
         self.fig["backlog events"] = backlog
         self.fig["raw consume events/s"] = n / s if s else float("nan")
         t0 = time.monotonic()
-        self._start(plat, "reporting-projector")
+        # The writes of 4 leave a backlog of one or two thousand events: with the default batch
+        # (PROJECTOR_BATCH 1000) it is one or two batches, and the rate would be the process start.
+        # Batches of --projector-batch give the rate after the first commit (the target's figure).
+        self._start(plat, "reporting-projector", {"PROJECTOR_BATCH": str(self.args.projector_batch)})
         first = None  # (time, events left) when the group's first commit is seen
         while time.monotonic() - t0 < 600:
             _, now = topic_ends(group)
@@ -404,7 +414,8 @@ def table(runs: list[Run], args) -> list[str]:
     got = {"admission writes/s": (m[("membership", "write")]["rps"], ">="),
            "member page reads/s": (m[("membership", "read")]["rps"], ">="),
            "member page p99 ms": (m[("membership", "read")]["p99"], "<="),
-           "projector events/s": (large.fig["projector events/s"], ">="),
+           "projector events/s": (_first_number(large.fig["projector events/s after start"],
+                                                 large.fig["projector events/s"]), ">="),
            "freshness p99 ms": (large.fig["freshness p99 ms"], "<="),
            "province view p99 ms": (large.fig["province view alone p99 ms"], "<="),
            "rebuild of 10M events min": (rebuild_10m_min, "<=")}
@@ -435,6 +446,8 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=50.0, help="admissions/s of the freshness load")
     p.add_argument("--fresh-seconds", type=float, default=20.0)
     p.add_argument("--view-requests", type=int, default=200)
+    p.add_argument("--projector-batch", type=int, default=200,
+                   help="PROJECTOR_BATCH of the timed projector (5): several batches of the backlog")
     args = p.parse_args()
     vegeta()
     work = Path(tempfile.mkdtemp(prefix="province-bench-"))
