@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 # bulk commands in flight: each statement of a bulk holds one of FerretDB's pooled connections until
 # the command ends (MAX_BULK_STATEMENTS x WRITE_THREADS stays far below FERRETDB_POOL).
-WRITE_THREADS = 3
+WRITE_THREADS = 2
 MEMORY_ENTRIES = 300_000  # per kind (states, agg documents): ~100 MB at most
 _UNKNOWN = object()
 
