@@ -158,6 +158,14 @@ class PlatformApi(Api):
     ERROR_SCHEMA = ApiError
 
 
+def request_cache() -> dict:
+    """What this request has read already, for the handler to reuse (`{("unit", id): unit}`: the
+    unit a path names, loaded for the scope check before the handler runs). Gone with the request."""
+    if "reads" not in g:
+        g.reads = {}
+    return g.reads
+
+
 def read_budget_seconds() -> float:
     return settings.current().read_time_limit_seconds
 

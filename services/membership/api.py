@@ -5,7 +5,7 @@ from flask import request
 from flask.views import MethodView
 
 from platformkit.auth import current_caller
-from platformkit.web import localised_items, Blueprint, InvalidInput, error_responses, requires
+from platformkit.web import localised_items, Blueprint, InvalidInput, error_responses, request_cache, requires
 
 from . import commands, service
 from .stores import stores
@@ -220,7 +220,7 @@ class UnitMembers(MethodView):
         """Admit a member into a CĐCS (awaits approval by the level above); a retry with the same
         Idempotency-Key answers the member admitted first (201) and admits nobody"""
         command = commands.AdmitMember(unit_id=unit_id, **body, idempotency_key=headers.get("idempotency_key"))
-        return service.admit(command, current_caller(), stores())
+        return service.admit(command, current_caller(), stores(), cache=request_cache())
 
     @requires("read")
     @units.arguments(MemberQuery, location="query")

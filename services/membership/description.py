@@ -5,6 +5,7 @@ from datetime import date
 
 from platformkit import contract
 from platformkit.run import ServiceDescription
+from platformkit.web import request_cache
 
 from . import service
 from .stores import INDEXES, OUTBOX_COLLECTIONS, Stores, stores
@@ -39,7 +40,7 @@ DESCRIPTION = ServiceDescription(
     # members' and units' stored paths follow a move that was interrupted half-way (idempotent);
     # members stored before their name terms existed get them, once (the name search asks them)
     setup=(lambda db: service.repair_paths(Stores(db)), lambda db: service.backfill_name_terms(Stores(db))),
-    path_scope=lambda view_args: service.path_scope(view_args, stores()),
+    path_scope=lambda view_args: service.path_scope(view_args, stores(), cache=request_cache()),
     jobs={"apply-due": _apply_due},
     relay_routes={coll: contract.MEMBERSHIP_EVENTS for coll in OUTBOX_COLLECTIONS},
 )

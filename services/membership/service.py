@@ -99,15 +99,23 @@ def _actor_unit(caller: Caller, stores: Stores, cache: dict | None = None) -> di
     return actor
 
 
-def path_scope(view_args: dict, stores: Stores) -> tuple[str, list[str]] | None:
+def path_scope(view_args: dict, stores: Stores, cache: dict | None = None) -> tuple[str, list[str]] | None:
     """The unit a request path points at (a unit, or a member's unit), for the scope check that
-    runs before input is parsed; None when the path names nothing known (the endpoint answers 404)."""
+    runs before input is parsed; None when the path names nothing known (the endpoint answers 404).
+    A unit named in the path is loaded as the handlers load it and kept in `cache` (the request's:
+    an admission then reads its CĐCS once, not twice)."""
     unit_id = view_args.get("unit_id")
-    if unit_id is None and view_args.get("member_id"):
+    if unit_id is not None:
+        try:
+            unit = load_unit(unit_id, stores, cache=cache)
+        except Missing:
+            return None
+        return unit["_id"], unit["ancestors"]
+    if view_args.get("member_id"):
         member = stores.members.coll.find_one({"_id": view_args["member_id"]}, {"unit_id": 1})
-        unit_id = member["unit_id"] if member else None
-    unit = stores.units.coll.find_one({"_id": unit_id}, {"ancestors": 1}) if unit_id else None
-    return (unit["_id"], unit["ancestors"]) if unit else None
+        unit = stores.units.coll.find_one({"_id": member["unit_id"]}, {"ancestors": 1}) if member else None
+        return (unit["_id"], unit["ancestors"]) if unit else None
+    return None
 
 
 def read_unit(unit_id: str, caller: Caller, stores: Stores) -> dict:
