@@ -12,6 +12,12 @@ and only when PostgreSQL plans each statement with its values (`plan_cache_mode 
 force_custom_plan`; the generic plan of `_jsonb->$1 @> $2` never picks an expression index).
 Measured on 200,000 documents: docs/benchmarks.md, "The local store".
 
+`fastupdate = off`: by default a GIN index queues new entries in a pending list (up to 4 MB) that
+every search reads in full until a vacuum or the list's limit merges it. These indexes serve
+look-ups of one document by `_id` and small equality queries, between writes: measured on the
+2.5M-member province, `find_one({_id})` on members read 200 pending pages and took 4.5 ms, 0.13 ms
+once they were merged (docs/benchmarks.md). Entries go into the index at each write instead.
+
 So every Mongo index a service declares (`mongo.ensure_indexes`) also names the fields its hot
 queries filter on (`hot_fields`): this module creates one GIN index per such field, and one on
 `_id` for every collection of the database (FerretDB's unique `_id` index is a btree too).
@@ -155,8 +161,13 @@ BEGIN
       idx := left(tbl, 40) || '_' || left(md5(tbl || '/' || r.field), 10) || '_gin';
       -- checked first: CREATE INDEX IF NOT EXISTS would still lock the table against writes
       IF to_regclass(format('%I.%I', {schema}, idx)) IS NULL THEN
-        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin ((_jsonb->%L) jsonb_path_ops)',
-                       idx, {schema}, tbl, r.field);
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin ((_jsonb->%L) jsonb_path_ops) '
+                       'WITH (fastupdate = off)', idx, {schema}, tbl, r.field);
+      ELSIF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = to_regclass(format('%I.%I', {schema}, idx))
+                        AND 'fastupdate=off' = ANY(coalesce(reloptions, '{{}}'))) THEN
+        -- an index made before fastupdate was off: switched, and its pending entries merged now
+        EXECUTE format('ALTER INDEX %I.%I SET (fastupdate = off)', {schema}, idx);
+        PERFORM gin_clean_pending_list(to_regclass(format('%I.%I', {schema}, idx)));
       END IF;
     END LOOP;
     IF r.coll IS NOT NULL AND NOT FOUND THEN

@@ -172,3 +172,22 @@ def test_preparation_is_idempotent_and_sets_custom_plans(isolated):
     assert not any("enrolments" in d for ds in first.values() for d in ds)
     assert store_prep.table_of(db.name, "later") in again
     assert store_prep.run_sql("SHOW plan_cache_mode;").strip() == "force_custom_plan"
+
+
+def test_gin_indexes_keep_no_pending_list_and_older_ones_are_switched(isolated):
+    """Every GIN index is made with fastupdate off (no pending list that each look-up reads in
+    full); one made before that by an older preparation is switched at the next one."""
+    db = mongo.database("storeprep")
+    mongo.ensure_indexes(db, membership.INDEXES)
+    if not store_prep.enabled():
+        return  # MongoDB: no GIN indexes
+    members = store_prep.table_of(db.name, "members")
+    definitions = store_prep.gin_indexes(db.name)[members]
+    assert definitions and all("fastupdate=off" in d for d in definitions), definitions
+    name = store_prep.run_sql(
+        f"SELECT indexname FROM pg_indexes WHERE schemaname = '{db.name}' AND tablename = '{members}' "
+        "AND indexdef LIKE '%USING gin%' LIMIT 1;").strip()
+    store_prep.run_sql(f'ALTER INDEX "{db.name}"."{name}" SET (fastupdate = on);')
+    assert any("fastupdate='on'" in d for d in store_prep.gin_indexes(db.name)[members])
+    store_prep.prepare(db, {})
+    assert all("fastupdate=off" in d for d in store_prep.gin_indexes(db.name)[members])
