@@ -144,23 +144,36 @@ def bounded_bulk_write(coll: Collection, ops: Sequence[Any], ordered: bool = Tru
 # Equality look-ups in flight per call of `in_parallel`. Each costs ~1.7 ms, mostly the CPU of
 # FerretDB and PostgreSQL: on 2 cores a few in parallel hide the round trips, more only queue.
 READ_THREADS = 6
-_readers: tuple[int, ThreadPoolExecutor] | None = None
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (pid, threads) -> pool
 
 
-def in_parallel(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
-    """[fn(item) for item in items], the calls (store look-ups) spread over READ_THREADS threads of
+def in_parallel(fn: Callable[[Any], T], items: Sequence[Any], threads: int = READ_THREADS) -> list[T]:
+    """[fn(item) for item in items], the calls (store commands) spread over `threads` threads of
     this process. Why: FerretDB pushes neither `$in` nor `$or` down, so many documents are read by
     many equality queries (one per id, per unit); sent one after another, their round trips add up
     (a province view's 150 communes' targets, a projector batch's unknown states)."""
-    global _readers
     items = list(items)
     if len(items) < 2:
         return [fn(i) for i in items]
     with _lock:
-        if _readers is None or _readers[0] != os.getpid():  # threads do not survive a fork
-            _readers = (os.getpid(), ThreadPoolExecutor(READ_THREADS, thread_name_prefix="store-read"))
-        pool = _readers[1]
+        key = (os.getpid(), threads)  # threads do not survive a fork: a child makes its own pool
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix=f"store-{threads}")
     return list(pool.map(fn, items))
+
+
+def insert_new(coll: Collection, docs: list[dict]) -> set:
+    """insert_many, unordered: the `_id`s already taken (a unique index refused them, the others were
+    inserted); any other error is raised."""
+    try:
+        coll.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        return {docs[e["index"]]["_id"] for e in errors}
+    return set()
 
 
 def find_by_ids(coll: Any, ids: Sequence[Any], projection: dict | None = None) -> dict[Any, dict]:

@@ -67,8 +67,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
-from pymongo.errors import BulkWriteError
-
 from platformkit import config, contract, idempotency, mongo
 from platformkit.envelope import Envelope, encode, new_event
 from platformkit.repository import NOT_STATE, SEQ, apply_ops, change_id, ops_of, public_state
@@ -477,13 +475,7 @@ def insert_all(db, coll: str, docs: list[dict], batch: int) -> int:
     new = 0
     for s in range(0, len(docs), batch):
         part = docs[s:s + batch]
-        try:
-            new += len(db[coll].insert_many(part, ordered=False).inserted_ids)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != 11000 for e in errors):
-                raise
-            new += exc.details.get("nInserted", 0)
+        new += len(part) - len(mongo.insert_new(db[coll], part))
     return new
 
 

@@ -61,6 +61,23 @@ def _create(store: AggregateStore, state: dict, raised: list[domain.Event], req:
     return store.create(state, lambda v: _envelopes(state["_id"], v, raised), stamp)
 
 
+def _create_once(store: AggregateStore, req: Request, check_write: Callable[[dict], Any],
+                 created: Callable[[dict], list[domain.Event]],
+                 decide: Callable[[], tuple[dict, list[domain.Event]]],
+                 taken: Callable[[dict], Conflict]) -> dict:
+    """A creation: a retry with the same Idempotency-Key gets the first answer (before deciding
+    anything, and again when a racing retry inserted first); any other duplicate is `taken(state)`."""
+    if req.key and (first := store.created_with(req.key)) is not None:
+        return _replay_creation(store, first, req, check_write, created)
+    state, raised = decide()
+    try:
+        return _create(store, state, raised, req)
+    except AlreadyExists as exc:
+        if req.key and (first := store.created_with(req.key)) is not None:  # a racing retry won
+            return _replay_creation(store, first, req, check_write, created)
+        raise taken(state) from exc
+
+
 def _replay_creation(store: AggregateStore, first: dict, req: Request, check_write: Callable[[dict], Any],
                      created: Callable[[dict], list[domain.Event]]) -> dict:
     """The answer to a retry of a creation: the first answer. A creation its first request left
@@ -151,17 +168,10 @@ def register_course(cmd: c.RegisterCourse, caller: Caller, stores: Stores) -> di
     ancestors = stores.unit_ancestors(cmd.owner_unit_id)
     auth.check_scope(caller, cmd.owner_unit_id, ancestors or [], write=True)
     req = Request.of(caller, cmd.idempotency_key, "course", body)
-    store = stores.courses
-    check_write = _course_writer(caller)
-    if req.key and (first := store.created_with(req.key)) is not None:
-        return _replay_creation(store, first, req, check_write, domain.course_created)
-    course, raised = domain.register_course(_new_id(), body, ancestors)
-    try:
-        return _create(store, course, raised, req)
-    except AlreadyExists as exc:
-        if req.key and (first := store.created_with(req.key)) is not None:  # a racing retry won
-            return _replay_creation(store, first, req, check_write, domain.course_created)
-        raise Conflict(f"unit {course['owner_unit_id']} already has a course coded {course['code']}", "code") from exc
+    return _create_once(stores.courses, req, _course_writer(caller), domain.course_created,
+                        lambda: domain.register_course(_new_id(), body, ancestors),
+                        lambda course: Conflict(f"unit {course['owner_unit_id']} already has a course coded "
+                                                f"{course['code']}", "code"))
 
 
 def get_course(course_id: str, caller: Caller, stores: Stores) -> dict:
@@ -203,21 +213,15 @@ def plan_class(cmd: c.PlanClass, caller: Caller, stores: Stores) -> dict:
     ancestors = stores.unit_ancestors(cmd.organising_unit_id)
     auth.check_scope(caller, cmd.organising_unit_id, ancestors or [], write=True)
     req = Request.of(caller, cmd.idempotency_key, "class", body)
-    store = stores.classes
-    check_write = _class_writer(caller)
-    if req.key and (first := store.created_with(req.key)) is not None:
-        return _replay_creation(store, first, req, check_write, domain.class_created)
-    try:
-        course = stores.courses.load(cmd.course_id)
-    except Missing:
-        course = None
-    cls, raised = domain.plan_class(_new_id(), body, course, ancestors)
-    try:
-        return _create(store, cls, raised, req)
-    except AlreadyExists as exc:
-        if req.key and (first := store.created_with(req.key)) is not None:  # a racing retry won
-            return _replay_creation(store, first, req, check_write, domain.class_created)
-        raise Conflict(f"class code {cls['code']} is taken", "code") from exc
+
+    def planned():
+        try:
+            course = stores.courses.load(cmd.course_id)
+        except Missing:
+            course = None
+        return domain.plan_class(_new_id(), body, course, ancestors)
+    return _create_once(stores.classes, req, _class_writer(caller), domain.class_created, planned,
+                        lambda cls: Conflict(f"class code {cls['code']} is taken", "code"))
 
 
 def get_class(class_id: str, caller: Caller, stores: Stores) -> dict:

@@ -38,12 +38,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import OrderedDict, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
 
 from platformkit import mongo
 
@@ -94,7 +92,6 @@ class MongoGeneration(BaseGeneration):
         self.journal = db[f"g{number}_journal"]
         self.known_states = ProjectorMemory()
         self.known_applied = ProjectorMemory()
-        self._writers = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="projector-write")
 
     def drop_memory(self) -> None:
         """Forget everything this process knows of the store (see the module's docstring)."""
@@ -102,10 +99,27 @@ class MongoGeneration(BaseGeneration):
         self.known_applied.clear()
         self.forget_cache()
 
-    def _each_write(self, fn, items: list) -> list:
-        if len(items) < 2:
-            return [fn(i) for i in items]
-        return list(self._writers.map(fn, items))
+    def _bulk_writes(self, kind: str, by_bucket: dict[str, list]) -> None:
+        """Each bucket's statements as bounded bulks, WRITE_THREADS buckets at a time."""
+        mongo.in_parallel(lambda item: mongo.bounded_bulk_write(self.db[f"g{self.number}_{kind}_{item[0]}"],
+                                                                item[1], ordered=False),
+                          list(by_bucket.items()), threads=WRITE_THREADS)
+
+    @staticmethod
+    def _recall(memory: ProjectorMemory, keys: list, read) -> dict:
+        """{key: what the store holds (None: nothing)} for these keys: from the memory, and for the
+        keys it does not know from `read(key)` in parallel (then remembered)."""
+        out, unknown = {}, []
+        for key in dict.fromkeys(keys):
+            value = memory.get(key)
+            if value is _UNKNOWN:
+                unknown.append(key)
+            else:
+                out[key] = value
+        for key, value in zip(unknown, mongo.in_parallel(read, unknown)):
+            memory.put(key, value)
+            out[key] = value
+        return out
 
     def agg_for(self, unit: str):
         return self.db[f"g{self.number}_agg_{bucket(unit, AGG_BUCKETS)}"]
@@ -197,15 +211,9 @@ class MongoGeneration(BaseGeneration):
             guard = {"_id": o["id"], "$or": [{f"applied.{p}": {"$lt": off}}, {f"applied.{p}": {"$exists": False}}]}
             inc = {f"v.{field}": n for field, n in o["inc"].items()}
             writes[b].append(UpdateOne(guard, {"$inc": inc, "$set": {f"applied.{p}": off}}))
-        for b, docs in fresh.items():
-            unique = list({d["_id"]: d for d in docs}.values())
-            try:
-                self.db[f"g{self.number}_agg_{b}"].insert_many(unique, ordered=False)
-            except BulkWriteError as exc:
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                    raise
-        self._each_write(lambda item: mongo.bounded_bulk_write(
-            self.db[f"g{self.number}_agg_{item[0]}"], item[1], ordered=False), list(writes.items()))
+        for b, docs in fresh.items():  # a duplicate: the document exists
+            mongo.insert_new(self.db[f"g{self.number}_agg_{b}"], list({d["_id"]: d for d in docs}.values()))
+        self._bulk_writes("agg", writes)
         for o in agg_ops:  # what the guarded update left: applied.p = max(before, off)
             applied = self.known_applied.get(o["id"])
             if applied is _UNKNOWN:
@@ -217,21 +225,13 @@ class MongoGeneration(BaseGeneration):
     def applied_offsets(self, docs: list[tuple[str, str]]) -> dict[str, dict]:
         """{doc_id: applied offsets} of the documents that exist; one `_id` look-up each (the one
         query FerretDB answers without a scan)."""
-        out: dict[str, dict] = {}
-        unknown = []
-        for doc_id, unit in docs:
-            applied = self.known_applied.get(doc_id)
-            if applied is _UNKNOWN:
-                unknown.append((doc_id, unit))
-            elif applied is not None:
-                out[doc_id] = applied
-        found = mongo.in_parallel(lambda d: self.agg_for(d[1]).find_one({"_id": d[0]}, {"applied": 1}), unknown)
-        for (doc_id, _), doc in zip(unknown, found):
-            applied = (doc.get("applied") or {}) if doc is not None else None
-            self.known_applied.put(doc_id, applied)
-            if applied is not None:
-                out[doc_id] = applied
-        return out
+        units = dict(docs)
+
+        def read(doc_id: str) -> dict | None:
+            doc = self.agg_for(units[doc_id]).find_one({"_id": doc_id}, {"applied": 1})
+            return (doc.get("applied") or {}) if doc is not None else None
+        known = self._recall(self.known_applied, list(units), read)
+        return {doc_id: applied for doc_id, applied in known.items() if applied is not None}
 
     def descendants(self, unit_id: str) -> list[dict]:
         """{_id, ancestors} of every unit below this one (the rebuild's in-memory generation
@@ -240,50 +240,27 @@ class MongoGeneration(BaseGeneration):
 
     # ------------------------------------------------------------ projector memory
     def load_states(self, keys: Iterable[str]) -> dict[str, dict]:
-        out: dict[str, dict] = {}
-        unknown = []
-        for key in set(keys):
-            doc = self.known_states.get(key)
-            if doc is _UNKNOWN:
-                unknown.append(key)
-            elif doc is not None:
-                out[key] = doc
-        for key, doc in zip(unknown, mongo.in_parallel(lambda k: self.state_for(k).find_one({"_id": k}), unknown)):
-            self.known_states.put(key, doc)
-            if doc is not None:
-                out[key] = doc
-        return out
+        known = self._recall(self.known_states, list(keys), lambda k: self.state_for(k).find_one({"_id": k}))
+        return {key: doc for key, doc in known.items() if doc is not None}
 
     def save_states(self, states: dict[str, dict]) -> None:
         """States known to be absent are inserted (one command per bucket: FerretDB turns it into one
         INSERT), the others upserted one statement each; an insert that finds the key taken (the
         memory was wrong) is upserted after all."""
+        fields = {k: {kk: vv for kk, vv in v.items() if kk != "_id"} for k, v in states.items()}
         inserts: dict[str, list[dict]] = defaultdict(list)
-        upserts: dict[str, list[UpdateOne]] = defaultdict(list)
-
-        def upsert(k: str, fields: dict) -> UpdateOne:
-            return UpdateOne({"_id": k}, {"$set": fields}, upsert=True)
-
-        for k, v in states.items():
-            fields = {kk: vv for kk, vv in v.items() if kk != "_id"}
-            if self.known_states.get(k) is None:  # known absent (an unknown key is _UNKNOWN)
-                inserts[bucket(k, STATE_BUCKETS)].append({"_id": k, **fields})
+        upserts: dict[str, list[str]] = defaultdict(list)
+        for k in fields:
+            if self.known_states.get(k) is None:  # known absent (a key it does not know is _UNKNOWN)
+                inserts[bucket(k, STATE_BUCKETS)].append({"_id": k, **fields[k]})
             else:
-                upserts[bucket(k, STATE_BUCKETS)].append(upsert(k, fields))
-        for b, docs in inserts.items():
-            try:
-                self.db[f"g{self.number}_state_{b}"].insert_many(docs, ordered=False)
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if any(e.get("code") != 11000 for e in errors):
-                    raise
-                taken = {docs[e["index"]]["_id"] for e in errors}
-                upserts[b] += [upsert(d["_id"], {kk: vv for kk, vv in d.items() if kk != "_id"})
-                               for d in docs if d["_id"] in taken]
-        self._each_write(lambda item: mongo.bounded_bulk_write(
-            self.db[f"g{self.number}_state_{item[0]}"], item[1], ordered=False), list(upserts.items()))
-        for k, v in states.items():
-            self.known_states.put(k, {**v, "_id": k})
+                upserts[bucket(k, STATE_BUCKETS)].append(k)
+        for b, new in inserts.items():
+            upserts[b] += sorted(mongo.insert_new(self.db[f"g{self.number}_state_{b}"], new))
+        self._bulk_writes("state", {b: [UpdateOne({"_id": k}, {"$set": fields[k]}, upsert=True) for k in keys]
+                                    for b, keys in upserts.items()})
+        for k, f in fields.items():
+            self.known_states.put(k, {"_id": k, **f})
 
 
 def active_generation(db: Database) -> int:
