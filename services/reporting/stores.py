@@ -16,7 +16,9 @@ SERVICE = "reporting"
 TARGETS = "targets"
 
 TARGET_INDEXES: dict[str, list[tuple]] = {
-    TARGETS: [([("unit", 1), ("year", 1)], {"name": "unit_year"})], "meta": [], **Repository.indexes(TARGETS)}
+    # a unit's targets of a year; its siblings' too, by the parent they had when set (views.TargetBook)
+    TARGETS: [([("unit", 1), ("year", 1)], {"name": "unit_year"}), ([("parent_id", 1), ("year", 1)], {"name": "parent_year"})],
+    "meta": [], **Repository.indexes(TARGETS)}
 
 
 class Stores:

@@ -12,7 +12,7 @@ a period without one (a half-year to 31 May, a summer quarter) has none (null)."
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Iterable
 
 from platformkit import mongo, paging
 from platformkit.errors import NotFound as Missing
@@ -140,18 +140,44 @@ class TargetBook:
         self.gen = gen
         self._assigned: dict[str, dict[str, float]] = {}
 
-    def assigned(self, unit_ids) -> dict[str, dict[str, float]]:
-        """{unit: {indicator: value}} set for these units and the year (one query for the new ones)."""
+    def assigned(self, unit_ids, units: Iterable[dict] = ()) -> dict[str, dict[str, float]]:
+        """{unit: {indicator: value}} set for these units and the year. Those among `units` (their
+        documents) that only ever had one parent are read with their siblings, one query per
+        parent (`by_parent`); the others one query each, in parallel."""
         missing = [u for u in dict.fromkeys(unit_ids) if u not in self._assigned]
         if missing:
             for u in missing:
                 self._assigned[u] = {}
-            found = mongo.in_parallel(lambda u: targets_of(self.coll, u, self.year, {"unit": 1, "indicator": 1,
-                                                                                    "value": 1}), missing)
+            missing = self._by_parent(missing, units)
+            found = mongo.in_parallel(lambda u: targets_of(self.coll, u, self.year, TARGET_FIELDS), missing)
             for targets in found:
                 for t in targets:
                     self._assigned[t["unit"]][t["indicator"]] = t["value"]
         return {u: self._assigned[u] for u in unit_ids}
+
+    def _by_parent(self, missing: list[str], units: Iterable[dict]) -> list[str]:
+        """Reads the targets of the units in `missing` whose only parent ever was P, for each P
+        with several of them, by the `parent_id` each target stores (the unit's parent when it was
+        set): the province view's ~150 communes are one query instead of 150. Returns the units
+        still to read."""
+        wanted = set(missing)
+        groups: dict[str, set[str]] = defaultdict(set)
+        for u in units:
+            parent = sole_parent(u)
+            if u["_id"] in wanted and parent is not None:
+                groups[parent].add(u["_id"])
+        done: set[str] = set()
+        for parent, ids in groups.items():
+            if len(ids) < 2:
+                continue
+            found = targets_by_parent(self.coll, parent, self.year)
+            if found is None:
+                continue  # more than a bounded read: one query per unit instead
+            for t in found:
+                if t["unit"] in ids:
+                    self._assigned[t["unit"]][t["indicator"]] = t["value"]
+            done |= ids
+        return [u for u in missing if u not in done]
 
     def predecessors(self, unit: dict, depth: int = 0) -> list[dict]:
         """The closed units whose targets `unit` may carry, with theirs in turn."""
@@ -201,7 +227,7 @@ class TargetBook:
         row carries the figures of the merged units `folded`."""
         uid = unit["_id"]
         kid_ids = {c["_id"] for c in children}
-        own = dict(self.assigned([uid, *kid_ids])[uid])
+        own = dict(self.assigned([uid, *kid_ids], children)[uid])
         summed: dict[str, float] = {}
         for child in children:
             child_own = self.assigned([child["_id"]])[child["_id"]]
@@ -220,6 +246,31 @@ class TargetBook:
 
 # A unit has at most one target per indicator and year: bounded by the catalogue.
 MAX_TARGETS_PER_UNIT_YEAR = 500
+# The targets a parent's children were given in a year, read at once (targets_by_parent); beyond
+# this, one query per child.
+MAX_TARGETS_BY_PARENT = 20_000
+TARGET_FIELDS = {"unit": 1, "indicator": 1, "value": 1}
+
+
+def sole_parent(unit: dict) -> str | None:
+    """The unit's parent if it never had another in this generation (`parents_seen`, or the history
+    of a document projected before that was kept), else None."""
+    parent = unit.get("parent_id")
+    if parent is None:
+        return None
+    seen = unit.get("parents_seen")
+    if seen is None:
+        history = unit.get("parents")
+        seen = [e["parent"] for e in history] if history else [None]
+    return parent if set(seen) == {parent} else None
+
+
+def targets_by_parent(targets_coll, parent_id: str, year: int) -> list[dict] | None:
+    """The targets set in `year` for units while `parent_id` was their parent: one equality query
+    (the `parent_year` declaration); None when there are more than MAX_TARGETS_BY_PARENT."""
+    found = list(targets_coll.find({"parent_id": parent_id, "year": year}, TARGET_FIELDS)
+                 .limit(MAX_TARGETS_BY_PARENT + 1))
+    return None if len(found) > MAX_TARGETS_BY_PARENT else found
 
 
 def targets_of(targets_coll, unit_id: str, year: int, projection: dict | None = None) -> list[dict]:
@@ -276,7 +327,8 @@ def unit_info(gen: Generation, unit_id: str) -> dict:
 
 
 UNIT_FIELDS = {"name": 1, "code": 1, "kind": 1, "sector": 1, "ancestors": 1, "status": 1, "closed_on": 1,
-               "merged_into": 1, "predecessors": 1, "successors": 1, "parent_id": 1}
+               "merged_into": 1, "predecessors": 1, "successors": 1, "parent_id": 1,
+               "parents_seen": 1, "parents": 1}  # the last two: sole_parent
 
 
 def children_of_year(gen: Generation, unit_id: str, year: int) -> list[dict]:
@@ -354,7 +406,8 @@ def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, c
     own_folded = folded_into(gen, unit, period)
     sums = period_sums(gen, ids + [unit_id] + [f["_id"] for fs in [*folded.values(), own_folded] for f in fs], period)
     book = TargetBook(targets_coll, period.year, gen)
-    book.assigned([unit_id, *ids, *(g["_id"] for gs in grandkids.values() for g in gs)])  # one query
+    below_kids = [g for gs in grandkids.values() for g in gs]
+    book.assigned([unit_id, *ids, *(g["_id"] for g in below_kids)], [*kids, *below_kids])  # a query per parent
     own_targets, own_from = book.of(unit, children_of_year(gen, unit_id, period.year), {f["_id"] for f in own_folded})
     path = path_of(gen, unit)
     below = path + [_step(unit)]

@@ -16,6 +16,7 @@ import pytest
 
 from platformkit import mongo, store_prep
 from services.membership import stores as membership
+from services.reporting import stores as reporting
 from services.reporting.store import Generation
 from services.training import stores as training
 from services.welfare import stores as welfare
@@ -32,7 +33,7 @@ INT_FIELDS = {"year", "seq"}
 def declared() -> dict[str, tuple[dict[str, list[tuple]], dict[str, list[str]]]]:
     """{service: (index spec, hot fields)}: what each service's start-up declares."""
     gen = Generation(mongo.database("reporting"), 0)
-    reporting_spec = {**gen.indexes(), "targets": [([("unit", 1), ("year", 1)], {"name": "unit_year"})]}
+    reporting_spec = {**gen.indexes(), "targets": reporting.TARGET_INDEXES["targets"]}
     # One bucket of each kind stands for all of them (same declaration, same shape).
     reporting_hot = {name: fields for name, fields in gen.hot_fields().items()
                      if name.endswith(("_agg_00", "_state_00", "_journal"))}

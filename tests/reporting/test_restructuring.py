@@ -261,3 +261,66 @@ def test_a_merged_cdcs_hands_its_figures_and_targets_to_the_unit_it_joined(publi
     after_checks()
     assert rebuild(out=io.StringIO()) == 1
     after_checks()
+
+
+class CountingFinds:
+    """The targets collection, recording each find's filter (the real collection answers)."""
+
+    def __init__(self, coll):
+        self.coll, self.filters = coll, []
+
+    def find(self, flt, *args, **kwargs):
+        self.filters.append(dict(flt))
+        return self.coll.find(flt, *args, **kwargs)
+
+
+def test_children_s_targets_are_read_by_parent_and_moved_units_keep_theirs(publish, procs, client):
+    """A commune's target is the sum of its children's. The children that only ever had this
+    parent are read in one query by the parent their targets were set under; a CĐCS that moved
+    in keeps the target its old commune gave it, including one moved on the very day it was
+    created (its history then names only the new parent: `parents_seen` still knows the old)."""
+    from services.reporting import stores as reporting_stores
+    from services.reporting import views
+
+    s = Stream()
+    city = ["VN", "CITY"]
+    s.unit("VN", None, [], "central")
+    s.unit("CITY", "VN", ["VN"], "province")
+    for com in ("A", "B"):
+        s.unit(com, "CITY", city, "commune")
+    for c, com in (("C1", "A"), ("C2", "A"), ("C3", "B"), ("C4", "B")):
+        s.unit(c, com, city + [com], "cdcs")
+    s.unit("C5", "B", city + ["B"], "cdcs", on="2021-03-01")
+    publish(s.take())
+    procs(PROJECTOR, "projector")
+    wait_until(lambda: all(unit_status(client, u) == "active" for u in ("C1", "C2", "C3", "C4", "C5")), 120,
+               message="units projected")
+    for unit, com, value in (("C1", "A", 10), ("C2", "A", 20), ("C3", "B", 30), ("C4", "B", 40), ("C5", "B", 5)):
+        put_target(client, unit, com, 2020, ADMITTED, value)
+
+    def target(unit):
+        return row(get(client, f"/views/{unit}?period=2020")["rows"])["target"]
+
+    assert (target("A"), target("B")) == (30, 75)
+    s.move("C3", "B", city + ["B"], "A", city + ["A"], "2021-06-01")
+    s.move("C5", "B", city + ["B"], "A", city + ["A"], "2021-03-01")  # the day it was created
+    publish(s.take())
+    wait_until(lambda: get(client, "/views/C5?period=2020")["unit"]["path"][-1]["id"] == "A" and
+               get(client, "/views/C3?period=2020")["unit"]["path"][-1]["id"] == "A", 90, message="moves projected")
+    assert (target("A"), target("B")) == (65, 40)
+    drill = {c["unit"]["id"]: row(c["rows"])["target"] for c in get(client, "/views/CITY/children?period=2020")["children"]}
+    assert drill == {"A": 65, "B": 40}
+
+    st = reporting_stores.stores()
+    gen = st.live()
+    c5 = gen.unit("C5")
+    assert [e["parent"] for e in c5["parents"]] == ["A"] and c5["parents_seen"] == ["A", "B"]
+    counting = CountingFinds(st.target_docs)
+    book = views.TargetBook(counting, 2020, gen)
+    unit = views.unit_info(gen, "A")
+    targets, _ = book.of(unit, views.children_of_year(gen, "A", 2020))
+    assert targets[ADMITTED] == 65
+    # C1 and C2 by their parent; the moved C3 and C5, and A itself (alone under CITY), one by one
+    assert sorted(map(sorted, (f.items() for f in counting.filters))) == sorted([
+        [("parent_id", "A"), ("year", 2020)], [("unit", "A"), ("year", 2020)],
+        [("unit", "C3"), ("year", 2020)], [("unit", "C5"), ("year", 2020)]])

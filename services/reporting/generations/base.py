@@ -129,7 +129,8 @@ class BaseGeneration:
         for uid in chain[known_upto + 1:]:
             parent = path[-1] if path else None
             doc = {"_id": uid, "parent_id": parent, "ancestors": list(path), "status": "active",
-                   "is_root": parent is None, "provisional": True, "v": 0, "parents": [{"parent": parent, "from": ""}]}
+                   "is_root": parent is None, "provisional": True, "v": 0, "parents": [{"parent": parent, "from": ""}],
+                   "parents_seen": [parent]}
             ops.append({"k": "unit", "id": uid, "set": doc})
             self.known_units[uid] = doc
             path = path + [uid]
@@ -204,6 +205,7 @@ class BaseGeneration:
                # the root is found by this equality (FerretDB pushes no `parent_id: null` down)
                "is_root": not new_ancestors}
         doc["parents"] = self._parents(current, doc["parent_id"], change.context)
+        doc["parents_seen"] = self._parents_seen(current, doc["parent_id"])
         for o in ops:  # the successors this change already gave the unit
             if o["k"] == "unit" and o["id"] == change.unit_id and "successors" in o["set"]:
                 doc["successors"] = o["set"]["successors"]
@@ -221,6 +223,17 @@ class BaseGeneration:
         if "moved_on" in context:
             return hierarchy_history.record(history, parent, context["moved_on"])
         return history or hierarchy_history.record([], parent, "")
+
+    @staticmethod
+    def _parents_seen(current: dict | None, parent: str | None) -> list:
+        """Every parent the unit ever had here, never shrinking (`parents` can lose one: a change
+        dated like an earlier one replaces it). A target stores the unit's parent when it was set
+        (reporting/service.py set_target): a unit that only ever had one parent has all its
+        targets under that parent's `parent_id` (views.TargetBook reads them in one query)."""
+        seen = list((current or {}).get("parents_seen") or [])
+        if current is not None and not seen:  # a document projected before parents_seen was kept
+            seen = [e["parent"] for e in current.get("parents") or []] + [current.get("parent_id")]
+        return sorted(set(seen) | {parent}, key=lambda p: (p is not None, p or ""))
 
     def _handed_over_ops(self, old_parent: str | None, new_ancestors: list[str], on: str) -> list[dict]:
         """A child moved out of `old_parent` to the unit at the end of `new_ancestors`: remembered
