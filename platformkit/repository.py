@@ -211,13 +211,16 @@ class Repository:
 
     def __init__(self, db: Database, collection: str, what: str, *, list_field: str | None = None,
                  missing: Callable[[str], Exception] | None = None, relayed: bool = True,
-                 derived: Callable[[dict], dict] | None = None):
+                 derived: Callable[[dict], dict] | None = None, marks: Callable[[dict], None] | None = None):
         self.db = db
         self.name = collection
         # derived: fields computed from the state for the collection's equality queries (a scope
         # array instead of `$or` on unit and ancestors; FerretDB pushes only equalities down). Not
         # business state: set at creation and re-derived at every change, here and nowhere else.
         self.derived = derived
+        # marks(state): entries other collections must hold before a state with these derived
+        # fields is written (period_lists.mark: the periods a list reads); idempotent
+        self.marks = marks
         self.coll = db[collection]
         self.changes = db[collection + CHANGES]
         self.what = what
@@ -322,6 +325,8 @@ class Repository:
         the aggregate document only (an Idempotency-Key and fingerprint, the first answer).
         `version`: the version a creation starts at (a unit created with two events: 2)."""
         state = self.with_derived(state)
+        if self.marks:
+            self.marks(state)
         doc = {**{k: v for k, v in state.items() if k not in NOT_STATE}, "_id": state["_id"],
                **(stamp or {}), "version": 0, SEQ: 0}
         try:
@@ -381,6 +386,8 @@ class Repository:
                 moved = {k: v for k, v in self.derived(new).items() if new.get(k) != v}
                 ops += [op("set", k, v) for k, v in moved.items()]
                 new.update(moved)
+                if moved and self.marks:
+                    self.marks(new)
             new = {**new, "version": version, SEQ: seq}
             fields = stamp(public_state(new)) if stamp else {}
             try:

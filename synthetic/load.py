@@ -67,7 +67,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
-from platformkit import config, contract, idempotency, mongo
+from platformkit import config, contract, idempotency, mongo, period_lists
 from platformkit.envelope import Envelope, encode, new_event
 from platformkit.repository import NOT_STATE, SEQ, apply_ops, change_id, ops_of, public_state
 
@@ -192,6 +192,7 @@ class Out:
     def __init__(self):
         self.docs: dict[tuple[str, str], list[dict]] = {}
         self.evs: list[Envelope] = []
+        self.marked: set[str] = set()  # list markers (platformkit.period_lists) already written
 
     def doc(self, service: str, coll: str, doc: dict) -> None:
         self.docs.setdefault((service, coll), []).append(doc)
@@ -319,8 +320,8 @@ class Loader:
         members = Sim(out, "membership", "members", self.on)
         dues = Sim(out, "membership", "dues", self.on)
         from services.training.stores import class_index_fields
-        from services.welfare.stores import scope_of
-        cases = Sim(out, "welfare", "cases", self.on, lambda state: {"scope": scope_of(state)})
+        from services.welfare.stores import case_fields, scope_of
+        cases = Sim(out, "welfare", "cases", self.on, case_fields)
         programmes = Sim(out, "welfare", "programmes", self.on, lambda state: {"scope": scope_of(state)})
         classes = Sim(out, "training", "classes", self.on, class_index_fields)
         prov = self.units[self.province]
@@ -436,6 +437,12 @@ class Loader:
                                       "owner": uuid.uuid5(NAMESPACE, f"disbursement:{case_id}").hex, "at": 0.0})
         whole = cases.command(whole, step(lambda c: w.disburse_case(c, on, commune["_id"], None)))
         cases.save(whole)
+        # the case list's periods (welfare.stores.mark_case); a chunk writes each once
+        from services.welfare.stores import CASES, scope_of
+        for marker in period_lists.markers(CASES, scope_of(whole), whole.get("requested_on")):
+            if marker["_id"] not in out.marked:
+                out.marked.add(marker["_id"])
+                out.doc("welfare", period_lists.MARKERS, marker)
 
     def _class(self, k: int, officials: list[tuple[dict, dict]], on: date, classes: Sim, prov: dict) -> None:
         t = self.t

@@ -1,4 +1,6 @@
 """What the runner (platformkit.run) needs to start any welfare process."""
+import logging
+
 from platformkit import contract
 from platformkit.consumer import Record
 from platformkit.membership_view import handle_membership_batch
@@ -7,6 +9,8 @@ from platformkit.run import Consumer, ServiceDescription
 from . import commands, service
 from .api import BLUEPRINTS
 from .stores import INDEXES, OUTBOX_COLLECTIONS, SERVICE, Stores, stores
+
+log = logging.getLogger(__name__)
 
 
 def membership_view_handler(db):
@@ -29,8 +33,10 @@ DESCRIPTION = ServiceDescription(
             "micro-loans with repayments. Money is whole đồng; dates are ISO 8601.",
     blueprints=BLUEPRINTS,
     indexes=INDEXES,
-    # programmes and cases stored before their scope existed get it, once (the lists ask for it)
-    setup=(lambda db: service.backfill_scope(Stores(db)),),
+    # programmes and cases stored before their scope (or a case's list periods) existed get it,
+    # once (the lists ask for it)
+    setup=(lambda db: service.backfill_scope(Stores(db)), lambda db: service.backfill_case_periods(
+        Stores(db), lambda done, total: log.info("case list periods: %d of %d cases", done, total))),
     path_scope=lambda view_args: service.path_scope(view_args, stores()),
     # Kafka key = aggregate id, so one case's events stay in order
     relay_routes={coll: contract.WELFARE_EVENTS for coll in OUTBOX_COLLECTIONS},

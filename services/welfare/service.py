@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import time
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, Callable
 from uuid import uuid4
 
-from platformkit import clock, idempotency, membership_view, mongo, paging
+from platformkit import clock, idempotency, membership_view, mongo, paging, period_lists
 from platformkit.auth import Caller, check_scope
 from platformkit.envelope import new_event
 from platformkit.errors import AlreadyExists, Conflict, Forbidden, RuleViolated, StaleVersion
@@ -27,12 +27,13 @@ from platformkit.outbox import OUTBOX, PENDING
 
 from . import commands as c
 from . import domain
-from .stores import CASES, PROGRAMMES, Stores, scope_of
+from .stores import CASES, PROGRAMMES, Stores, case_fields, scope_of
 
 # A claim older than this is taken to belong to a request that died half-way; a re-run finishes it.
 CLAIM_LEASE_SECONDS = 30
 # Internal fields never shown to callers.
-HIDDEN = {OUTBOX, PENDING, "seq", "idempotency_key", "request_fingerprint", "disbursement_key", "scope"}
+HIDDEN = {OUTBOX, PENDING, "seq", "idempotency_key", "request_fingerprint", "disbursement_key", "scope",
+          period_lists.FIELD}
 ASCENDING, DESCENDING = 1, -1  # pymongo's sort directions, without the driver
 
 
@@ -245,11 +246,19 @@ def get_case(case_id: str, caller: Caller, stores: Stores) -> dict:
 
 
 def list_cases(args: dict[str, Any], caller: Caller, stores: Stores) -> dict:
-    query: dict[str, Any] = _subtree(caller)
+    """The caller's subtree's cases, newest request first. One member's or one CĐCS's cases are few:
+    read by that equality. Any other list (a province's, all its Tết gifts) is read a period at a
+    time (platformkit/period_lists.py), so that a page reads about a page of cases."""
+    query: dict[str, Any] = {}
     for key in ("programme_id", "status", "member_id", "unit_id", "programme_kind"):
         if args.get(key) is not None:
             query[key] = args[key]
-    docs, next_cursor = paging.page(stores.case_docs, query, args.get("after"), args["limit"], CASE_ORDER)
+    if "member_id" in query or "unit_id" in query:
+        docs, next_cursor = paging.page(stores.case_docs, {**_subtree(caller), **query}, args.get("after"),
+                                        args["limit"], CASE_ORDER)
+    else:
+        docs, next_cursor = period_lists.page(stores.case_docs, stores.db, CASES, query, caller.unit_id,
+                                              "requested_on", args.get("after"), args["limit"])
     return {"items": [public(d) for d in docs], "next_cursor": next_cursor}
 
 
@@ -489,6 +498,31 @@ def backfill_scope(stores: Stores) -> int:
                 n += 1
         return n
     return mongo.run_once(stores.db, "scope", work)
+
+
+def backfill_case_periods(stores: Stores, progress: Callable[[int, int], None] | None = None) -> int:
+    """Give cases stored before `scope_periods` existed their periods (stores.case_fields) and the
+    list markers (period_lists), once (mongo.run_once): a repository change each that keeps
+    `version` (upkeep), six at a time. Runs at start (description.py), before the lists are
+    served; `progress(done, total)` every 5,000 cases (the 2.5M-member province has 129,280)."""
+    def work() -> int:
+        todo = [d for d in stores.case_docs.find({}, {"_id": 1, "unit_id": 1, "ancestors": 1, "requested_on": 1,
+                                                      period_lists.FIELD: 1})
+                if "unit_id" in d and d.get(period_lists.FIELD) != case_fields(d)[period_lists.FIELD]]
+        unique = list({m["_id"]: m for d in todo
+                       for m in period_lists.markers(CASES, scope_of(d), d.get("requested_on"))}.values())
+        for i in range(0, len(unique), 40):  # bounded commands (platformkit.mongo)
+            mongo.insert_new(stores.db[period_lists.MARKERS], unique[i:i + 40])
+
+        def upkeep(case_id: str) -> None:
+            stores.cases.command(case_id, lambda d: None if d.get(period_lists.FIELD) == case_fields(d)[period_lists.FIELD]
+                                 else ({"$set": {period_lists.FIELD: case_fields(d)[period_lists.FIELD]}}, []), bump=False)
+        for i in range(0, len(todo), 5_000):
+            mongo.in_parallel(upkeep, [d["_id"] for d in todo[i:i + 5_000]])
+            if progress:
+                progress(min(i + 5_000, len(todo)), len(todo))
+        return len(todo)
+    return mongo.run_once(stores.db, "case_periods", work)
 
 
 def follow_unit_move(command: c.FollowUnitMove, stores: Stores) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 
-from platformkit import membership_view, mongo
+from platformkit import membership_view, mongo, period_lists
 from platformkit.repository import Repository
 
 SERVICE = "welfare"
@@ -24,7 +24,7 @@ INDEXES: dict[str, list[tuple]] = {
                  ("idempotency_key", {"name": "idempotency_key", "unique": True, "sparse": True})],
     CASES: [("unit_id", {"name": "unit"}), ("scope", {"name": "scope"}),
             ("programme_id", {"name": "programme"}), ("member_id", {"name": "member"}),
-            ("status", {"name": "status"}),
+            ("status", {"name": "status"}), (period_lists.FIELD, {"name": "scope_periods"}),
             # Idempotency-Key of the POST that created the case / paid it: a retry finds the first
             # result, and two racing retries cannot both insert. Sparse: most documents have none
             # (a unique non-sparse index would treat every missing key as the same null on MongoDB).
@@ -35,7 +35,7 @@ INDEXES: dict[str, list[tuple]] = {
     # reserves a case once.
     LEDGER: [([("programme_id", ASCENDING), ("seq", DESCENDING)], {"name": "tail"}),
              ("entry_key", {"name": "entry_key", "unique": True, "sparse": True})],
-    **membership_view.INDEXES,
+    **membership_view.INDEXES, **period_lists.INDEXES,
     # the change documents (and outboxes) of programmes and cases: platformkit/repository.py
     **Repository.indexes(PROGRAMMES), **Repository.indexes(CASES),
 }
@@ -51,13 +51,26 @@ def scope_of(doc: dict[str, Any]) -> list[str]:
     return [*(doc.get("ancestors") or []), doc["unit_id"]]
 
 
+def case_fields(case: dict[str, Any]) -> dict[str, Any]:
+    """A case's derived fields: its scope, and the periods it is listed under newest first
+    (platformkit/period_lists.py: by `requested_on`)."""
+    scope = scope_of(case)
+    return {"scope": scope, period_lists.FIELD: period_lists.scope_periods(scope, case.get("requested_on"))}
+
+
+def mark_case(db: Any, case: dict[str, Any]) -> None:
+    """The list periods a case needs before it is stored (period_lists.mark)."""
+    period_lists.mark(db, CASES, scope_of(case), case.get("requested_on"))
+
+
 class Stores:
     def __init__(self, db: Any):
         self.db = db  # membership_view's helpers take the database itself
-        # `scope` (scope_of) is derived at every write (Repository's `derived`): not business state,
-        # never in events, hidden from answers (service.HIDDEN); older documents: service.backfill_scope
+        # `scope` (scope_of) and a case's `scope_periods` (case_fields) are derived at every write
+        # (Repository's `derived`): not business state, never in events, hidden from answers
+        # (service.HIDDEN); older documents: service.backfill_scope, backfill_case_periods
         self.programmes = Repository(db, PROGRAMMES, "programme", derived=lambda s: {"scope": scope_of(s)})
-        self.cases = Repository(db, CASES, "case", derived=lambda s: {"scope": scope_of(s)})
+        self.cases = Repository(db, CASES, "case", derived=case_fields, marks=lambda s: mark_case(db, s))
         # the materialised copies, for queries other than by id (lists, look-ups by key)
         self.programme_docs = db[PROGRAMMES]
         self.case_docs = db[CASES]

@@ -318,13 +318,31 @@ def test_lists_ask_the_stored_scope_which_follows_a_move(stores):
     assert [i["id"] for i in service.list_programmes({"limit": 10}, PROV2, stores)["items"]] == [prog["id"]]
 
 
+def test_cases_stored_before_list_periods_get_them_once(stores):
+    prog = create_programme(stores)
+    case = request_case(stores, prog["id"])
+    stores.case_docs.update_one({"_id": case["id"]}, {"$unset": {"scope_periods": ""}})  # as stored before
+    stores.db["list_periods"].delete_many({})
+    assert service.list_cases({"limit": 10}, PROV, stores)["items"] == []
+    mine = service.list_cases({"limit": 10, "member_id": case["member_id"]}, PROV, stores)["items"]
+    assert [i["id"] for i in mine] == [case["id"]]  # one member's cases: by that equality
+    progress = []
+    assert service.backfill_case_periods(stores, lambda done, total: progress.append((done, total))) == 1
+    assert progress == [(1, 1)]
+    assert [i["id"] for i in service.list_cases({"limit": 10}, PROV, stores)["items"]] == [case["id"]]
+    assert stores.cases.get(case["id"])["version"] == 1  # upkeep: no caller's version goes stale
+    assert events(stores, "cases", case["id"]) == ["welfare.case.requested.v1"]  # and no event
+    assert service.backfill_case_periods(stores) == 0  # done once
+
+
 def test_backfill_gives_documents_stored_before_scope_their_scope_once(stores):
     prog = create_programme(stores)
     case = request_case(stores, prog["id"])
     for docs, _id in ((stores.programme_docs, prog["id"]), (stores.case_docs, case["id"])):
-        docs.update_one({"_id": _id}, {"$unset": {"scope": ""}})  # as stored before
+        docs.update_one({"_id": _id}, {"$unset": {"scope": "", "scope_periods": ""}})  # as stored before
+    stores.db["list_periods"].delete_many({})
     assert service.list_cases({"limit": 10}, PROV, stores)["items"] == []
-    assert service.backfill_scope(stores) == 2
+    assert service.backfill_scope(stores) == 2  # a repository change re-derives every derived field
     assert [i["id"] for i in service.list_cases({"limit": 10}, PROV, stores)["items"]] == [case["id"]]
     assert [i["id"] for i in service.list_programmes({"limit": 10}, PROV, stores)["items"]] == [prog["id"]]
     assert stores.cases.get(case["id"])["version"] == 1  # upkeep: no caller's version goes stale

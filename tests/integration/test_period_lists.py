@@ -1,0 +1,122 @@
+"""Subtree lists read a period at a time (platformkit/period_lists.py), on the real database.
+
+A small tree (a root, a province, two communes, their CĐCS) holds documents from 1950 to 2099,
+many on the same days. Paging through any unit's list, with any page size, and with pages cut
+short by the limit on periods read, gives exactly that unit's documents in (date descending, _id)
+order, each once; a first page reads about a page of documents, not the subtree."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from platformkit import mongo, paging, period_lists
+
+pytestmark = pytest.mark.integration
+
+LIST = "things"
+TREE = {"R": [], "P": ["R"], "C1": ["R", "P"], "C2": ["R", "P"],
+        **{f"S{i}": ["R", "P", "C1" if i % 2 else "C2"] for i in range(6)}}
+
+
+class CountingColl:
+    """The real collection, counting the documents its finds return."""
+
+    def __init__(self, coll):
+        self.coll, self.returned, self.finds = coll, 0, 0
+
+    def find(self, *args, **kwargs):
+        self.finds += 1
+        docs = list(self.coll.find(*args, **kwargs))
+        self.returned += len(docs)
+        return docs
+
+
+@pytest.fixture
+def stored(isolated):
+    db = mongo.database("periodlists")
+    mongo.ensure_indexes(db, {LIST: [(period_lists.FIELD, {"name": "periods"})], **period_lists.INDEXES})
+    rng = random.Random(7)
+    days = ["1950-03-01", "2099-12-31"] + [f"2025-{m:02d}-{d:02d}" for m in (1, 6, 11) for d in (1, 2, 15, 28)]
+    docs, marked = [], set()
+    for i in range(400):
+        unit = rng.choice(sorted(TREE))
+        scope = TREE[unit] + [unit]
+        day = days[0] if i == 5 else days[1] if i == 6 else rng.choice(days[2:])
+        doc = {"_id": f"t-{rng.randrange(16 ** 6):06x}-{i}", "unit": unit, "day": day, "status": rng.choice("ab"),
+               period_lists.FIELD: period_lists.scope_periods(scope, day), "scope": scope}
+        if (unit, day) not in marked:
+            period_lists.mark(db, LIST, scope, day)
+            marked.add((unit, day))
+        docs.append(doc)
+    db[LIST].insert_many(docs)
+    return db, docs
+
+
+def expected(docs, unit, status=None):
+    mine = [d for d in docs if unit in d["scope"] and (status is None or d["status"] == status)]
+    return [d["_id"] for d in sorted(sorted(mine, key=lambda d: d["_id"]), key=lambda d: d["day"], reverse=True)]
+
+
+def walk(db, unit, limit, query=None, max_periods=period_lists.MAX_PERIODS_PER_PAGE):
+    out, after, pages = [], None, 0
+    while True:
+        items, cursor = period_lists.page(db[LIST], db, LIST, query or {}, unit, "day", after, limit,
+                                          max_periods=max_periods)
+        assert len(items) <= limit
+        out += [d["_id"] for d in items]
+        pages += 1
+        assert pages < 500
+        if cursor is None:
+            return out
+        after = paging.decode(cursor)
+
+
+@pytest.mark.parametrize("unit", ["R", "P", "C1", "S3"])
+def test_every_page_size_lists_the_subtree_once_in_order(stored, unit):
+    db, docs = stored
+    want = expected(docs, unit)
+    assert len(want) >= 10
+    for limit in (1, 7, 50, 1000):
+        assert walk(db, unit, limit) == want, limit
+    assert walk(db, unit, 5, {"status": "a"}) == expected(docs, unit, "a")
+    # pages cut short after 2 periods read still list everything, once
+    assert walk(db, unit, 20, max_periods=2) == want
+
+
+def test_a_first_page_reads_about_a_page_not_the_subtree(stored):
+    db, docs = stored
+    counting = CountingColl(db[LIST])
+    items, cursor = period_lists.page(counting, db, LIST, {}, "P", "day", None, 10)
+    assert [d["_id"] for d in items] == expected(docs, "P")[:10] and cursor is not None
+    # the province's documents fall on 14 days: a page of 10 reads the newest day or two
+    assert counting.returned < 100, counting.returned
+    assert len(expected(docs, "P")) > 300
+
+
+def test_the_oldest_and_newest_dates_are_listed(stored):
+    db, docs = stored
+    listed = walk(db, "R", 100)
+    by_id = {d["_id"]: d for d in docs}
+    assert (by_id[listed[0]]["day"], by_id[listed[-1]]["day"]) == ("2099-12-31", "1950-03-01")
+
+
+def test_a_document_is_listed_once_its_markers_are_written(stored):
+    db, _docs = stored
+    scope = ["R", "P", "C1", "S9"]
+    doc = {"_id": "t-new", "unit": "S9", "day": "2030-05-05", "status": "a",
+           period_lists.FIELD: period_lists.scope_periods(scope, "2030-05-05"), "scope": scope}
+    db[LIST].insert_one(doc)
+    assert "t-new" not in walk(db, "P", 50)  # its periods are not marked: a list never looks there
+    period_lists.mark(db, LIST, scope, "2030-05-05")
+    period_lists.mark(db, LIST, scope, "2030-05-05")  # idempotent
+    assert "t-new" in walk(db, "P", 50) and walk(db, "S9", 50) == ["t-new"]
+    assert db[period_lists.MARKERS].count_documents({"list": LIST, "unit": "S9"}) == 2  # its year, its period
+
+
+def test_periods_are_a_day_a_month_a_year_by_depth():
+    assert period_lists.scope_periods(["VN", "HCM", "Q1", "S1", "X"], "2025-11-30") == [
+        "VN|2025-11-30", "HCM|2025-11-30", "Q1|2025-11", "S1|2025", "X|2025"]
+    assert period_lists.scope_periods(["VN"], None) == []
+    assert [period_lists.period_first_day(p) for p in ("2025", "2025-11", "2025-11-30")] == [
+        "2025-01-01", "2025-11-01", "2025-11-30"]
