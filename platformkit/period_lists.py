@@ -4,72 +4,133 @@ FerretDB 1.24 pushes neither a sort nor a limit down once a query has a filter: 
 `{scope: <province>}` sorted by date read every case of the province through FerretDB (129,280 at
 2.5M members; the bench's case and class lists answered 503). So a listed document also carries
 `scope_periods`: for each unit of its scope (root first) the unit and the PERIOD its date falls in,
-a period as long as that level needs for a period to hold a page or so of documents: a day at the
-top two levels (the whole country, a province: a few hundred a day), a month at the third (a
-commune union), a year below (a CĐCS). A page of unit U is then read period by period, newest
-first, one equality each (`{scope_periods: "U|2025-11-30"}`, a GIN index), and sorted in memory.
+as fine as that level needs for a period to hold about a page of documents: a year below the
+third level (a CĐCS: "2025"), a month at the third (a commune union: "2025-11"), and at the top
+two (the country, a province) a day cut further by the start of the `_id` when the list's ids are
+made at random ("2025-11-30~case-3": a busy day, a Tết gift round, spreads over 16 parts, each
+still in `_id` order, since a string's prefix sorts as the string does). A page of unit U is read
+period by period, newest first, one equality each (`{scope_periods: "U|2025-11-30~case-3"}`, a GIN
+index), and sorted in memory.
 
-Which periods hold anything is kept in MARKERS, written before the document is (`mark`, a unique
-insert each, never removed): for each unit, its years, and each year's periods. A page reads the
-unit's years (at most 201: dates run 1900-2100), the periods of the years it walks (at most 366
-each), then the periods themselves until the page is full, at most MAX_PERIODS_PER_PAGE of them:
-a sparse filter answers a shorter page with a cursor to go on from. An empty period (a document
-moved away) costs one query.
+Which periods hold anything is kept in MARKERS, a tree per list and unit written before the
+document is (`mark`: one insert command, the markers already there refused by `_id`; never
+removed): the unit's years, each year's months, each month's days, each day's parts, as far as
+the unit's periods go. A page walks it newest first from the cursor, one small query per node
+(at most 201 years, 12 months, 31 days, 16 parts), and reads at most MAX_PERIODS_PER_PAGE
+periods: a sparse filter answers a shorter page with a cursor to go on from. An empty period (its
+documents moved to another subtree) costs one query.
 
 The page's order is (date descending, `_id` ascending) and its cursor the last document's
-(date, `_id`), as paging.py's are; a short page's cursor is (the first day of the last period
-read, "\\uffff"): everything of that period is behind it.
+(date, `_id`), as paging.py's are; a short page's cursor is the key just past the last period read.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 from . import mongo, paging
 from .errors import InvalidInput
 
 FIELD = "scope_periods"
 MARKERS = "list_periods"
-PERIOD_CHARS = (10, 10, 7, 4)  # by depth in the scope (0: the root): "2025-11-30", "2025-11", "2025"
 MAX_PERIODS_PER_PAGE = 40
+MAX_CHILDREN = 256  # of a marker: 201 years (1900-2100), 12 months, 31 days, the parts of a day
 AFTER_EVERY_ID = "\uffff"  # sorts after every `_id` the platform makes
-INDEXES = {MARKERS: [("unit", {"name": "unit"}), ("year", {"name": "year"}), ("list", {"name": "list"}),
-                     ("level", {"name": "level"})]}
+SUB = "~"  # between a day and the start of the `_id`s of its part
+INDEXES = {MARKERS: [("parent", {"name": "parent"})]}
 
 
-def period_of(depth: int, day: str) -> str:
-    return day[:PERIOD_CHARS[min(depth, len(PERIOD_CHARS) - 1)]]
+def _parts(depth: int, day: str, doc_id: str, id_chars: int) -> list[str]:
+    """The period's path: [year] below the third level, [year, month] at it, [year, month, day]
+    (and the `_id`'s first `id_chars` characters) at the top two."""
+    date = [day[:4], day[5:7], day[8:10]]
+    if depth >= 3:
+        return date[:1]
+    if depth == 2:
+        return date[:2]
+    return date + ([doc_id[:id_chars]] if id_chars else [])
 
 
-def scope_periods(scope: list[str], day: str | None) -> list[str]:
-    """The `scope_periods` of a document whose scope (root first) is `scope` and date `day`."""
+def _period(parts: list[str]) -> str:
+    date = "-".join(parts[:3])
+    return date + (SUB + parts[3] if len(parts) > 3 else "")
+
+
+def period_of(depth: int, day: str, doc_id: str = "", id_chars: int = 0) -> str:
+    return _period(_parts(depth, day, doc_id, id_chars))
+
+
+def scope_periods(scope: list[str], day: str | None, doc_id: str = "", id_chars: int = 0) -> list[str]:
+    """The `scope_periods` of a document whose scope (root first) is `scope`, date `day` and id
+    `doc_id` (`id_chars`: how much of it cuts the top two levels' days; 0: days are not cut)."""
     if not day:
         return []
-    return [f"{unit}|{period_of(depth, day)}" for depth, unit in enumerate(scope)]
+    return [f"{unit}|{period_of(depth, day, doc_id, id_chars)}" for depth, unit in enumerate(scope)]
 
 
-def markers(list_name: str, scope: list[str], day: str | None) -> list[dict]:
-    """The MARKERS a document of `list_name` with this scope and date needs."""
+def _node(list_name: str, unit: str, path: list[str]) -> str:
+    return f"{list_name}|{unit}|{'/'.join(path)}"
+
+
+def markers(list_name: str, scope: list[str], day: str | None, doc_id: str = "", id_chars: int = 0) -> list[dict]:
+    """The MARKERS a document of `list_name` with this scope, date and id needs: for each unit of
+    its scope, the nodes of the path to its period (`period` on the last)."""
     if not day:
         return []
-    year = int(day[:4])
     out = []
     for depth, unit in enumerate(scope):
-        period = period_of(depth, day)
-        out.append({"_id": f"{list_name}|{unit}|y|{year}", "list": list_name, "unit": unit, "level": "year",
-                    "year": year})
-        out.append({"_id": f"{list_name}|{unit}|p|{period}", "list": list_name, "unit": unit, "level": "period",
-                    "year": year, "period": period})
+        parts = _parts(depth, day, doc_id, id_chars)
+        for n in range(1, len(parts) + 1):
+            marker = {"_id": _node(list_name, unit, parts[:n]), "parent": _node(list_name, unit, parts[:n - 1]),
+                      "name": parts[n - 1]}
+            if n == len(parts):
+                marker["period"] = _period(parts)
+            out.append(marker)
     return out
 
 
-def mark(db: Any, list_name: str, scope: list[str], day: str | None) -> None:
+def mark(db: Any, list_name: str, scope: list[str], day: str | None, doc_id: str = "", id_chars: int = 0) -> None:
     """Writes the markers a document needs, before the document itself is written (so that a page
     never misses a stored document's period); idempotent."""
-    wanted = markers(list_name, scope, day)
+    wanted = markers(list_name, scope, day, doc_id, id_chars)
     if wanted:
         # one command; the markers already there are refused by `_id` (no memory of them is kept
         # here: a process would have to know when a database is dropped and made again)
         mongo.insert_new(db[MARKERS], wanted)
+
+
+def _cursor_parts(after: list | None) -> list[str] | None:
+    if after is None:
+        return None
+    day, doc_id = after
+    return [day[:4], day[5:7], day[8:10], doc_id]
+
+
+def _walk(markers_coll: Any, list_name: str, unit: str, path: list[str], bound: list[str] | None) -> Iterator[str]:
+    """The periods under the node `path`, newest first (a day's parts in `_id` order), skipping
+    those wholly before the cursor whose path is `bound` (None: no cursor, or this node is older
+    than it)."""
+    children = list(markers_coll.find({"parent": _node(list_name, unit, path)}, {"name": 1, "period": 1})
+                    .limit(MAX_CHILDREN))
+    level = len(path)  # 0 year, 1 month, 2 day, 3 part of a day
+    if level < 3:
+        children.sort(key=lambda m: m["name"], reverse=True)
+    else:
+        children.sort(key=lambda m: m["name"])
+    for child in children:
+        name, below = child["name"], None
+        if bound is not None:
+            mine = bound[level]
+            if level < 3:
+                if name > mine:
+                    continue  # newer than the cursor
+                below = bound if name == mine else None
+            else:
+                if name < mine[:len(name)]:
+                    continue  # ids before the cursor's
+                below = bound if name == mine[:len(name)] else None
+        if "period" in child:
+            yield child["period"]
+        yield from _walk(markers_coll, list_name, unit, path + [name], below)
 
 
 def page(coll: Any, db: Any, list_name: str, query: dict, unit: str, date_field: str,
@@ -79,32 +140,20 @@ def page(coll: Any, db: Any, list_name: str, query: dict, unit: str, date_field:
     cursor key `after` ([date, _id]); and the next cursor (None: the list is done)."""
     if after is not None and (len(after) != 2 or not all(isinstance(v, str) for v in after)):
         raise InvalidInput("the cursor belongs to another list", field="after")
-    markers_coll = db[MARKERS]
-    years = sorted((m["year"] for m in markers_coll.find({"list": list_name, "unit": unit, "level": "year"},
-                                                          {"year": 1}).limit(300)), reverse=True)
-    if after is not None:
-        years = [y for y in years if str(y) <= after[0][:4]]
     docs: list[dict] = []
-    read, period_last_read = 0, ""
-    for year in years:
-        periods = sorted((m["period"] for m in markers_coll.find(
-            {"list": list_name, "unit": unit, "year": year, "level": "period"}, {"period": 1}).limit(400)),
-            reverse=True)
-        for period in periods:
-            if after is not None and period > after[0][:len(period)]:
-                continue  # newer than the cursor
-            if read == max_periods:
-                return docs[:limit], paging.encode([period_first_day(period_last_read), AFTER_EVERY_ID])
-            found = coll.find({**query, FIELD: f"{unit}|{period}"}, projection)
-            batch = sorted(sorted(found, key=lambda d: d["_id"]), key=lambda d: d.get(date_field) or "", reverse=True)
-            if after is not None:
-                batch = [d for d in batch if _after(d, date_field, after)]
-            docs += batch
-            read += 1
-            period_last_read = period
-            if len(docs) > limit:
-                items = docs[:limit]
-                return items, paging.encode([items[-1].get(date_field) or "", items[-1]["_id"]])
+    read, last = 0, ""
+    for period in _walk(db[MARKERS], list_name, unit, [], _cursor_parts(after)):
+        if read == max_periods:
+            return docs[:limit], paging.encode(_behind(last))
+        found = coll.find({**query, FIELD: f"{unit}|{period}"}, projection)
+        batch = sorted(sorted(found, key=lambda d: d["_id"]), key=lambda d: d.get(date_field) or "", reverse=True)
+        if after is not None:
+            batch = [d for d in batch if _after(d, date_field, after)]
+        docs += batch
+        read, last = read + 1, period
+        if len(docs) > limit:
+            items = docs[:limit]
+            return items, paging.encode([items[-1].get(date_field) or "", items[-1]["_id"]])
     return docs, None
 
 
@@ -114,4 +163,11 @@ def _after(doc: dict, date_field: str, after: list) -> bool:
 
 
 def period_first_day(period: str) -> str:
-    return period + "-01-01"[len(period) - 4:] if len(period) < 10 else period
+    day = period.partition(SUB)[0]
+    return day + "-01-01"[len(day) - 4:] if len(day) < 10 else day
+
+
+def _behind(period: str) -> list[str]:
+    """The cursor key just past the last document `period` can hold (and everything newer)."""
+    part = period.partition(SUB)[2]
+    return [period_first_day(period), part + AFTER_EVERY_ID]

@@ -325,8 +325,6 @@ class Repository:
         the aggregate document only (an Idempotency-Key and fingerprint, the first answer).
         `version`: the version a creation starts at (a unit created with two events: 2)."""
         state = self.with_derived(state)
-        if self.marks:
-            self.marks(state)
         doc = {**{k: v for k, v in state.items() if k not in NOT_STATE}, "_id": state["_id"],
                **(stamp or {}), "version": 0, SEQ: 0}
         try:
@@ -345,6 +343,8 @@ class Repository:
         the same key that found the creation half-done, or by the request it retried): done.
         `inserted`: the copy at change 0 this caller just inserted (not read again; the copy write
         below re-reads it anyway)."""
+        if self.marks:  # after the copy's insert (a refused one marks nothing), before it counts
+            self.marks(state)
         try:
             self._commit(state["_id"], 1, [], events(version) if callable(events) else events, version=version)
         except AlreadyExists:

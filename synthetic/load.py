@@ -438,8 +438,8 @@ class Loader:
         whole = cases.command(whole, step(lambda c: w.disburse_case(c, on, commune["_id"], None)))
         cases.save(whole)
         # the case list's periods (welfare.stores.mark_case); a chunk writes each once
-        from services.welfare.stores import CASES, scope_of
-        for marker in period_lists.markers(CASES, scope_of(whole), whole.get("requested_on")):
+        from services.welfare.stores import case_markers
+        for marker in case_markers(whole):
             if marker["_id"] not in out.marked:
                 out.marked.add(marker["_id"])
                 out.doc("welfare", period_lists.MARKERS, marker)
@@ -474,6 +474,11 @@ class Loader:
             do(lambda c, mid=member["_id"]: t.assess_completion(c, mid, 8, on))
         do(lambda c: t.close_class(c, on))
         classes.save(whole)
+        from services.training.stores import class_markers
+        for marker in class_markers(whole):
+            if marker["_id"] not in classes.out.marked:  # the class list's periods (training.stores.mark_class)
+                classes.out.marked.add(marker["_id"])
+                classes.out.doc("training", period_lists.MARKERS, marker)
 
 
 # ---------------------------------------------------------------------------- writing

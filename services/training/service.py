@@ -22,7 +22,7 @@ from datetime import date
 from typing import Any, Callable
 
 from platformkit.clock import today
-from platformkit import auth, idempotency, mongo, paging
+from platformkit import auth, idempotency, mongo, paging, period_lists
 from platformkit.auth import Caller, Forbidden
 from platformkit.envelope import new_event
 from platformkit.idempotency import Request
@@ -30,10 +30,12 @@ from platformkit.outbox import AlreadyExists, insert_with_events
 from platformkit.errors import Conflict
 from platformkit.errors import NotFound as Missing
 from platformkit.errors import Refusal as DomainError
+from platformkit.repository import Repository
 
 from . import commands as c
 from . import domain
-from .stores import FIRST_ANSWER, HIDDEN, NOT_STATE, SERVICE, AggregateStore, KeyTaken, Stores, session_index_fields
+from .stores import (CLASSES, FIRST_ANSWER, HIDDEN, NOT_STATE, SERVICE, AggregateStore, KeyTaken, Stores,
+                     class_index_fields, class_markers, session_index_fields)
 
 # A member's training history is read whole (GET /members/{id}/enrolments): bounded all the same.
 MAX_CLASSES_PER_MEMBER = 1000
@@ -231,11 +233,14 @@ def get_class(class_id: str, caller: Caller, stores: Stores) -> dict:
 
 
 def list_classes(query: dict, caller: Caller, stores: Stores) -> dict:
-    flt = _scope_filter(stores, caller, "organising_scope", query.get("unit_id"))
-    for key in ("status", "course_id", "topic"):
-        if query.get(key):
-            flt[key] = query[key]
-    return _page(stores.classes.coll, flt, {**HIDDEN, "enrolments": 0}, query)
+    """The classes organised in the subtree, the latest start first, read a period at a time
+    (platformkit/period_lists.py): a province's page reads about a page of classes."""
+    unit = _scope_filter(stores, caller, "organising_scope", query.get("unit_id"))["organising_scope"]
+    flt = {key: query[key] for key in ("status", "course_id", "topic") if query.get(key)}
+    items, next_cursor = period_lists.page(stores.classes.coll, stores.db, CLASSES, flt, unit, "start_date",
+                                           query.get("after"), query.get("limit", 100),
+                                           projection={**HIDDEN, "enrolments": 0})
+    return {"items": _committed(items), "next_cursor": next_cursor}
 
 
 def _class_command(cmd: Any, caller: Caller, stores: Stores, decide) -> dict:
@@ -440,3 +445,29 @@ def list_dissemination(query: dict, caller: Caller, stores: Stores) -> dict:
     """Without the member lists (up to MAX_MEMBERS_PER_SESSION each): GET one session for them."""
     flt = _scope_filter(stores, caller, "organising_scope", query.get("unit_id"))
     return _page(stores.sessions, flt, {**HIDDEN, "member_ids": 0}, query)
+
+
+def backfill_class_periods(stores: Stores, progress: Callable[[int, int], None] | None = None) -> int:
+    """Give classes stored before `scope_periods` existed their periods (stores.class_index_fields)
+    and the list markers (platformkit/period_lists.py), once (mongo.run_once): a repository change
+    each that keeps `version` (upkeep), six at a time. Runs at start (description.py), before the
+    lists are served; `progress(done, total)` every 1,000 classes."""
+    field = period_lists.FIELD
+
+    def work() -> int:
+        todo = [d for d in stores.classes.coll.find({}, {"_id": 1, "organising_unit_id": 1, "organising_ancestors": 1,
+                                                         "start_date": 1, field: 1})
+                if "organising_unit_id" in d and d.get(field) != class_index_fields(d)[field]]
+        unique = list({m["_id"]: m for d in todo for m in class_markers(d)}.values())
+        for i in range(0, len(unique), 40):  # bounded commands (platformkit.mongo)
+            mongo.insert_new(stores.db[period_lists.MARKERS], unique[i:i + 40])
+
+        def upkeep(class_id: str) -> None:
+            Repository.command(stores.classes, class_id, lambda d: None if d.get(field) == class_index_fields(d)[field]
+                               else ({"$set": {field: class_index_fields(d)[field]}}, []), bump=False)
+        for i in range(0, len(todo), 1_000):
+            mongo.in_parallel(upkeep, [d["_id"] for d in todo[i:i + 1_000]])
+            if progress:
+                progress(min(i + 1_000, len(todo)), len(todo))
+        return len(todo)
+    return mongo.run_once(stores.db, "class_periods", work)

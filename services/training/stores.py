@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from platformkit import idempotency, mongo
+from platformkit import idempotency, mongo, period_lists
 from platformkit.envelope import Envelope
 from platformkit.errors import NotFound as Missing
 from platformkit.membership_view import INDEXES as VIEW_INDEXES
@@ -26,7 +26,7 @@ SERVICE = "training"
 COURSES = "courses"
 CLASSES = "classes"
 SESSIONS = "dissemination_sessions"
-HIDDEN = {k: 0 for k in ("outbox", "outbox_pending", "rev", *STAMP_FIELDS)}
+HIDDEN = {k: 0 for k in ("outbox", "outbox_pending", "rev", *STAMP_FIELDS, period_lists.FIELD)}
 __all__ = ["AggregateStore", "CLASSES", "COURSES", "FIRST_ANSWER", "HIDDEN", "INDEXES", "KeyTaken", "MEMBERS",
            "NOT_STATE", "SERVICE", "SESSIONS", "Stores", "UNITS", "apply", "change_id", "diff", "stores", "to_ops"]
 _MISSING = object()
@@ -75,9 +75,28 @@ def class_index_fields(cls: dict) -> dict:
     organiser's scope, and the members and certificate numbers of the enrolments, so that a
     member's history and a certificate look-up are top-level equalities, not dotted paths."""
     enrolments = cls.get("enrolments") or []
-    return {"organising_scope": scope_of(cls["organising_unit_id"], cls.get("organising_ancestors") or []),
+    scope = scope_of(cls["organising_unit_id"], cls.get("organising_ancestors") or [])
+    return {"organising_scope": scope,
             "enrolled_member_ids": [e["member_id"] for e in enrolments],
-            "certificate_nos": [e["certificate_no"] for e in enrolments if e.get("certificate_no")]}
+            "certificate_nos": [e["certificate_no"] for e in enrolments if e.get("certificate_no")],
+            # the class list, newest first (platformkit/period_lists.py)
+            period_lists.FIELD: period_lists.scope_periods(scope, cls.get("start_date"), cls["_id"], CLASS_ID_CHARS)}
+
+
+# A class id is a random uuid (service.new_id): a province's day of classes is cut into 16 parts
+# by its first hex digit (platformkit/period_lists.py).
+CLASS_ID_CHARS = 1
+
+
+def class_markers(cls: dict) -> list[dict]:
+    scope = scope_of(cls["organising_unit_id"], cls.get("organising_ancestors") or [])
+    return period_lists.markers(CLASSES, scope, cls.get("start_date"), cls["_id"], CLASS_ID_CHARS)
+
+
+def mark_class(db: Any, cls: dict) -> None:
+    """The list periods a class needs before it is stored (period_lists.mark)."""
+    scope = scope_of(cls["organising_unit_id"], cls.get("organising_ancestors") or [])
+    period_lists.mark(db, CLASSES, scope, cls.get("start_date"), cls["_id"], CLASS_ID_CHARS)
 
 
 def session_index_fields(session: dict) -> dict:
@@ -86,9 +105,9 @@ def session_index_fields(session: dict) -> dict:
 
 class AggregateStore(Repository):
     def __init__(self, db, collection: str, what: str, list_field: str | None = None,
-                 derived: Callable[[dict], dict] | None = None):
+                 derived: Callable[[dict], dict] | None = None, marks: Callable[[dict], None] | None = None):
         super().__init__(db, collection, what, list_field=list_field,
-                         missing=lambda _id: Missing(f"{what} {_id} not found"), derived=derived)
+                         missing=lambda _id: Missing(f"{what} {_id} not found"), derived=derived, marks=marks)
 
     def _commit(self, aggregate_id: str, seq: int, ops: Ops | dict, *args: Any, **kwargs: Any) -> None:
         if isinstance(ops, dict):  # a change written by `diff`
@@ -111,11 +130,11 @@ INDEXES = {
     CLASSES: [("code", {"name": "code", "unique": True}), idempotency.index(),
               ("organising_scope", {"name": "organiser_scope"}),
               ("enrolled_member_ids", {"name": "enrolled_member"}),
-              ("certificate_nos", {"name": "certificate_no"})],
+              ("certificate_nos", {"name": "certificate_no"}), (period_lists.FIELD, {"name": "scope_periods"})],
     SESSIONS: [("organising_scope", {"name": "organiser_scope"}), *OUTBOX_INDEX, idempotency.index()],
     **AggregateStore.indexes(COURSES),
     **AggregateStore.indexes(CLASSES),
-    **VIEW_INDEXES,
+    **VIEW_INDEXES, **period_lists.INDEXES,
 }
 
 
@@ -127,7 +146,8 @@ class Stores:
     def __init__(self, db: Any):
         self.db = db
         self.courses = AggregateStore(db, COURSES, "course", derived=course_index_fields)
-        self.classes = AggregateStore(db, CLASSES, "class", list_field="enrolments", derived=class_index_fields)
+        self.classes = AggregateStore(db, CLASSES, "class", list_field="enrolments", derived=class_index_fields,
+                                      marks=lambda cls: mark_class(db, cls))
         self.sessions = db[SESSIONS]  # only ever inserted (insert_with_events), never changed
         # the local membership view (view.py keeps it from membership.events)
         self.units = db[UNITS]

@@ -27,7 +27,7 @@ from platformkit.outbox import OUTBOX, PENDING
 
 from . import commands as c
 from . import domain
-from .stores import CASES, PROGRAMMES, Stores, case_fields, scope_of
+from .stores import CASES, PROGRAMMES, Stores, case_fields, case_markers, scope_of
 
 # A claim older than this is taken to belong to a request that died half-way; a re-run finishes it.
 CLAIM_LEASE_SECONDS = 30
@@ -509,8 +509,7 @@ def backfill_case_periods(stores: Stores, progress: Callable[[int, int], None] |
         todo = [d for d in stores.case_docs.find({}, {"_id": 1, "unit_id": 1, "ancestors": 1, "requested_on": 1,
                                                       period_lists.FIELD: 1})
                 if "unit_id" in d and d.get(period_lists.FIELD) != case_fields(d)[period_lists.FIELD]]
-        unique = list({m["_id"]: m for d in todo
-                       for m in period_lists.markers(CASES, scope_of(d), d.get("requested_on"))}.values())
+        unique = list({m["_id"]: m for d in todo for m in case_markers(d)}.values())
         for i in range(0, len(unique), 40):  # bounded commands (platformkit.mongo)
             mongo.insert_new(stores.db[period_lists.MARKERS], unique[i:i + 40])
 

@@ -51,16 +51,26 @@ def scope_of(doc: dict[str, Any]) -> list[str]:
     return [*(doc.get("ancestors") or []), doc["unit_id"]]
 
 
+# A case id is "case-" and 32 random hex digits (service.request_case): a province's day of cases
+# is cut into 16 parts by the first of them (platformkit/period_lists.py).
+CASE_ID_CHARS = len("case-") + 1
+
+
 def case_fields(case: dict[str, Any]) -> dict[str, Any]:
     """A case's derived fields: its scope, and the periods it is listed under newest first
     (platformkit/period_lists.py: by `requested_on`)."""
     scope = scope_of(case)
-    return {"scope": scope, period_lists.FIELD: period_lists.scope_periods(scope, case.get("requested_on"))}
+    return {"scope": scope, period_lists.FIELD: period_lists.scope_periods(scope, case.get("requested_on"),
+                                                                          case["_id"], CASE_ID_CHARS)}
+
+
+def case_markers(case: dict[str, Any]) -> list[dict]:
+    return period_lists.markers(CASES, scope_of(case), case.get("requested_on"), case["_id"], CASE_ID_CHARS)
 
 
 def mark_case(db: Any, case: dict[str, Any]) -> None:
     """The list periods a case needs before it is stored (period_lists.mark)."""
-    period_lists.mark(db, CASES, scope_of(case), case.get("requested_on"))
+    period_lists.mark(db, CASES, scope_of(case), case.get("requested_on"), case["_id"], CASE_ID_CHARS)
 
 
 class Stores:

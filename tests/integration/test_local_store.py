@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 DOCS = 200_000
 ARRAY_FIELDS = {"ancestors", "owner_ancestors", "organising_ancestors", "unit_path", "owner_scope", "organising_scope",
-                "enrolled_member_ids", "certificate_nos", "name_terms", "scope"}
+                "enrolled_member_ids", "certificate_nos", "name_terms", "scope", "scope_periods"}
 BOOL_FIELDS = {"outbox_pending", "paths_dirty"}
 INT_FIELDS = {"year", "seq"}
 

@@ -15,6 +15,7 @@ from platformkit import mongo, paging, period_lists
 pytestmark = pytest.mark.integration
 
 LIST = "things"
+ID_CHARS = 3  # "t-" and the first of six random hex digits: a busy day in 16 parts
 TREE = {"R": [], "P": ["R"], "C1": ["R", "P"], "C2": ["R", "P"],
         **{f"S{i}": ["R", "P", "C1" if i % 2 else "C2"] for i in range(6)}}
 
@@ -43,11 +44,12 @@ def stored(isolated):
         unit = rng.choice(sorted(TREE))
         scope = TREE[unit] + [unit]
         day = days[0] if i == 5 else days[1] if i == 6 else rng.choice(days[2:])
-        doc = {"_id": f"t-{rng.randrange(16 ** 6):06x}-{i}", "unit": unit, "day": day, "status": rng.choice("ab"),
-               period_lists.FIELD: period_lists.scope_periods(scope, day), "scope": scope}
-        if (unit, day) not in marked:
-            period_lists.mark(db, LIST, scope, day)
-            marked.add((unit, day))
+        doc_id = f"t-{rng.randrange(16 ** 6):06x}-{i}"
+        doc = {"_id": doc_id, "unit": unit, "day": day, "status": rng.choice("ab"),
+               period_lists.FIELD: period_lists.scope_periods(scope, day, doc_id, ID_CHARS), "scope": scope}
+        if (unit, day, doc_id[:ID_CHARS]) not in marked:
+            period_lists.mark(db, LIST, scope, day, doc_id, ID_CHARS)
+            marked.add((unit, day, doc_id[:ID_CHARS]))
         docs.append(doc)
     db[LIST].insert_many(docs)
     return db, docs
@@ -89,8 +91,8 @@ def test_a_first_page_reads_about_a_page_not_the_subtree(stored):
     counting = CountingColl(db[LIST])
     items, cursor = period_lists.page(counting, db, LIST, {}, "P", "day", None, 10)
     assert [d["_id"] for d in items] == expected(docs, "P")[:10] and cursor is not None
-    # the province's documents fall on 14 days: a page of 10 reads the newest day or two
-    assert counting.returned < 100, counting.returned
+    # the province's documents fall on 14 days, each cut in 16 parts by id: a page of 10 reads a few parts
+    assert counting.returned < 60, counting.returned
     assert len(expected(docs, "P")) > 300
 
 
@@ -105,18 +107,22 @@ def test_a_document_is_listed_once_its_markers_are_written(stored):
     db, _docs = stored
     scope = ["R", "P", "C1", "S9"]
     doc = {"_id": "t-new", "unit": "S9", "day": "2030-05-05", "status": "a",
-           period_lists.FIELD: period_lists.scope_periods(scope, "2030-05-05"), "scope": scope}
+           period_lists.FIELD: period_lists.scope_periods(scope, "2030-05-05", "t-new", ID_CHARS), "scope": scope}
     db[LIST].insert_one(doc)
     assert "t-new" not in walk(db, "P", 50)  # its periods are not marked: a list never looks there
-    period_lists.mark(db, LIST, scope, "2030-05-05")
-    period_lists.mark(db, LIST, scope, "2030-05-05")  # idempotent
+    before = db[period_lists.MARKERS].count_documents({})
+    period_lists.mark(db, LIST, scope, "2030-05-05", "t-new", ID_CHARS)
+    period_lists.mark(db, LIST, scope, "2030-05-05", "t-new", ID_CHARS)  # idempotent
     assert "t-new" in walk(db, "P", 50) and walk(db, "S9", 50) == ["t-new"]
-    assert db[period_lists.MARKERS].count_documents({"list": LIST, "unit": "S9"}) == 2  # its year, its period
+    # new: S9's year; C1's 2030 and 2030-05; P's and R's 2030, 2030-05, 2030-05-05 and its part "t-n"
+    assert db[period_lists.MARKERS].count_documents({}) - before == 1 + 2 + 4 + 4
 
 
 def test_periods_are_a_day_a_month_a_year_by_depth():
     assert period_lists.scope_periods(["VN", "HCM", "Q1", "S1", "X"], "2025-11-30") == [
         "VN|2025-11-30", "HCM|2025-11-30", "Q1|2025-11", "S1|2025", "X|2025"]
+    assert period_lists.scope_periods(["VN", "HCM", "Q1"], "2025-11-30", "case-3fa9", 6) == [
+        "VN|2025-11-30~case-3", "HCM|2025-11-30~case-3", "Q1|2025-11"]
     assert period_lists.scope_periods(["VN"], None) == []
     assert [period_lists.period_first_day(p) for p in ("2025", "2025-11", "2025-11-30")] == [
         "2025-01-01", "2025-11-01", "2025-11-30"]

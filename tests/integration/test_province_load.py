@@ -94,6 +94,18 @@ def test_a_loaded_province_is_what_the_write_paths_make_and_a_rerun_adds_nothing
         assert w.keys() == ld.keys() and w["ops"] == ld["ops"] and w["version"] == ld["version"]
         assert [e["type"] for e in w["outbox"]] == [e.type for e in events if e.subject == loaded["_id"]][n - 1:n]
 
+    # the lists' periods (platformkit/period_lists.py): every loaded case and class has its
+    # derived periods, and exactly the markers the write paths write for them
+    from platformkit import period_lists
+    from services.training.stores import class_index_fields, class_markers
+    from services.welfare.stores import case_fields, case_markers
+    for svc_db, coll, fields, marks in ((wdb, "cases", case_fields, case_markers),
+                                        (tdb, "classes", class_index_fields, class_markers)):
+        docs = list(svc_db[coll].find({}))
+        assert all(d[period_lists.FIELD] == fields(d)[period_lists.FIELD] for d in docs)
+        want = {m["_id"]: m for d in docs for m in marks(d)}
+        assert {m["_id"]: m for m in svc_db[period_lists.MARKERS].find({})} == want
+
     # welfare's write path (its API): the same request, approval and disbursement as a loaded case
     from platformkit.auth import mint
     from services.welfare.app import create_app
@@ -112,7 +124,8 @@ def test_a_loaded_province_is_what_the_write_paths_make_and_a_rerun_adds_nothing
     for step, on in (("approve", {"approved_on": case["approved_on"]}), ("disburse", {"disbursed_on": case["disbursed_on"]})):
         r = client.post(f"/api/v1/cases/{cid}/{step}", headers=as_(unit["parent_id"]), json=on)
         assert r.status_code == 200, r.get_json()
-    subjects = ("_id", "requested_by", "approved_by", "request_fingerprint")
+    # (and `scope_periods`, derived from the `_id` too: checked for every loaded case above)
+    subjects = ("_id", "requested_by", "approved_by", "request_fingerprint", "scope_periods")
     assert strip(wdb.cases.find_one({"_id": cid}), *subjects) == strip(case, *subjects)
     for n in (1, 2, 3):
         w = wdb.cases_events.find_one({"_id": f"{cid}@{n:09d}"})

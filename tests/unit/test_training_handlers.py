@@ -9,6 +9,7 @@ from datetime import date
 
 import pytest
 
+from platformkit import paging
 from platformkit.auth import Caller
 from platformkit.errors import Conflict, Forbidden, NotFound, RuleViolated, StaleVersion
 from platformkit.idempotency import KeyReused
@@ -291,6 +292,37 @@ def test_record_dissemination_replays_a_retry_with_the_same_key(stores):
     assert stores.db[SESSIONS].count_documents({}) == 1
     refused(stores, KeyReused, service.record_dissemination, c.RecordDissemination(**{**vars(keyed), "topic": "Khác"}),
             P1)
+
+
+def test_class_list_latest_start_first_and_classes_stored_before_get_their_periods_once(stores):
+    course_id = course(stores)["_id"]
+    ids = {}
+    for code, start in (("L-a", date(2024, 3, 1)), ("L-b", date(2025, 10, 6)), ("L-c", date(2025, 1, 20))):
+        ids[code] = service.plan_class(c.PlanClass(course_id=course_id, code=code, organising_unit_id="P1",
+                                                   start_date=start, capacity=3), P1, stores)["_id"]
+    newest_first = [ids["L-b"], ids["L-c"], ids["L-a"]]
+
+    def listed(caller, limit=10, **query):
+        out, after = [], None
+        while True:
+            page = service.list_classes({"limit": limit, "after": after, **query}, caller, stores)
+            out += [i["_id"] for i in page["items"]]
+            assert all("scope_periods" not in i for i in page["items"])  # internal
+            if page["next_cursor"] is None:
+                return out
+            after = paging.decode(page["next_cursor"])
+    assert listed(HCM) == listed(P1) == listed(HCM, limit=1) == newest_first
+    assert listed(P2) == [] and listed(HCM, status="open") == []
+
+    stores.classes.coll.update_many({}, {"$unset": {"scope_periods": ""}})  # as stored before
+    stores.db["list_periods"].delete_many({})
+    assert listed(HCM) == []
+    versions = {d["_id"]: d["version"] for d in stores.classes.coll.find({})}
+    progress = []
+    assert service.backfill_class_periods(stores, lambda done, total: progress.append((done, total))) == 3
+    assert progress == [(3, 3)] and listed(HCM, limit=2) == newest_first
+    assert {d["_id"]: d["version"] for d in stores.classes.coll.find({})} == versions  # upkeep: no new version
+    assert service.backfill_class_periods(stores) == 0  # once
 
 
 def test_the_body_is_what_the_http_layer_loaded():
