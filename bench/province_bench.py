@@ -6,7 +6,8 @@ Per size (members; CĐCS and communes in the province's proportions: 22,000 CĐC
 for 2,500,000 members, at least 6 and 2):
 1. the province is loaded into the services' own databases and its events into the topics by
    synthetic/load.py, under DB_PREFIX `pv<members>s<seed>_` and TOPIC_PREFIX `pv<members>s<seed>.`;
-   a province loaded before (its checkpoint says done) is reused, not reloaded;
+   a province loaded before (its checkpoint says done) is reused, not reloaded; one of fewer than
+   --fresh-below members is loaded afresh under a prefix of its own each run and removed after it;
 2. the reporting views are rebuilt from every event on the topics (`python -m platformkit.run job
    reporting rebuild`, a new generation each run): its wall time and events/s;
 3. every process kind of deploy/Procfile starts (tests.support.platform.Platform; APIs under
@@ -25,8 +26,9 @@ for 2,500,000 members, at least 6 and 2):
 6. freshness: admissions into a CĐCS at --rate/s (open loop) for --fresh-seconds while its
    reporting view (members.admitted, this year) is polled every 50 ms: 201 -> the view shows it.
 Then the table: both sizes side by side, large/small per per-request figure (goal within 1.5x),
-and the issue's targets. Results are appended to docs/benchmarks.md. The provinces stay (reused
-by the next run); the bench's own writes stay in them (a few thousand documents per run).
+and the issue's targets. Results are appended to docs/benchmarks.md. The large province stays
+(reused by the next run), with the bench's own writes (a few thousand documents per run); the
+small one is made and removed by each run, so the baseline never grows.
 """
 from __future__ import annotations
 
@@ -44,7 +46,8 @@ from pathlib import Path
 import requests
 
 from bench.http_bench import summarise
-from bench.support import VEGETA_VERSION, ROOT, attack, append_results, now_utc, open_loop_posts, pct, target, vegeta
+from bench.support import (VEGETA_VERSION, ROOT, append_results, attack, delete_topics, drop_databases, now_utc,
+                           open_loop_posts, pct, target, vegeta)
 
 TARGETS = {"admission writes/s": 150, "member page reads/s": 300, "member page p99 ms": 250,
            "projector events/s": 1000, "freshness p99 ms": 2000, "province view p99 ms": 50,
@@ -63,8 +66,8 @@ def plan_for(members: int, seed: int):
     return Plan(seed=seed, members=members, cdcs=cdcs, communes=communes)
 
 
-def use_prefix(members: int, seed: int) -> str:
-    prefix = f"pv{members}s{seed}"
+def use_prefix(members: int, seed: int, tag: str = "") -> str:
+    prefix = f"pv{members}s{seed}{tag}"
     os.environ["DB_PREFIX"] = prefix + "_"
     os.environ["TOPIC_PREFIX"] = prefix + "."
     from platformkit import settings
@@ -446,6 +449,8 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=50.0, help="admissions/s of the freshness load")
     p.add_argument("--fresh-seconds", type=float, default=20.0)
     p.add_argument("--view-requests", type=int, default=200)
+    p.add_argument("--fresh-below", type=int, default=100_000,
+                   help="provinces of fewer members are loaded afresh each run and removed after it")
     p.add_argument("--projector-batch", type=int, default=200,
                    help="PROJECTOR_BATCH of the timed projector (5): several batches of the backlog")
     args = p.parse_args()
@@ -455,10 +460,18 @@ def main() -> int:
     runs = []
     started = time.monotonic()
     for members in [int(s) for s in args.sizes.split(",")]:
-        use_prefix(members, args.seed)
+        # a small province is loaded afresh each run and removed after it (its load takes seconds):
+        # the writes of earlier runs would otherwise grow the baseline the large one is compared with
+        fresh = members < args.fresh_below
+        prefix = use_prefix(members, args.seed, f"r{int(time.time())}" if fresh else "")
         run = Run(members, args, work)
-        run.load_and_rebuild()
-        run.live()
+        try:
+            run.load_and_rebuild()
+            run.live()
+        finally:
+            if fresh:
+                drop_databases(prefix)
+                delete_topics(prefix)
         runs.append(run)
         (work / f"figures-{members}.json").write_text(json.dumps(
             {"fig": run.fig, "rows": {f"{s} {k}": v for (s, k), v in run.rows.items()}, "notes": run.notes},

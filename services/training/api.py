@@ -122,7 +122,10 @@ class Classes(MethodView):
     @classes.response(200, ClassPage)
     @errors(classes, 400, 401, 403)
     def get(self, query):
-        """Classes organised in the caller's subtree"""
+        """Classes organised in the caller's subtree, the latest start first (then by id).
+
+        A page may hold fewer than `limit` classes while `next_cursor` is not null: a sparse filter
+        over a large subtree is read a bounded number of periods per page; follow the cursor."""
         return service.list_classes(query, current_caller(), stores())
 
 

@@ -107,7 +107,10 @@ class Cases(MethodView):
     @cases.response(200, s.CaseList)
     @documents(cases, 400, 401)
     def get(self, args):
-        """Cases of the caller's subtree."""
+        """Cases of the caller's subtree, the newest request first (then by id).
+
+        A page may hold fewer than `limit` cases while `next_cursor` is not null: a sparse filter
+        over a large subtree is read a bounded number of periods per page; follow the cursor."""
         return service.list_cases(args, current_caller(), stores())
 
 
