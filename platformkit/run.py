@@ -161,13 +161,25 @@ def run_consumer(service: str, name: str | None = None) -> None:
     loop.run()
 
 
+PREPARE = "prepare"  # the job every service has: ServiceDescription.prepare
+
+
 def run_job(service: str, job: str, argv: list[str]) -> Any:
     from .shutdown import exit_cleanly_until_running
     from . import settings
     exit_cleanly_until_running()  # the job installs its own handlers once it runs
     d = describe(service)
+    if job == PREPARE:
+        # the indexes and setup steps every process runs first, on their own: a one-off backfill
+        # of a large store (welfare's case periods, 129,280 cases at 2.5M members, ~20 min) runs
+        # here before the new version's API workers start (they then find it done: mongo.run_once)
+        from .logs import setup_logging
+        settings.reload()
+        setup_logging()
+        d.prepare()
+        return 0
     if job not in d.jobs:
-        raise SystemExit(f"{service} has no job {job!r}; it has {sorted(d.jobs)}")
+        raise SystemExit(f"{service} has no job {job!r}; it has {sorted([PREPARE, *d.jobs])}")
     settings.reload()
     return d.jobs[job](argv)
 

@@ -126,3 +126,17 @@ def test_periods_are_a_day_a_month_a_year_by_depth():
     assert period_lists.scope_periods(["VN"], None) == []
     assert [period_lists.period_first_day(p) for p in ("2025", "2025-11", "2025-11-30")] == [
         "2025-01-01", "2025-11-01", "2025-11-30"]
+
+
+def test_the_prepare_job_runs_the_backfills_before_any_worker(isolated):
+    """`python -m platformkit.run job <service> prepare`: the indexes and the one-off backfills on
+    their own (docs/operations.md), marked done for the workers that start after it."""
+    from platformkit.run import run_job
+    from services.training import service as training
+    from services.training.stores import Stores
+
+    assert run_job("training", "prepare", []) == 0
+    db = mongo.database("training")
+    assert db["upkeep"].find_one({"_id": "class_periods"}) is not None
+    assert "scope_periods" in db["classes"].index_information()
+    assert training.backfill_class_periods(Stores(db)) == 0  # found done
