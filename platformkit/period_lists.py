@@ -25,7 +25,7 @@ The page's order is (date descending, `_id` ascending) and its cursor the last d
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from . import mongo, paging
 from .errors import InvalidInput
@@ -171,3 +171,36 @@ def _behind(period: str) -> list[str]:
     """The cursor key just past the last document `period` can hold (and everything newer)."""
     part = period.partition(SUB)[2]
     return [period_first_day(period), part + AFTER_EVERY_ID]
+
+
+def backfill(repository: Any, list_name: str, fields_of: Callable[[dict], dict], markers_of: Callable[[dict], list],
+             inputs: dict, progress: Callable[[int, int], None] | None = None, every: int = 5_000) -> int:
+    """Give the documents of `repository` (a platformkit.repository.Repository) stored before
+    their list periods existed the periods (`fields_of(doc)[FIELD]`) and the markers
+    (`markers_of(doc)`), once (mongo.run_once, as `<list_name>_periods`): the markers first, then a
+    repository change each that keeps `version` (upkeep), six at a time (mongo.in_parallel).
+    `inputs`: the projection the two functions need; `progress(done, total)` every `every`."""
+    from .repository import Repository
+
+    def periods(doc: dict) -> list | None:
+        try:
+            return fields_of(doc)[FIELD]
+        except KeyError:  # not a document of the list (no unit, no date)
+            return None
+
+    def work() -> int:
+        todo = [d for d in repository.coll.find({}, {**inputs, FIELD: 1})
+                if periods(d) is not None and d.get(FIELD) != periods(d)]
+        unique = list({m["_id"]: m for d in todo for m in markers_of(d)}.values())
+        for i in range(0, len(unique), 40):  # bounded commands (mongo.bounded_bulk_write's reason)
+            mongo.insert_new(repository.db[MARKERS], unique[i:i + 40])
+
+        def upkeep(doc_id: str) -> None:
+            Repository.command(repository, doc_id, lambda d: None if d.get(FIELD) == periods(d)
+                               else ({"$set": {FIELD: periods(d)}}, []), bump=False)
+        for i in range(0, len(todo), every):
+            mongo.in_parallel(upkeep, [d["_id"] for d in todo[i:i + every]])
+            if progress:
+                progress(min(i + every, len(todo)), len(todo))
+        return len(todo)
+    return mongo.run_once(repository.db, f"{list_name}_periods", work)

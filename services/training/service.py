@@ -30,7 +30,6 @@ from platformkit.outbox import AlreadyExists, insert_with_events
 from platformkit.errors import Conflict
 from platformkit.errors import NotFound as Missing
 from platformkit.errors import Refusal as DomainError
-from platformkit.repository import Repository
 
 from . import commands as c
 from . import domain
@@ -448,26 +447,9 @@ def list_dissemination(query: dict, caller: Caller, stores: Stores) -> dict:
 
 
 def backfill_class_periods(stores: Stores, progress: Callable[[int, int], None] | None = None) -> int:
-    """Give classes stored before `scope_periods` existed their periods (stores.class_index_fields)
-    and the list markers (platformkit/period_lists.py), once (mongo.run_once): a repository change
-    each that keeps `version` (upkeep), six at a time. Runs at start (description.py), before the
-    lists are served; `progress(done, total)` every 1,000 classes."""
-    field = period_lists.FIELD
-
-    def work() -> int:
-        todo = [d for d in stores.classes.coll.find({}, {"_id": 1, "organising_unit_id": 1, "organising_ancestors": 1,
-                                                         "start_date": 1, field: 1})
-                if "organising_unit_id" in d and d.get(field) != class_index_fields(d)[field]]
-        unique = list({m["_id"]: m for d in todo for m in class_markers(d)}.values())
-        for i in range(0, len(unique), 40):  # bounded commands (platformkit.mongo)
-            mongo.insert_new(stores.db[period_lists.MARKERS], unique[i:i + 40])
-
-        def upkeep(class_id: str) -> None:
-            Repository.command(stores.classes, class_id, lambda d: None if d.get(field) == class_index_fields(d)[field]
-                               else ({"$set": {field: class_index_fields(d)[field]}}, []), bump=False)
-        for i in range(0, len(todo), 1_000):
-            mongo.in_parallel(upkeep, [d["_id"] for d in todo[i:i + 1_000]])
-            if progress:
-                progress(min(i + 1_000, len(todo)), len(todo))
-        return len(todo)
-    return mongo.run_once(stores.db, "class_periods", work)
+    """Classes stored before `scope_periods` existed get their periods and markers, once
+    (platformkit/period_lists.py backfill). Runs at start (description.py) or as the `prepare`
+    job, before the lists are served; `progress(done, total)` every 1,000 classes."""
+    return period_lists.backfill(stores.classes, CLASSES, class_index_fields, class_markers,
+                                 {"_id": 1, "organising_unit_id": 1, "organising_ancestors": 1, "start_date": 1},
+                                 progress, 1_000)

@@ -501,27 +501,11 @@ def backfill_scope(stores: Stores) -> int:
 
 
 def backfill_case_periods(stores: Stores, progress: Callable[[int, int], None] | None = None) -> int:
-    """Give cases stored before `scope_periods` existed their periods (stores.case_fields) and the
-    list markers (period_lists), once (mongo.run_once): a repository change each that keeps
-    `version` (upkeep), six at a time. Runs at start (description.py), before the lists are
-    served; `progress(done, total)` every 5,000 cases (the 2.5M-member province has 129,280)."""
-    def work() -> int:
-        todo = [d for d in stores.case_docs.find({}, {"_id": 1, "unit_id": 1, "ancestors": 1, "requested_on": 1,
-                                                      period_lists.FIELD: 1})
-                if "unit_id" in d and d.get(period_lists.FIELD) != case_fields(d)[period_lists.FIELD]]
-        unique = list({m["_id"]: m for d in todo for m in case_markers(d)}.values())
-        for i in range(0, len(unique), 40):  # bounded commands (platformkit.mongo)
-            mongo.insert_new(stores.db[period_lists.MARKERS], unique[i:i + 40])
-
-        def upkeep(case_id: str) -> None:
-            stores.cases.command(case_id, lambda d: None if d.get(period_lists.FIELD) == case_fields(d)[period_lists.FIELD]
-                                 else ({"$set": {period_lists.FIELD: case_fields(d)[period_lists.FIELD]}}, []), bump=False)
-        for i in range(0, len(todo), 5_000):
-            mongo.in_parallel(upkeep, [d["_id"] for d in todo[i:i + 5_000]])
-            if progress:
-                progress(min(i + 5_000, len(todo)), len(todo))
-        return len(todo)
-    return mongo.run_once(stores.db, "case_periods", work)
+    """Cases stored before `scope_periods` existed get their periods and markers, once
+    (period_lists.backfill). Runs at start (description.py) or as the `prepare` job, before the
+    lists are served; `progress(done, total)` every 5,000 cases (129,280 at 2.5M members)."""
+    return period_lists.backfill(stores.cases, CASES, case_fields, case_markers,
+                                 {"_id": 1, "unit_id": 1, "ancestors": 1, "requested_on": 1}, progress, 5_000)
 
 
 def follow_unit_move(command: c.FollowUnitMove, stores: Stores) -> None:
