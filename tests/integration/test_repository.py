@@ -81,3 +81,18 @@ def test_upkeep_keeps_the_version_callers_hold(isolated):
     repo.command("t", lambda d: ({"$set": {"path": ["b"]}}, []), bump=False)
     doc = repo.command("t", lambda d: ({"$set": {"x": 1}}, []), expected_version=1)  # still version 1
     assert (doc["version"], doc["path"], doc["x"]) == (2, ["b"], 1)
+
+
+def test_a_change_without_events_leaves_the_relay_nothing_once_its_copy_is_written(isolated):
+    """An upkeep change (no event) whose copy is written is not flagged for the relay: a backfill of
+    129,280 cases left the relay that many changes to work through (docs/benchmarks.md). A change
+    with events stays flagged until the relay published them; one whose copy was not written (its
+    writer died) stays flagged, for the relay's roll-forward."""
+    repo = things()
+    repo.create({"_id": "t", "n": 0, "done": []}, [])
+    repo.command("t", lambda d: counted(d, 0))  # with an event
+    repo.command("t", lambda d: ({"$set": {"note": "x"}}, []), bump=False)  # upkeep, no event
+    flags = {c["seq"]: c.get("outbox_pending") for c in repo.changes.find({"aggregate_id": "t"})}
+    assert flags == {1: True, 2: True, 3: False}
+    repo._commit("t", 4, [{"op": "set", "path": "n", "value": 9}], [])  # a writer died before its copy
+    assert repo.changes.find_one({"_id": "t@000000004"})["outbox_pending"] is True
