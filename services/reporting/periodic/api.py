@@ -2,7 +2,6 @@
 action (submit, approve, return, reopen) is its own resource. Every endpoint checks the caller's
 capability (platformkit.permissions) and its subtree (the unit in the path, before input is
 parsed; the workflow's own rules in service.py)."""
-from flask import Response
 from flask.views import MethodView
 
 from platformkit.auth import current_caller

@@ -18,17 +18,16 @@ from datetime import date
 from typing import Any
 
 from platformkit import clock
-from platformkit.auth import PLATFORM_SCOPE, Caller, Forbidden, check_scope
+from platformkit.auth import Caller, Forbidden, check_scope
 from platformkit.envelope import utc_now_iso
 from platformkit.errors import InvalidInput, RuleViolated
-from platformkit.errors import NotFound as Missing
 
 from .. import commands
 from .. import service as reporting
 from .. import views
 from ..periods import Period
 from ..store import Generation
-from ..stores import Stores, stores
+from ..stores import Stores
 from . import forms, store
 from .forms import FormError, ReportPeriod
 from .workflow import Actor, StepRefused, check_step
