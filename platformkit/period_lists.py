@@ -91,11 +91,15 @@ def markers(list_name: str, scope: list[str], day: str | None, doc_id: str = "",
 def mark(db: Any, list_name: str, scope: list[str], day: str | None, doc_id: str = "", id_chars: int = 0) -> None:
     """Writes the markers a document needs, before the document itself is written (so that a page
     never misses a stored document's period); idempotent."""
-    wanted = markers(list_name, scope, day, doc_id, id_chars)
-    if wanted:
-        # one command; the markers already there are refused by `_id` (no memory of them is kept
-        # here: a process would have to know when a database is dropped and made again)
-        mongo.insert_new(db[MARKERS], wanted)
+    write_markers(db, markers(list_name, scope, day, doc_id, id_chars))
+
+
+def write_markers(db: Any, wanted: list[dict]) -> None:
+    """Inserts these markers, 40 a command (a document's are one command); those already there
+    are refused by `_id` (no memory of them is kept here: a process would have to know when a
+    database is dropped and made again)."""
+    for i in range(0, len(wanted), 40):  # bounded commands (mongo.bounded_bulk_write's reason)
+        mongo.insert_new(db[MARKERS], wanted[i:i + 40])
 
 
 def _cursor_parts(after: list | None) -> list[str] | None:
@@ -191,9 +195,7 @@ def backfill(repository: Any, list_name: str, fields_of: Callable[[dict], dict],
     def work() -> int:
         todo = [d for d in repository.coll.find({}, {**inputs, FIELD: 1})
                 if periods(d) is not None and d.get(FIELD) != periods(d)]
-        unique = list({m["_id"]: m for d in todo for m in markers_of(d)}.values())
-        for i in range(0, len(unique), 40):  # bounded commands (mongo.bounded_bulk_write's reason)
-            mongo.insert_new(repository.db[MARKERS], unique[i:i + 40])
+        write_markers(repository.db, list({m["_id"]: m for d in todo for m in markers_of(d)}.values()))
 
         def upkeep(doc_id: str) -> None:
             Repository.command(repository, doc_id, lambda d: None if d.get(FIELD) == periods(d)

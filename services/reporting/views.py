@@ -427,7 +427,7 @@ def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, c
 
 
 CURRENT = {"kind": "current", "as_of": None}
-AS_OF_FIELDS = {**UNIT_FIELDS, "parents": 1}
+AS_OF_FIELDS = UNIT_FIELDS  # `parents` included (sole_parent reads it too)
 
 
 class HierarchyOn:

@@ -95,8 +95,7 @@ def class_markers(cls: dict) -> list[dict]:
 
 def mark_class(db: Any, cls: dict) -> None:
     """The list periods a class needs before it is stored (period_lists.mark)."""
-    scope = scope_of(cls["organising_unit_id"], cls.get("organising_ancestors") or [])
-    period_lists.mark(db, CLASSES, scope, cls.get("start_date"), cls["_id"], CLASS_ID_CHARS)
+    period_lists.write_markers(db, class_markers(cls))
 
 
 def session_index_fields(session: dict) -> dict:
