@@ -210,6 +210,7 @@ def write(gen: MemoryGeneration, out, chunk: int = 2000, writers: int = 2,
     # The units' indexes (and on the local store the GIN indexes, platformkit/store_prep.py) once the
     # documents are in: one build over each full collection instead of upkeep on every insert.
     target.setup()
+    target.stamp_hierarchy()  # a number built before (and dropped) gets a stamp no reader has seen
     elapsed = max(time.monotonic() - started, 1e-6)
     print(f"rebuild: write phase: {total:,} documents into {collections} collections in {elapsed:,.1f}s "
           f"({total / elapsed:,.0f} documents/s)", file=out, flush=True)

@@ -10,6 +10,7 @@ from typing import Any
 from platformkit import mongo
 from platformkit.repository import Repository
 
+from .generations.hierarchy_reads import SharedHierarchy
 from .store import Generation, active_generation
 
 SERVICE = "reporting"
@@ -27,10 +28,11 @@ class Stores:
         # targets raise no events (nothing consumes them): the relay has nothing to publish
         self.targets = Repository(db, TARGETS, "target", relayed=False)
         self.target_docs = db[TARGETS]
+        self.hierarchy = SharedHierarchy()  # the units this process's requests read, while unchanged
 
     def live(self) -> Generation:
         """The generation of the views the projector keeps current (a rebuild flips it)."""
-        return Generation(self.db, active_generation(self.db))
+        return Generation(self.db, active_generation(self.db), self.hierarchy)
 
 
 

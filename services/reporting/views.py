@@ -18,6 +18,7 @@ from platformkit import mongo, paging
 from platformkit.errors import NotFound as Missing
 
 from . import hierarchy_history as history
+from .generations.hierarchy_reads import CHILD_FIELDS
 from .indicators import CATALOGUE, HEADLINE, RATING_GROUPS, RATINGS, SECTORS, Indicator
 from .periods import Period, month_range
 from .store import Generation, indicator_of
@@ -320,21 +321,19 @@ def rows_for(sums: dict[str, int], targets: dict[str, float], codes: list[str],
 
 
 def unit_info(gen: Generation, unit_id: str) -> dict:
-    unit = gen.units.find_one({"_id": unit_id})
+    unit = gen.read_unit(unit_id)
     if unit is None:
         raise Missing(f"unit {unit_id} is not known to reporting (yet)", field="unit_id")
     return unit
 
 
-UNIT_FIELDS = {"name": 1, "code": 1, "kind": 1, "sector": 1, "ancestors": 1, "status": 1, "closed_on": 1,
-               "merged_into": 1, "predecessors": 1, "successors": 1, "parent_id": 1,
-               "parents_seen": 1, "parents": 1}  # the last two: sole_parent
+UNIT_FIELDS = CHILD_FIELDS  # `parents_seen` and `parents` included: sole_parent reads them
 
 
 def children_of_year(gen: Generation, unit_id: str, year: int) -> list[dict]:
     """The unit's children that count for `year`: operating, or closed in that year or later
     (targets of a year are summed over these)."""
-    return [k for k in gen.units.find({"parent_id": unit_id}, UNIT_FIELDS).sort("name", 1) if counts_for_year(k, year)]
+    return sorted((k for k in gen.children(unit_id) if counts_for_year(k, year)), key=lambda k: k.get("name") or "")
 
 
 def counts_for_year(kid: dict, year: int) -> bool:
@@ -351,7 +350,7 @@ def drill_down_children(gen: Generation, unit_id: str, period: Period, include_c
     ones too; False, only those operating; None (the default), those operating plus those closed
     on or after the period's first day, which still count for the period: the children's figures
     then add up to the parent's (a unit closed before the period contributes nothing to it)."""
-    kids = sorted(gen.units.find({"parent_id": unit_id}, UNIT_FIELDS), key=child_order)
+    kids = sorted(gen.children(unit_id), key=child_order)
     return [k for k in kids if listed_in_drill_down(k, period, include_closed)]
 
 
@@ -368,7 +367,7 @@ def path_of(gen: Generation, unit: dict) -> list[dict]:
     """The unit's ancestors, root first, as {id, code, name} from reporting's own hierarchy (a unit
     known only from other units' events has no name yet: its id stands in)."""
     # one `_id` look-up per level (a handful), the query FerretDB answers without a scan
-    return [_step(gen.unit(a) or {"_id": a}) for a in unit.get("ancestors") or []]
+    return [_step(gen.read_unit(a) or {"_id": a}) for a in unit.get("ancestors") or []]
 
 
 def _step(u: dict) -> dict:
@@ -397,8 +396,8 @@ def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, c
     ids = [k["_id"] for k in kids]
     year = str(period.year)
     grandkids: dict[str, list[dict]] = defaultdict(list)
-    for kid in ids:  # one equality each: FerretDB does not push `$in` down (it would read every unit)
-        for g in gen.units.find({"parent_id": kid}, UNIT_FIELDS):
+    for kid in ids:  # one equality each (FerretDB does not push `$in` down), or what this process holds
+        for g in gen.children(kid):
             if g.get("status") not in CLOSED or (g.get("closed_on") or "9999")[:4] >= year:
                 grandkids[g["parent_id"]].append(g)
     listed = set(ids)

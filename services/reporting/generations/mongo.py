@@ -45,6 +45,7 @@ from pymongo.database import Database
 
 from platformkit import mongo
 
+from . import hierarchy_reads
 from .base import AGG_BUCKETS, STATE_BUCKETS, BaseGeneration, bucket
 
 log = logging.getLogger(__name__)
@@ -85,13 +86,15 @@ class ProjectorMemory:
 class MongoGeneration(BaseGeneration):
     """Generation N in its collections (the live views, the projector's target)."""
 
-    def __init__(self, db: Database, number: int):
+    def __init__(self, db: Database, number: int, shared: hierarchy_reads.SharedHierarchy | None = None):
         super().__init__(number)
         self.db = db
         self.units = db[f"g{number}_units"]
         self.journal = db[f"g{number}_journal"]
         self.known_states = ProjectorMemory()
         self.known_applied = ProjectorMemory()
+        self.shared = shared  # an API process's hierarchy reads (hierarchy_reads.py); None: read the store
+        self._hierarchy_key: tuple | None = None
 
     def drop_memory(self) -> None:
         """Forget everything this process knows of the store (see the module's docstring)."""
@@ -147,6 +150,10 @@ class MongoGeneration(BaseGeneration):
         for name in self.db.list_collection_names():
             if name.startswith(prefix):
                 self.db[name].drop()
+        self.db.meta.delete_one({"_id": hierarchy_reads.stamp_id(self.number)})
+
+    def stamp_hierarchy(self) -> None:
+        hierarchy_reads.stamp(self.db, self.number)
 
     def agg_docs(self, unit_ids: list[str], last_month: str | None = None) -> list[dict]:
         """Every monthly document of these units (up to last_month), from their buckets: one
@@ -170,6 +177,25 @@ class MongoGeneration(BaseGeneration):
 
     def forget_cache(self) -> None:
         self.known_units.clear()
+
+    # ------------------------------------------------------------ the views' reads of the hierarchy
+    def hierarchy_key(self) -> tuple:
+        """(generation, stamp), read once per generation object (the API makes one per request)."""
+        if self._hierarchy_key is None:
+            self._hierarchy_key = (self.number, hierarchy_reads.current_stamp(self.db, self.number))
+        return self._hierarchy_key
+
+    def read_unit(self, unit_id: str) -> dict | None:
+        """A unit document as the views read it (a copy: the caller may change it)."""
+        if self.shared is None:
+            return self.units.find_one({"_id": unit_id})
+        return self.shared.unit(self, unit_id)
+
+    def children(self, parent_id: str) -> list[dict]:
+        """The unit's children, hierarchy_reads.CHILD_FIELDS of each, in no particular order."""
+        if self.shared is None:
+            return list(self.units.find({"parent_id": parent_id}, hierarchy_reads.CHILD_FIELDS))
+        return self.shared.children(self, parent_id)
 
     # ------------------------------------------------------------ journal
     def run_journal(self, ops: list[dict]) -> None:
@@ -195,6 +221,7 @@ class MongoGeneration(BaseGeneration):
         unit_ops = [UpdateOne({"_id": o["id"]}, {"$set": o["set"]}, upsert=True) for o in ops if o["k"] == "unit"]
         if unit_ops:
             mongo.bounded_bulk_write(self.units, unit_ops, ordered=True)
+            self.stamp_hierarchy()  # after the write: the API processes read the units again
         agg_ops = [o for o in ops if o["k"] == "agg"]
         if not agg_ops:
             return
