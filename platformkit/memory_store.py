@@ -283,7 +283,7 @@ class MemoryCollection:
 
     # reads
     def _matching(self, query: dict | None) -> list[dict]:
-        return [d for d in self.docs.values() if matches(d, query)]
+        return [d for d in list(self.docs.values()) if matches(d, query)]  # copied: other threads write
 
     def find(self, filter: dict | None = None, projection: Any = None, *, sort: Any = None, limit: int = 0,
              skip: int = 0, **_options: Any) -> Cursor:

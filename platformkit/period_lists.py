@@ -134,7 +134,8 @@ def _walk(markers_coll: Any, list_name: str, unit: str, path: list[str], bound: 
                 below = bound if name == mine[:len(name)] else None
         if "period" in child:
             yield child["period"]
-        yield from _walk(markers_coll, list_name, unit, path + [name], below)
+        if level < 3:  # a part of a day has nothing below it: no query for its (no) children
+            yield from _walk(markers_coll, list_name, unit, path + [name], below)
 
 
 def page(coll: Any, db: Any, list_name: str, query: dict, unit: str, date_field: str,
@@ -178,12 +179,16 @@ def _behind(period: str) -> list[str]:
 
 
 def backfill(repository: Any, list_name: str, fields_of: Callable[[dict], dict], markers_of: Callable[[dict], list],
-             inputs: dict, progress: Callable[[int, int], None] | None = None, every: int = 5_000) -> int:
+             inputs: dict, progress: Callable[[int, int], None] | None = None, every: int = 5_000,
+             id_chars: int | None = None, round_no: int = 1) -> int:
     """Give the documents of `repository` (a platformkit.repository.Repository) stored before
-    their list periods existed the periods (`fields_of(doc)[FIELD]`) and the markers
-    (`markers_of(doc)`), once (mongo.run_once, as `<list_name>_periods`): the markers first, then a
-    repository change each that keeps `version` (upkeep), six at a time (mongo.in_parallel).
-    `inputs`: the projection the two functions need; `progress(done, total)` every `every`."""
+    their list periods existed (or were cut as they are now) the periods (`fields_of(doc)[FIELD]`)
+    and the markers (`markers_of(doc)`), once (mongo.run_once, as `<list_name>_periods`, then
+    `_<round_no>` from round 2): the markers first, then a repository change each that keeps
+    `version` (upkeep), six at a time (mongo.in_parallel). `id_chars` (the list's days cut by
+    that many characters of the `_id`): parts of another width are then removed from the markers,
+    since no document is in them any more. `inputs`: the projection the two functions need;
+    `progress(done, total)` every `every`."""
     from .repository import Repository
 
     def periods(doc: dict) -> list | None:
@@ -204,5 +209,18 @@ def backfill(repository: Any, list_name: str, fields_of: Callable[[dict], dict],
             mongo.in_parallel(upkeep, [d["_id"] for d in todo[i:i + every]])
             if progress:
                 progress(min(i + every, len(todo)), len(todo))
+        if id_chars is not None:
+            _drop_parts_not(repository.db, list_name, id_chars)
         return len(todo)
-    return mongo.run_once(repository.db, f"{list_name}_periods", work)
+    return mongo.run_once(repository.db, f"{list_name}_periods" + (f"_{round_no}" if round_no > 1 else ""), work)
+
+
+def _drop_parts_not(db: Any, list_name: str, id_chars: int) -> int:
+    """Removes the list's day-part markers whose part is not `id_chars` long (left by an earlier
+    cut, empty once every document's periods were derived again): each would cost a page a query.
+    A one-off job's read of the marker collection, then one delete by `_id` each."""
+    stale = [m["_id"] for m in db[MARKERS].find({}, {"period": 1})
+             if m["_id"].startswith(f"{list_name}|") and SUB in (m.get("period") or "")
+             and len(m["period"].partition(SUB)[2]) != id_chars]
+    mongo.in_parallel(lambda marker_id: db[MARKERS].delete_one({"_id": marker_id}), stale)
+    return len(stale)

@@ -33,7 +33,7 @@ from platformkit.errors import Refusal as DomainError
 
 from . import commands as c
 from . import domain
-from .stores import (CLASSES, FIRST_ANSWER, HIDDEN, NOT_STATE, SERVICE, AggregateStore, KeyTaken, Stores,
+from .stores import (CLASS_ID_CHARS, CLASS_LIST_ROUND, CLASSES, FIRST_ANSWER, HIDDEN, NOT_STATE, SERVICE, AggregateStore, KeyTaken, Stores,
                      class_index_fields, class_markers, session_index_fields)
 
 # A member's training history is read whole (GET /members/{id}/enrolments): bounded all the same.
@@ -452,4 +452,4 @@ def backfill_class_periods(stores: Stores, progress: Callable[[int, int], None] 
     job, before the lists are served; `progress(done, total)` every 1,000 classes."""
     return period_lists.backfill(stores.classes, CLASSES, class_index_fields, class_markers,
                                  {"_id": 1, "organising_unit_id": 1, "organising_ancestors": 1, "start_date": 1},
-                                 progress, 1_000)
+                                 progress, 1_000, id_chars=CLASS_ID_CHARS, round_no=CLASS_LIST_ROUND)

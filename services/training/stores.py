@@ -83,9 +83,13 @@ def class_index_fields(cls: dict) -> dict:
             period_lists.FIELD: period_lists.scope_periods(scope, cls.get("start_date"), cls["_id"], CLASS_ID_CHARS)}
 
 
-# A class id is a random uuid (service.new_id): a province's day of classes is cut into 16 parts
-# by its first hex digit (platformkit/period_lists.py).
-CLASS_ID_CHARS = 1
+# A class id is a random uuid (service.new_id): a province's day of classes is cut into 256 parts
+# by its first two hex digits (platformkit/period_lists.py). Two, not one: a campaign day can
+# plan thousands of classes and dissemination sessions at once (the bench's 2.5M province had
+# 4,500 on one day, 280 a part with one digit: 68 ms to read a part whole); a day of a few classes
+# has as many parts either way. CLASS_LIST_ROUND counts the cuts the stored classes went through.
+CLASS_ID_CHARS = 2
+CLASS_LIST_ROUND = 2
 
 
 def class_markers(cls: dict) -> list[dict]:

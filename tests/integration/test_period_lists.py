@@ -137,6 +137,6 @@ def test_the_prepare_job_runs_the_backfills_before_any_worker(isolated):
 
     assert run_job("training", "prepare", []) == 0
     db = mongo.database("training")
-    assert db["upkeep"].find_one({"_id": "classes_periods"}) is not None
+    assert db["upkeep"].find_one({"_id": "classes_periods_2"}) is not None
     assert "scope_periods" in db["classes"].index_information()
     assert training.backfill_class_periods(Stores(db)) == 0  # found done

@@ -325,6 +325,40 @@ def test_class_list_latest_start_first_and_classes_stored_before_get_their_perio
     assert service.backfill_class_periods(stores) == 0  # once
 
 
+def test_classes_cut_into_16_parts_before_are_cut_again_and_the_old_parts_removed(stores):
+    """Round 2 of the class list (stores.CLASS_ID_CHARS 1 -> 2): the classes stored with one-digit
+    parts get two-digit ones, and the one-digit markers go (each would cost a page a query)."""
+    from platformkit import period_lists
+    from services.training.stores import class_index_fields
+    course_id = course(stores)["_id"]
+    made = [service.plan_class(c.PlanClass(course_id=course_id, code=f"D-{i}", organising_unit_id="P1",
+                                           start_date=date(2025, 11, 30), capacity=3), P1, stores)["_id"]
+            for i in range(40)]
+    assert service.backfill_class_periods(stores) == 0  # new classes: cut as they are now
+    for doc in list(stores.classes.coll.find({})):  # as stored under round 1: one digit a part
+        old = period_lists.scope_periods(["VN", "HCM", "P1"], doc["start_date"], doc["_id"], 1)
+        stores.classes.coll.update_one({"_id": doc["_id"]}, {"$set": {period_lists.FIELD: old}})
+        period_lists.write_markers(stores.db, period_lists.markers(CLASSES, ["VN", "HCM", "P1"], doc["start_date"],
+                                                                   doc["_id"], 1))
+    stores.db["upkeep"].delete_many({})
+
+    def parts() -> set[int]:
+        return {len(m["period"].partition("~")[2]) for m in stores.db["list_periods"].find({})
+                if "~" in m.get("period", "")}
+    assert parts() == {1, 2}
+    assert service.backfill_class_periods(stores) == 40
+    assert parts() == {2}
+    assert all(d[period_lists.FIELD] == class_index_fields(d)[period_lists.FIELD] for d in stores.classes.coll.find({}))
+    out, after = [], None
+    while True:
+        page = service.list_classes({"limit": 7, "after": after}, HCM, stores)
+        out += [i["_id"] for i in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        after = paging.decode(page["next_cursor"])
+    assert out == sorted(made)  # one day: `_id` order, each once
+
+
 def test_the_body_is_what_the_http_layer_loaded():
     """The fingerprint of an Idempotency-Key and the domain see the fields sent, not the path ids,
     the version or the key, and nothing not sent: the marshmallow-loaded body of before."""
