@@ -34,19 +34,22 @@ from __future__ import annotations
 
 import argparse
 import gc
+import multiprocessing
 import signal
 import sys
 import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from queue import Empty
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from platformkit import config, contract
-from platformkit.consumer import DeadLetterLimit, DeadLetters, decode_records, records_of, route_dead_letters
+from platformkit.consumer import DeadLetterLimit, DeadLetters, Record, decode_records, route_dead_letters
 from platformkit.logs import setup_logging
 
 from .generations import MemoryGeneration, MongoGeneration, active_generation, set_active_generation
@@ -90,11 +93,89 @@ class Progress:
               f"{rate:,.0f} events/s, ~{left:,.0f}s left", file=self.out, flush=True)
 
 
+def _consumer(batch: int) -> KafkaConsumer:
+    return KafkaConsumer(bootstrap_servers=config.kafka_bootstrap(), group_id=None, enable_auto_commit=False,
+                         isolation_level="read_committed", max_poll_records=batch,
+                         fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
+                         receive_buffer_bytes=4 * 1024 * 1024)
+
+
+def read_topics(wanted: dict[tuple[str, int], int], batch: int, queue) -> None:
+    """The fold's reader, in a process of its own: every record of these partitions before its end
+    offset, put on `queue` as ("records", [(topic, partition, offset, key, value, timestamp)]),
+    then ("done", None); ("error", why) if reading fails. Why a process: kafka-python parses
+    records in Python, about a quarter of the fold's time on one core (docs/benchmarks.md), while
+    the fold leaves the machine's other core idle; plain tuples of bytes cross the pipe cheaply."""
+    consumer = None
+    try:
+        consumer = _consumer(batch)
+        tps = [TopicPartition(t, p) for t, p in wanted]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        remaining = set(tps)
+        while remaining:
+            polled = consumer.poll(timeout_ms=500, max_records=batch)
+            rows = []
+            for tp, msgs in polled.items():
+                end = wanted[(tp.topic, tp.partition)]
+                for m in msgs:
+                    if m.offset >= end:
+                        break
+                    rows.append((m.topic, m.partition, m.offset, m.key, m.value, m.timestamp))
+            for tp in list(remaining):
+                if consumer.position(tp) >= wanted[(tp.topic, tp.partition)]:
+                    remaining.discard(tp)
+                    consumer.pause(tp)
+            if rows:
+                queue.put(("records", rows))
+        queue.put(("done", None))
+    except BaseException as exc:  # noqa: BLE001 - whatever it is, the fold must hear of it
+        queue.put(("error", repr(exc)))
+    finally:
+        if consumer is not None:
+            consumer.close()
+
+
+def _batches(wanted: dict[TopicPartition, int], batch: int, stop: threading.Event | None):
+    """Lists of Records from the reader process (read_topics), in each partition's offset order;
+    None when `stop` was set. The reader is stopped when the caller is done with the batches."""
+    # fork, not spawn: spawn runs the caller's main module again in the child (a script without a
+    # `__main__` guard would start over); the child only makes its own consumer, before the fold
+    # has grown, and touches nothing of the parent's clients
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue(maxsize=8)
+    reader = ctx.Process(target=read_topics, name="rebuild-reader", daemon=True,
+                         args=({(tp.topic, tp.partition): end for tp, end in wanted.items()}, batch, queue))
+    reader.start()
+    try:
+        while True:
+            if stop is not None and stop.is_set():
+                yield None
+                return
+            try:
+                kind, payload = queue.get(timeout=1.0)
+            except Empty:
+                if not reader.is_alive() and queue.empty():
+                    raise RuntimeError(f"the rebuild's topic reader ended (exit code {reader.exitcode})")
+                continue
+            if kind == "done":
+                return
+            if kind == "error":
+                raise RuntimeError(f"the rebuild's topic reader failed: {payload}")
+            yield [Record(*row) for row in payload]
+    finally:
+        if reader.is_alive():
+            reader.terminate()
+        reader.join(10)
+        queue.close()
+
+
 def fold(gen: MemoryGeneration, ends: dict[TopicPartition, int], out, batch: int = 5000,
          stop: threading.Event | None = None, dead_letters: DeadLetters | None = None) -> bool:
     """Run the projector's handler over every record before `ends`, in batches as a consumer
-    would get them (platformkit.consumer's records, decode and dead-letter steps, under the same
-    dead-letter limit). True when every partition reached its end offset."""
+    would get them (platformkit.consumer's decode and dead-letter steps, under the same
+    dead-letter limit; the records read by `read_topics` in a process of its own). True when
+    every partition reached its end offset."""
     handler = ProjectorHandler(gen)
     limit = DeadLetterLimit.from_env() if dead_letters is not None else None
     wanted = {tp: end for tp, end in ends.items() if end > 0}
@@ -102,40 +183,31 @@ def fold(gen: MemoryGeneration, ends: dict[TopicPartition, int], out, batch: int
     progress = Progress(out, total)
     if not wanted:
         return True
-    consumer = KafkaConsumer(bootstrap_servers=config.kafka_bootstrap(), group_id=None, enable_auto_commit=False,
-                             isolation_level="read_committed", max_poll_records=batch,
-                             fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
-                             receive_buffer_bytes=4 * 1024 * 1024)
-    try:
-        consumer.assign(list(wanted))
-        consumer.seek_to_beginning(*wanted)
-        remaining = set(wanted)
-        while remaining:
-            if stop is not None and stop.is_set():
+    with closing(_batches(wanted, batch, stop)) as batches:  # closed: the reader process stopped
+        return _fold_batches(batches, handler, dead_letters, limit, progress, total, out)
+
+
+def _fold_batches(batches, handler, dead_letters, limit, progress, total, out) -> bool:
+    done = 0
+    for records in batches:
+        if records is None:
+            return False
+        decoded, dead = decode_records(records)
+        if decoded:
+            dead += [(decoded[i], f"process: {error}") for i, error in sorted(handler(decoded).items())]
+        if dead_letters is not None and dead:
+            _, exceeded = route_dead_letters(records, dead, dead_letters, limit)
+            if exceeded is not None:
+                print(f"rebuild: STOPPED by the dead-letter limit: {exceeded.rule} (at {exceeded.record.topic}"
+                      f"[{exceeded.record.partition}]@{exceeded.record.offset})", file=out, flush=True)
                 return False
-            polled = consumer.poll(timeout_ms=500, max_records=batch)
-            records = records_of(polled, wanted)
-            decoded, dead = decode_records(records)
-            if decoded:
-                dead += [(decoded[i], f"process: {error}") for i, error in sorted(handler(decoded).items())]
-            if dead_letters is not None and dead:
-                _, exceeded = route_dead_letters(records, dead, dead_letters, limit)
-                if exceeded is not None:
-                    print(f"rebuild: STOPPED by the dead-letter limit: {exceeded.rule} (at {exceeded.record.topic}"
-                          f"[{exceeded.record.partition}]@{exceeded.record.offset})", file=out, flush=True)
-                    return False
-            elif limit is not None:
-                for _ in records:
-                    limit.crossed_by(False)
-            for tp in list(remaining):
-                if consumer.position(tp) >= wanted[tp]:
-                    remaining.discard(tp)
-                    consumer.pause(tp)
-            progress(sum(min(consumer.position(tp), end) for tp, end in wanted.items()))
-        progress(total, force=True)
-        return True
-    finally:
-        consumer.close()
+        elif limit is not None:
+            for _ in records:
+                limit.crossed_by(False)
+        done += len(records)
+        progress(done)
+    progress(total, force=True)
+    return True
 
 
 # ---------------------------------------------------------------------------- writing

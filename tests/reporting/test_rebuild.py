@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from platformkit import mongo
-from services.reporting.rebuild import end_offsets, rebuild
+from services.reporting.rebuild import _batches, end_offsets, rebuild
 from services.reporting.store import AGG_BUCKETS, STATE_BUCKETS, Generation, active_generation
 from synthetic.province import Province
 from tests.reporting import scenario
@@ -125,3 +125,36 @@ def test_rebuild_with_transfers_and_a_move_midstream_equals_incremental(publish,
     # the projector goes on in generation 1 with the rest, from the committed offsets
     publish(envs[cut:])
     wait_until(lambda: caught_up(envs), 180, interval=0.5, message="projector continued in the new generation")
+
+
+def test_a_killed_topic_reader_fails_the_fold_instead_of_ending_it_short(publish):
+    """The fold's records come from a reader process (rebuild.read_topics). Killed, it must not look
+    like the end of the topics: the fold raises, and a rebuild would swap nothing in."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    from kafka import TopicPartition
+
+    from platformkit import config
+
+    province = Province(seed=7, communes=1, cdcs=2, members=30)
+    envs = list(province.events())
+    publish(envs)
+    topic = config.topic("membership.events")
+    ends = {tp: end for tp, end in end_offsets([topic]).items() if end > 0}
+    assert sum(ends.values()) == sum(1 for e in envs if e.source == "membership")
+    # one partition asked beyond its end: the reader keeps waiting for records that never come
+    waiting = {**ends, TopicPartition(topic, next(iter(ends)).partition): 10 ** 9}
+    batches = _batches(waiting, 5000, None)
+    got = 0
+    with pytest.raises(RuntimeError, match="reader ended"):
+        deadline = time.monotonic() + 60
+        for records in batches:
+            got += len(records)
+            readers = [p for p in multiprocessing.active_children() if p.name == "rebuild-reader"]
+            if got >= sum(ends.values()) - max(ends.values()) and readers:
+                os.kill(readers[0].pid, signal.SIGKILL)
+            assert time.monotonic() < deadline, "the fold did not notice its reader was killed"
+    assert not [p for p in multiprocessing.active_children() if p.name == "rebuild-reader"]
