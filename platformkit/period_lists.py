@@ -7,17 +7,17 @@ FerretDB 1.24 pushes neither a sort nor a limit down once a query has a filter: 
 as fine as that level needs for a period to hold about a page of documents: a year below the
 third level (a CĐCS: "2025"), a month at the third (a commune union: "2025-11"), and at the top
 two (the country, a province) a day cut further by the start of the `_id` when the list's ids are
-made at random ("2025-11-30~case-3": a busy day, a Tết gift round, spreads over 16 parts (a list may cut by more characters), each
-still in `_id` order, since a string's prefix sorts as the string does). A page of unit U is read
+made at random ("2025-11-30~case-3": a busy day, a Tết gift round, spreads over 16 parts; a
+list may cut by more characters), each still in `_id` order, since a string's prefix sorts as the string does). A page of unit U is read
 period by period, newest first, one equality each (`{scope_periods: "U|2025-11-30~case-3"}`, a GIN
 index), and sorted in memory.
 
 Which periods hold anything is kept in MARKERS, a tree per list and unit written before the
-document is (`mark`: one insert command, the markers already there refused by `_id`; never
-removed): the unit's years, each year's months, each month's days, each day's parts, as far as
+document is (`mark`: one insert command, the markers already there refused by `_id`; removed
+only by a new cut's backfill, `_drop_parts_not`): the unit's years, each year's months, each month's days, each day's parts, as far as
 the unit's periods go. A page walks it newest first from the cursor, one small query per node
-(at most 201 years, 12 months, 31 days, 256 parts; a part has nothing below it), and reads at most MAX_PERIODS_PER_PAGE
-periods: a sparse filter answers a shorter page with a cursor to go on from. An empty period (its
+(at most 201 years, 12 months, 31 days, 256 parts; a part has nothing below it), and reads at
+most MAX_PERIODS_PER_PAGE periods: a sparse filter answers a shorter page with a cursor to go on from. An empty period (its
 documents moved to another subtree) costs one query.
 
 The page's order is (date descending, `_id` ascending) and its cursor the last document's
