@@ -4,21 +4,22 @@ FerretDB 1.24 pushes neither a sort nor a limit down once a query has a filter: 
 `{scope: <province>}` sorted by date read every case of the province through FerretDB (129,280 at
 2.5M members; the bench's case and class lists answered 503). So a listed document also carries
 `scope_periods`: for each unit of its scope (root first) the unit and the PERIOD its date falls in,
-as fine as that level needs for a period to hold about a page of documents: a year below the
-third level (a CĐCS: "2025"), a month at the third (a commune union: "2025-11"), and at the top
-two (the country, a province) a day cut further by the start of the `_id` when the list's ids are
-made at random ("2025-11-30~case-3": a busy day, a Tết gift round, spreads over 16 parts; a
-list may cut by more characters), each still in `_id` order, since a string's prefix sorts as the string does). A page of unit U is read
-period by period, newest first, one equality each (`{scope_periods: "U|2025-11-30~case-3"}`, a GIN
-index), and sorted in memory.
+as fine as that level needs for a period to hold about a page of documents: a year below the third
+level (a CĐCS: "2025"), a month at the third (a commune union: "2025-11"), and at the top two (the
+country, a province) a day cut further by the start of the `_id` when the list's ids are made at
+random ("2025-11-30~case-3": a busy day, a Tết gift round, spreads over 16 parts; a list may cut by
+more characters), each still in `_id` order, since a string's prefix sorts as the string does). A
+page of unit U is read period by period, newest first, one equality each (`{scope_periods:
+"U|2025-11-30~case-3"}`, a GIN index), and sorted in memory.
 
 Which periods hold anything is kept in MARKERS, a tree per list and unit written before the
-document is (`mark`: one insert command, the markers already there refused by `_id`; removed
-only by a new cut's backfill, `_drop_parts_not`): the unit's years, each year's months, each month's days, each day's parts, as far as
-the unit's periods go. A page walks it newest first from the cursor, one small query per node
-(at most 201 years, 12 months, 31 days, 256 parts; a part has nothing below it), and reads at
-most MAX_PERIODS_PER_PAGE periods: a sparse filter answers a shorter page with a cursor to go on from. An empty period (its
-documents moved to another subtree) costs one query.
+document is (`mark`: one insert command, the markers already there refused by `_id`; removed only
+by a new cut's backfill, `_drop_parts_not`): the unit's years, each year's months, each month's
+days, each day's parts, as far as the unit's periods go. A page walks it newest first from the
+cursor, one small query per node (at most 201 years, 12 months, 31 days, 256 parts; a part has
+nothing below it), and reads at most MAX_PERIODS_PER_PAGE periods: a sparse filter answers a
+shorter page with a cursor to go on from. An empty period (its documents moved to another subtree)
+costs one query.
 
 The page's order is (date descending, `_id` ascending) and its cursor the last document's
 (date, `_id`), as paging.py's are; a short page's cursor is the key just past the last period read.
