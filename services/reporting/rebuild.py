@@ -139,10 +139,10 @@ def read_topics(wanted: dict[tuple[str, int], int], batch: int, queue) -> None:
 def _batches(wanted: dict[TopicPartition, int], batch: int, stop: threading.Event | None):
     """Lists of Records from the reader process (read_topics), in each partition's offset order;
     None when `stop` was set. The reader is stopped when the caller is done with the batches."""
-    # fork, not spawn: spawn runs the caller's main module again in the child (a script without a
-    # `__main__` guard would start over); the child only makes its own consumer, before the fold
-    # has grown, and touches nothing of the parent's clients
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: the caller may have threads (a producer's, pymongo's monitors) holding locks
+    # at the moment of a fork. A spawned child imports the caller's main module again, as every
+    # `multiprocessing` child but a forked one does: the entry points guard theirs (`__main__`).
+    ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue(maxsize=8)
     reader = ctx.Process(target=read_topics, name="rebuild-reader", daemon=True,
                          args=({(tp.topic, tp.partition): end for tp, end in wanted.items()}, batch, queue))
