@@ -99,7 +99,7 @@ def class_markers(cls: dict) -> list[dict]:
 
 def mark_class(db: Any, cls: dict) -> None:
     """The list periods a class needs before it is stored (period_lists.mark)."""
-    period_lists.write_markers(db, class_markers(cls))
+    period_lists.ensure_markers(db, class_markers(cls))
 
 
 def session_index_fields(session: dict) -> dict:

@@ -70,7 +70,7 @@ def case_markers(case: dict[str, Any]) -> list[dict]:
 
 def mark_case(db: Any, case: dict[str, Any]) -> None:
     """The list periods a case needs before it is stored (period_lists.mark)."""
-    period_lists.write_markers(db, case_markers(case))
+    period_lists.ensure_markers(db, case_markers(case))
 
 
 class Stores:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from pymongo import monitoring
 
 from platformkit import mongo, paging, period_lists
 
@@ -140,3 +141,54 @@ def test_the_prepare_job_runs_the_backfills_before_any_worker(isolated):
     assert db["upkeep"].find_one({"_id": "classes_periods_2"}) is not None
     assert "scope_periods" in db["classes"].index_information()
     assert training.backfill_class_periods(Stores(db)) == 0  # found done
+
+
+class Inserts(monitoring.CommandListener):
+    """The insert commands a client sends: [(collection, [the documents' `_id`s])]."""
+
+    def __init__(self):
+        self.sent: list[tuple[str, list]] = []
+
+    def started(self, event):
+        if event.command_name == "insert":
+            self.sent.append((event.command["insert"], [d["_id"] for d in event.command.get("documents", [])]))
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+def test_only_the_paths_to_missing_periods_are_written_nodes_before_periods(isolated):
+    """A document's markers: its periods are looked up, the paths to those missing written, every
+    node before any period (so a period found means its nodes exist, whatever order a store
+    inserts one command's documents in)."""
+    from pymongo import MongoClient
+
+    from platformkit import config
+    inserts = Inserts()
+    client = MongoClient(config.mongo_url(), event_listeners=[inserts], serverSelectionTimeoutMS=5000)
+    try:
+        db = client[config.db_name("periodlists")]
+        scope = ["R", "P", "C1", "S1"]
+        first = period_lists.markers(LIST, scope, "2025-06-15", "t-a00001", ID_CHARS)
+        period_lists.write_markers(db, list(reversed(first)))  # periods first in the list asked
+        periods = {m["_id"] for m in first if "period" in m}
+        (c1, nodes), (c2, then) = inserts.sent  # every node, then (another command) the periods
+        assert c1 == c2 == period_lists.MARKERS
+        assert set(then) == periods and not set(nodes) & periods and len(nodes) + len(then) == len(first)
+
+        inserts.sent.clear()
+        period_lists.mark(db, LIST, scope, "2025-06-15", "t-a00002", ID_CHARS)  # the same periods
+        assert inserts.sent == []
+        period_lists.mark(db, LIST, scope, "2025-06-16", "t-a00003", ID_CHARS)  # a new day, same month
+        written = [i for _, ids in inserts.sent for i in ids]
+        # the paths to the province's and the root's new day part (their year and month refused as
+        # there already); S1's year and C1's month were found: not sent
+        assert sorted(written) == sorted(f"{LIST}|{u}|{p}" for u in ("R", "P")
+                                         for p in ("2025", "2025/06", "2025/06/16", "2025/06/16/t-a"))
+        assert [len(ids) for _, ids in inserts.sent] == [6, 2]  # the nodes, then the periods
+        assert {m["_id"] for m in db[period_lists.MARKERS].find({})} >= set(written) | {m["_id"] for m in first}
+    finally:
+        client.close()
