@@ -130,8 +130,6 @@ def upcast(env: Envelope) -> Envelope:
     while (base, version) in UPCASTERS:
         data = UPCASTERS[(base, version)](dict(data))
         version += 1
-    if version == env.type_version:
-        return env
     return Envelope(**{**env.to_dict(), "type": f"{base}.v{version}", "data": data})
 
 

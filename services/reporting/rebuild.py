@@ -183,29 +183,25 @@ def fold(gen: MemoryGeneration, ends: dict[TopicPartition, int], out, batch: int
     progress = Progress(out, total)
     if not wanted:
         return True
-    with closing(_batches(wanted, batch, stop)) as batches:  # closed: the reader process stopped
-        return _fold_batches(batches, handler, dead_letters, limit, progress, total, out)
-
-
-def _fold_batches(batches, handler, dead_letters, limit, progress, total, out) -> bool:
     done = 0
-    for records in batches:
-        if records is None:
-            return False
-        decoded, dead = decode_records(records)
-        if decoded:
-            dead += [(decoded[i], f"process: {error}") for i, error in sorted(handler(decoded).items())]
-        if dead_letters is not None and dead:
-            _, exceeded = route_dead_letters(records, dead, dead_letters, limit)
-            if exceeded is not None:
-                print(f"rebuild: STOPPED by the dead-letter limit: {exceeded.rule} (at {exceeded.record.topic}"
-                      f"[{exceeded.record.partition}]@{exceeded.record.offset})", file=out, flush=True)
+    with closing(_batches(wanted, batch, stop)) as batches:  # closed: the reader process stopped
+        for records in batches:
+            if records is None:
                 return False
-        elif limit is not None:
-            for _ in records:
-                limit.crossed_by(False)
-        done += len(records)
-        progress(done)
+            decoded, dead = decode_records(records)
+            if decoded:
+                dead += [(decoded[i], f"process: {error}") for i, error in sorted(handler(decoded).items())]
+            if dead_letters is not None and dead:
+                _, exceeded = route_dead_letters(records, dead, dead_letters, limit)
+                if exceeded is not None:
+                    print(f"rebuild: STOPPED by the dead-letter limit: {exceeded.rule} (at {exceeded.record.topic}"
+                          f"[{exceeded.record.partition}]@{exceeded.record.offset})", file=out, flush=True)
+                    return False
+            elif limit is not None:
+                for _ in records:
+                    limit.crossed_by(False)
+            done += len(records)
+            progress(done)
     progress(total, force=True)
     return True
 

@@ -36,7 +36,7 @@ def path_scope(view_args: dict, stores: Stores) -> tuple[str, list[str]] | None:
     """The unit a request path names, for the scope check before input is parsed (None: unknown
     here, the endpoint answers 404)."""
     unit_id = view_args.get("unit_id")
-    unit = stores.live().read_unit(unit_id) if unit_id else None
+    unit = stores.live().unit(unit_id) if unit_id else None
     return (unit["_id"], unit.get("ancestors", [])) if unit else None
 
 

@@ -321,7 +321,7 @@ def rows_for(sums: dict[str, int], targets: dict[str, float], codes: list[str],
 
 
 def unit_info(gen: Generation, unit_id: str) -> dict:
-    unit = gen.read_unit(unit_id)
+    unit = gen.unit(unit_id)
     if unit is None:
         raise Missing(f"unit {unit_id} is not known to reporting (yet)", field="unit_id")
     return unit
@@ -367,7 +367,7 @@ def path_of(gen: Generation, unit: dict) -> list[dict]:
     """The unit's ancestors, root first, as {id, code, name} from reporting's own hierarchy (a unit
     known only from other units' events has no name yet: its id stands in)."""
     # one `_id` look-up per level (a handful), the query FerretDB answers without a scan
-    return [_step(gen.read_unit(a) or {"_id": a}) for a in unit.get("ancestors") or []]
+    return [_step(gen.unit(a) or {"_id": a}) for a in unit.get("ancestors") or []]
 
 
 def _step(u: dict) -> dict:
@@ -426,7 +426,6 @@ def children_view(gen: Generation, targets_coll, unit_id: str, period: Period, c
 
 
 CURRENT = {"kind": "current", "as_of": None}
-AS_OF_FIELDS = UNIT_FIELDS  # `parents` included (sole_parent reads it too)
 
 
 class HierarchyOn:
@@ -435,7 +434,7 @@ class HierarchyOn:
 
     def __init__(self, gen: Generation, day: str):
         self.gen, self.day = gen, day
-        self.units = {u["_id"]: u for u in gen.units.find({}, AS_OF_FIELDS)}
+        self.units = {u["_id"]: u for u in gen.units.find({}, UNIT_FIELDS)}
         self.kids = history.tree_on(list(self.units.values()), day)
         self.current_parent = {uid: u.get("parent_id") for uid, u in self.units.items()}
         self.parent = {kid: parent for parent, kids in self.kids.items() for kid in kids}

@@ -33,8 +33,8 @@ from platformkit.errors import Refusal as DomainError
 
 from . import commands as c
 from . import domain
-from .stores import (CLASS_ID_CHARS, CLASS_LIST_ROUND, CLASSES, FIRST_ANSWER, HIDDEN, NOT_STATE, SERVICE, AggregateStore, KeyTaken, Stores,
-                     class_index_fields, class_markers, session_index_fields)
+from .stores import (CLASS_ID_CHARS, CLASS_LIST_ROUND, CLASSES, FIRST_ANSWER, HIDDEN, NOT_STATE, SERVICE,
+                     AggregateStore, KeyTaken, Stores, class_index_fields, class_markers, session_index_fields)
 
 # A member's training history is read whole (GET /members/{id}/enrolments): bounded all the same.
 MAX_CLASSES_PER_MEMBER = 1000

@@ -104,6 +104,6 @@ def test_a_changed_copy_does_not_change_what_the_process_holds(counted):
     set_active_generation(db, 1)
     stores = Stores(db)
     stores.live().children("CITY")[0]["name"] = "changed by a caller"
-    stores.live().read_unit("A")["name"] = "changed by a caller"
+    stores.live().unit("A")["name"] = "changed by a caller"
     assert stores.live().children("CITY")[0]["name"] == "Phường A"
-    assert stores.live().read_unit("A")["name"] == "Phường A"
+    assert stores.live().unit("A")["name"] == "Phường A"

@@ -63,7 +63,7 @@ class SharedHierarchy:
         self.kids: dict[str, list[dict]] = {}
         self.held = 0
 
-    def _keep(self, key: tuple, store) -> None:
+    def _keep(self, key: tuple, table: dict, name: str, value: Any, size: int) -> None:
         with self.lock:
             if key != self.key:
                 return  # read under another stamp than the current one: not kept
@@ -71,7 +71,8 @@ class SharedHierarchy:
                 self.units.clear()
                 self.kids.clear()
                 self.held = 0
-            self.held += store()
+            table[name] = value
+            self.held += size
 
     def _valid(self, key: tuple) -> None:
         with self.lock:
@@ -88,7 +89,7 @@ class SharedHierarchy:
             doc = self.units[unit_id]
         else:
             doc = gen.units.find_one({"_id": unit_id})
-            self._keep(key, lambda: self.units.__setitem__(unit_id, doc) or 1)
+            self._keep(key, self.units, unit_id, doc, 1)
         return dict(doc) if doc is not None else None
 
     def children(self, gen, parent_id: str) -> list[dict]:
@@ -97,5 +98,5 @@ class SharedHierarchy:
         kids = self.kids.get(parent_id)
         if kids is None:
             kids = list(gen.units.find({"parent_id": parent_id}, CHILD_FIELDS))
-            self._keep(key, lambda: self.kids.__setitem__(parent_id, kids) or max(1, len(kids)))
+            self._keep(key, self.kids, parent_id, kids, max(1, len(kids)))
         return [dict(k) for k in kids]

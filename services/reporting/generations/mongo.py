@@ -168,6 +168,10 @@ class MongoGeneration(BaseGeneration):
 
     # ------------------------------------------------------------ hierarchy
     def unit(self, unit_id: str) -> dict | None:
+        """The unit's document. An API generation (`shared` set) answers a copy from what its
+        process holds (hierarchy_reads.py); the projector's remembers what it read."""
+        if self.shared is not None:
+            return self.shared.unit(self, unit_id)
         if unit_id not in self.known_units:
             doc = self.units.find_one({"_id": unit_id})
             if doc is None:
@@ -184,12 +188,6 @@ class MongoGeneration(BaseGeneration):
         if self._hierarchy_key is None:
             self._hierarchy_key = (self.number, hierarchy_reads.current_stamp(self.db, self.number))
         return self._hierarchy_key
-
-    def read_unit(self, unit_id: str) -> dict | None:
-        """A unit document as the views read it (a copy: the caller may change it)."""
-        if self.shared is None:
-            return self.units.find_one({"_id": unit_id})
-        return self.shared.unit(self, unit_id)
 
     def children(self, parent_id: str) -> list[dict]:
         """The unit's children, hierarchy_reads.CHILD_FIELDS of each, in no particular order."""
